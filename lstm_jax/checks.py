@@ -1,0 +1,122 @@
+"""Input validation run on static shapes before anything is traced.
+
+Every error names the argument, what was expected and what was received, so a user never has
+to read an XLA trace to learn that a batch axis was missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstm_jax.cell import Cell
+
+
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    return f"{type(x).__name__} with shape {shape} and dtype {dtype}" if shape else repr(x)
+
+
+def check_float_array(name: str, x: Any) -> None:
+    """TypeError unless `x` is an array with a floating-point dtype."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{name} must have a floating-point dtype (float16/bfloat16/float32/float64), got "
+            f"{x.dtype}; cast it, e.g. {name}.astype(jnp.float32)"
+        )
+
+
+def sizes(params: Any) -> tuple[int, int]:
+    """`(input_size, hidden_size)` read from `params.w: [I, ·]` and `params.r: [H, ·]`."""
+    w, r = getattr(params, "w", None), getattr(params, "r", None)
+    if getattr(w, "ndim", None) != 2 or getattr(r, "ndim", None) != 2:
+        raise TypeError(
+            "params must be the parameters of an lstm_jax cell (a NamedTuple with 2-D kernels "
+            f"`w: [I, G·H]` and `r: [H, G·H]`), got {type(params).__name__}"
+        )
+    if w.shape[1] != r.shape[1]:
+        raise ValueError(
+            f"params.w has shape {w.shape} and params.r has shape {r.shape}: their last axes "
+            "(the gate blocks, G·H) must agree"
+        )
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        check_float_array(f"params{jax.tree_util.keystr(path)}", leaf)
+    return w.shape[0], r.shape[0]
+
+
+def check_xs(xs: Any, input_size: int, time_major: bool) -> None:
+    """xs must be a float `[T, I]`, `[T, B, I]` (time-major) or `[B, T, I]` array with T ≥ 1."""
+    check_float_array("xs", xs)
+    layout = "[T, B, I]" if time_major else "[B, T, I]"
+    if xs.ndim not in (2, 3):
+        raise ValueError(
+            f"xs must have rank 2 ([T, I], unbatched) or 3 ({layout}), got shape {xs.shape}"
+        )
+    if xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs has input size {xs.shape[-1]} (last axis of shape {xs.shape}) but params expect "
+            f"input_size={input_size}"
+        )
+    time_axis = 0 if (time_major or xs.ndim == 2) else 1
+    if xs.shape[time_axis] == 0:
+        raise ValueError(f"xs has no time steps (shape {xs.shape}, layout {layout})")
+
+
+def check_carry(cell: Cell, carry: Any, batch_shape: tuple[int, ...], hidden: int, dtype) -> None:
+    """The carry must have the structure, shapes and dtype of `cell.initial_carry`."""
+    expected = jax.eval_shape(lambda: cell.initial_carry(batch_shape, hidden, dtype))
+    exp_leaves, exp_tree = jax.tree_util.tree_flatten_with_path(expected)
+    got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(carry)
+    if exp_tree != got_tree:
+        raise ValueError(
+            f"carry has structure {got_tree} but this cell expects {exp_tree} "
+            f"(build it with cell.initial_carry(batch_shape={batch_shape}, hidden_size={hidden}))"
+        )
+    for (path, exp), (_, got) in zip(exp_leaves, got_leaves, strict=True):
+        name = f"carry{jax.tree_util.keystr(path)}"
+        check_float_array(name, got)
+        if tuple(got.shape) != tuple(exp.shape):
+            raise ValueError(
+                f"{name} has shape {tuple(got.shape)} but expected {tuple(exp.shape)} for xs "
+                f"batch shape {batch_shape} and hidden_size {hidden}"
+            )
+        if got.dtype != exp.dtype:
+            raise TypeError(
+                f"{name} has dtype {got.dtype} but the step computes in {exp.dtype} (the "
+                "promoted dtype of xs and params); cast the carry to match"
+            )
+
+
+def check_lengths(lengths: Any, batch_shape: tuple[int, ...], num_steps: int) -> None:
+    """lengths must be an integer array of shape `batch_shape`; concrete values in [0, T]."""
+    if not hasattr(lengths, "shape"):
+        lengths = np.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths must be an integer array, got dtype {lengths.dtype}")
+    if tuple(lengths.shape) != tuple(batch_shape):
+        raise ValueError(
+            f"lengths must have the batch shape of xs, {tuple(batch_shape)}, got shape "
+            f"{tuple(lengths.shape)}"
+        )
+    if not isinstance(lengths, jax.core.Tracer):
+        values = np.asarray(lengths)
+        if values.size and (values.min() < 0 or values.max() > num_steps):
+            raise ValueError(
+                f"lengths must lie in [0, T={num_steps}], got min {values.min()} and max "
+                f"{values.max()}"
+            )
+
+
+def check_window(window: Any) -> None:
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1
+    ):
+        raise ValueError(
+            f"window must be a positive int (steps per window) or None, got {window!r}"
+        )

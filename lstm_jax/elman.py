@@ -1,0 +1,75 @@
+"""The Elman RNN: `h_t = tanh(W x_t + R h_{t-1} + b)` (SPEC §2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import initializers
+from lstm_jax.cell import Cell
+from lstm_jax.gradients import cut_gate_recurrence, keep
+
+Array = jax.Array
+
+
+class ElmanParams(NamedTuple):
+    """Kernels are `in → out`: the SPEC's `W` is `wᵀ` and `R` is `rᵀ`."""
+
+    w: Array  # [I, H]
+    r: Array  # [H, H]
+    b: Array  # [H]
+
+
+@dataclasses.dataclass(frozen=True)
+class ElmanOptions:
+    """The Elman RNN has no options; the type tags the cell for the analytic code."""
+
+
+def rnn() -> Cell:
+    """An Elman RNN `Cell` with tanh units. The carry is `h: [*batch, H]`; `y_t = h_t`.
+
+    Under `Gradient.TRUNCATED` nothing survives the cut (`h_{t-1}` only enters the nonlinear
+    pre-activation), so each step's error stays in that step: the one-step gradient.
+    """
+    return _rnn_cell(ElmanOptions())
+
+
+@functools.cache
+def _rnn_cell(options: ElmanOptions) -> Cell:
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=functools.partial(step, cut=keep),
+        truncated_step=functools.partial(step, cut=cut_gate_recurrence),
+        options=options,
+    )
+
+
+def init(key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32) -> ElmanParams:
+    """LeCun-normal `w`, orthogonal `r`, zero `b`."""
+    k_w, k_r = jax.random.split(key)
+    return ElmanParams(
+        w=initializers.input_kernel(k_w, input_size, hidden_size, dtype),
+        r=initializers.recurrent_kernel(k_r, hidden_size, 1, dtype),
+        b=jnp.zeros((hidden_size,), dtype),
+    )
+
+
+def initial_carry(
+    batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
+) -> Array:
+    """Zero `h: [*batch_shape, H]`."""
+    return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
+
+
+def step(
+    params: ElmanParams, carry: Array, x: Array, cut: Callable[[Any], Any] = keep
+) -> tuple[Array, Array]:
+    """`h_t = tanh(x_t @ w + h_{t-1} @ r + b)`; returns `(h_t, h_t)`."""
+    h = jnp.tanh(x @ params.w + cut(carry) @ params.r + params.b)
+    return h, h

@@ -1,0 +1,73 @@
+"""Gradient modes and the named cuts that implement them (SPEC §3).
+
+Each cut is the identity in the forward pass; its docstring says which backward paths it removes.
+Forward values never depend on the gradient mode.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+class Gradient(enum.Enum):
+    """How the gradient flows back through time in `lstm_jax.unroll`.
+
+    FULL: exact backpropagation through time (plain autodiff through the scan).
+    TRUNCATED: the original LSTM gradient (Hochreiter & Schmidhuber 1997, appendix A.1; Gers et
+      al. 2000): error reaching a gate or cell-input pre-activation is not sent back in time, only
+      the linear carry paths are kept (see `cut_gate_recurrence`).
+    """
+
+    FULL = "full"
+    TRUNCATED = "truncated"
+
+
+def as_gradient(mode: Gradient | str) -> Gradient:
+    """Returns `mode` as a `Gradient`, accepting the strings "full" and "truncated"."""
+    if isinstance(mode, Gradient):
+        return mode
+    valid = [m.value for m in Gradient]
+    if isinstance(mode, str) and mode.lower() in valid:
+        return Gradient(mode.lower())
+    raise ValueError(f"gradient must be one of {valid} or a lstm_jax.Gradient, got {mode!r}")
+
+
+def keep(x: Any) -> Any:
+    """The full-gradient 'cut': cuts nothing (identity forward and backward)."""
+    return x
+
+
+def cut_gate_recurrence(x: Any) -> Any:
+    """Truncation through the gates (SPEC §3): `stop_gradient` on a recurrent input.
+
+    Cells apply it to every recurrent quantity that enters a nonlinear pre-activation:
+    `h_{t-1}` into the LSTM's `z̄, ī, f̄, ō` (and the GRU's and Elman RNN's pre-activations), the
+    peephole inputs `c_{t-1}` into `ī, f̄` and `c_t` into `ō` (Gers et al. 2002: "no error signals
+    are propagated back from gates via peephole connections to the CEC"), and the FGR's previous
+    gate activations. It is never applied to the linear carry paths `c_{t-1} ⊙ f_t` (the constant
+    error carousel) or the GRU's `(1 - u_t) ⊙ h_{t-1}`, which therefore carry all the error that
+    travels back in time. Weight gradients are still summed over every step.
+    """
+    return jax.tree.map(jax.lax.stop_gradient, x)
+
+
+def cut_window(carry: Any, boundary: jax.Array) -> Any:
+    """Windowed truncated BPTT: cut the gradient through the carry at a window boundary.
+
+    `boundary` is a boolean `[*batch]` mask (or a scalar); where it is true the carry entering the
+    step is wrapped in `stop_gradient`, so no error flows from this window into earlier ones,
+    while the forward state flows on unchanged (as TensorFlow's `num_steps` truncation does).
+    """
+
+    def cut(x: jax.Array) -> jax.Array:
+        mask = jnp.reshape(boundary, jnp.shape(boundary) + (1,) * (x.ndim - jnp.ndim(boundary)))
+        return jnp.where(mask, jax.lax.stop_gradient(x), x)
+
+    return jax.tree.map(cut, carry)
+
+
+CUTS = {Gradient.FULL: keep, Gradient.TRUNCATED: cut_gate_recurrence}

@@ -1,0 +1,48 @@
+"""Weight initialisers shared by the cells.
+
+Kernels are stored `in → out` (`x @ w`, as flax and optax users expect), so the SPEC's matrices
+are their transposes: `W_* = w[:, block]ᵀ`, `R_* = r[:, block]ᵀ`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def input_kernel(key: Array, input_size: int, out: int, dtype: Any) -> Array:
+    """LeCun normal `[I, out]` (variance 1/I), flax's default for the input kernel."""
+    return jax.random.normal(key, (input_size, out), dtype) / jnp.sqrt(max(input_size, 1))
+
+
+def recurrent_kernel(key: Array, hidden_size: int, blocks: int, dtype: Any) -> Array:
+    """`[H, blocks·H]`: one orthogonal `H × H` matrix per gate block (flax's default).
+
+    Orthogonal recurrent matrices have all singular values 1, so at initialisation the Elman
+    RNN's gradient neither explodes nor vanishes through `R` alone (Saxe et al. 2014).
+    """
+    init = jax.nn.initializers.orthogonal()
+    keys = jax.random.split(key, blocks)
+    return jnp.concatenate([init(k, (hidden_size, hidden_size), dtype) for k in keys], axis=1)
+
+
+def uniform(key: Array, shape: tuple[int, ...], scale: float, dtype: Any) -> Array:
+    """U(-scale, scale)."""
+    return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+
+def chrono_forget_bias(key: Array, hidden_size: int, t_max: int, dtype: Any) -> Array:
+    """Chrono initialisation (Tallec & Ollivier 2018): `b_f ~ log U(1, T_max - 1)`.
+
+    The forget gate then starts with characteristic memory times spread over `[1, T_max]`;
+    the caller sets `b_i = -b_f`.
+    """
+    if t_max < 3:
+        raise ValueError(
+            f"chrono needs T_max >= 3 (U(1, T_max - 1) must be non-empty), got {t_max}"
+        )
+    return jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, t_max - 1.0))

@@ -1,0 +1,104 @@
+"""flax.linen wrappers: any `Cell` (or a stacked / bidirectional RNN of them) as a flax module.
+
+The modules hold exactly the pytrees the functional API uses: `variables["params"]["cell"]` is
+the cell's params, `variables["params"]["layers"]` the per-layer tuple `stacked` takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cell import Carry, Cell
+from lstm_jax.gradients import Gradient, as_gradient
+from lstm_jax.scan import init_stacked, stacked
+
+Array = jax.Array
+
+
+class CellModule(nn.RNNCellBase):
+    """One step of `cell` as a flax RNN cell: drops into `flax.linen.RNN` or a custom loop.
+
+    Attributes:
+      cell: the `Cell` to wrap. hidden_size: H.
+      gradient: "full" steps with `cell.step`, "truncated" with `cell.truncated_step`.
+    """
+
+    cell: Cell
+    hidden_size: int
+    gradient: Gradient | str = Gradient.FULL
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, carry: Carry, inputs: Array) -> tuple[Carry, Array]:
+        params = self.param(
+            "cell",
+            lambda key: self.cell.init(key, inputs.shape[-1], self.hidden_size, self.param_dtype),
+        )
+        step = (
+            self.cell.step
+            if as_gradient(self.gradient) is Gradient.FULL
+            else self.cell.truncated_step
+        )
+        return step(params, carry, inputs)
+
+    @nn.nowrap
+    def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> Carry:
+        del rng  # carries start at zero
+        return self.cell.initial_carry(tuple(input_shape[:-1]), self.hidden_size, self.param_dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class RNN(nn.Module):
+    """A (stacked, optionally bidirectional) recurrent layer over whole sequences.
+
+    `__call__(xs, carries=None, lengths=None) -> (final_carries, ys)` with the layouts of
+    `lstm_jax.unroll`; the keyword fields are `unroll`'s keywords.
+    """
+
+    cell: Cell
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    gradient: Gradient | str = Gradient.FULL
+    window: int | None = None
+    time_major: bool = True
+    unroll: int = 1
+    remat: bool = False
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, xs: Array, carries: Any = None, lengths: Array | None = None
+    ) -> tuple[tuple[Carry, ...], Array]:
+        params = self.param(
+            "layers",
+            lambda key: init_stacked(
+                self.cell,
+                key,
+                xs.shape[-1],
+                self.hidden_size,
+                self.num_layers,
+                bidirectional=self.bidirectional,
+                dtype=self.param_dtype,
+            ),
+        )
+        return stacked(
+            self.cell,
+            params,
+            xs,
+            carries,
+            bidirectional=self.bidirectional,
+            gradient=self.gradient,
+            window=self.window,
+            lengths=lengths,
+            time_major=self.time_major,
+            unroll=self.unroll,
+            remat=self.remat,
+        )

@@ -1,0 +1,313 @@
+"""The LSTM cell with every Greff et al. (2015) variant as an option of one implementation.
+
+Equations (SPEC §2; `g` cell-input and `k` output squashing, σ the logistic sigmoid)::
+
+    z̄_t = W_z x_t + R_z h_{t-1} + b_z                    z_t = g(z̄_t)
+    ī_t = W_i x_t + R_i h_{t-1} + p_i ⊙ c_{t-1} + b_i     i_t = σ(ī_t)
+    f̄_t = W_f x_t + R_f h_{t-1} + p_f ⊙ c_{t-1} + b_f     f_t = σ(f̄_t)
+    c_t = z_t ⊙ i_t + c_{t-1} ⊙ f_t
+    ō_t = W_o x_t + R_o h_{t-1} + p_o ⊙ c_t + b_o         o_t = σ(ō_t)
+    h_t = o_t ⊙ k(c_t)
+
+The four pre-activations come from one fused matmul; their blocks follow `LSTM_GATE_ORDER`
+(PyTorch's and flax's order), restricted to the gates a variant has (`LSTMOptions.gates`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import initializers
+from lstm_jax.activations import activation, sigmoid
+from lstm_jax.cell import Cell
+from lstm_jax.gradients import cut_gate_recurrence, keep
+
+Array = jax.Array
+
+LSTM_GATE_ORDER: tuple[str, ...] = ("i", "f", "z", "o")
+"""Order of the gate blocks along the last axis of `w`, `r` and `b`: input gate, forget gate,
+cell input (block input), output gate. Absent gates are skipped, the rest keep this order."""
+
+
+class LSTMParams(NamedTuple):
+    """LSTM parameters; `G = len(options.gates)`, `S = len(options.sigmoid_gates)`.
+
+    Kernels are `in → out`, so the SPEC's `W_*` is `w[:, block]ᵀ` and `R_*` is `r[:, block]ᵀ`.
+    """
+
+    w: Array  # [I, G·H] input weights, blocks in `options.gates` order
+    r: Array  # [H, G·H] recurrent weights
+    b: Array  # [G·H] biases (forget block initialised to `forget_bias`)
+    p_i: Array | None = None  # [H] peephole c_{t-1} → ī  (peepholes with an input gate)
+    p_f: Array | None = None  # [H] peephole c_{t-1} → f̄  (peepholes with a free forget gate)
+    p_o: Array | None = None  # [H] peephole c_t → ō  (peepholes with an output gate)
+    r_gate: Array | None = None  # [S·H, S·H] FGR: previous gate activations → gate pre-activations
+
+
+class LSTMCarry(NamedTuple):
+    """The LSTM state carried between steps."""
+
+    h: Array  # [*batch, H] hidden state / output
+    c: Array  # [*batch, H] cell state (the constant error carousel)
+    gates: Array | None = None  # [*batch, S·H] previous gate activations, FGR only
+
+
+class LSTMParts(NamedTuple):
+    """Every intermediate of one step; gates a variant lacks hold their constant value."""
+
+    z_pre: Array  # [*batch, H] z̄_t
+    i_pre: Array | None  # ī_t (None without an input gate)
+    f_pre: Array | None  # f̄_t (None when f is 1 or 1 - i)
+    o_pre: Array | None  # ō_t (None without an output gate)
+    z: Array  # g(z̄_t)
+    i: Array  # σ(ī_t), or 1 (NIG)
+    f: Array  # σ(f̄_t), 1 (NFG) or 1 - i_t (CIFG)
+    o: Array  # σ(ō_t), or 1 (NOG)
+    c: Array  # c_t
+    h: Array  # h_t
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMOptions:
+    """Static structure of an LSTM; each Greff et al. (2015) variant flips one field.
+
+    Attributes:
+      input_gate: False for NIG (i_t = 1).
+      forget_gate: False for NFG (f_t = 1) and for the 1997 cell.
+      output_gate: False for NOG (o_t = 1).
+      coupled: CIFG, f_t = 1 - i_t (needs the input and forget gates).
+      peepholes: p_i, p_f, p_o (Gers & Schmidhuber 2000); vanilla has them, NP does not.
+      gate_recurrence: FGR, each gate also sees the previous step's gate activations.
+      input_activation: `g`: "tanh", "identity" (NIAF) or "sigmoid_pm2" (1997, range ±2).
+      output_activation: `k`: "tanh", "identity" (NOAF) or "sigmoid_pm1" (1997, range ±1).
+      forget_bias: initial forget-gate bias (1.0: Gers et al. 2000, Jozefowicz et al. 2015).
+      chrono: if set, T_max of chrono initialisation (Tallec & Ollivier 2018), which replaces
+        `forget_bias`: b_f ~ log U(1, T_max - 1), b_i = -b_f.
+    """
+
+    input_gate: bool = True
+    forget_gate: bool = True
+    output_gate: bool = True
+    coupled: bool = False
+    peepholes: bool = False
+    gate_recurrence: bool = False
+    input_activation: str = "tanh"
+    output_activation: str = "tanh"
+    forget_bias: float = 1.0
+    chrono: int | None = None
+
+    def __post_init__(self) -> None:
+        activation(self.input_activation, "input_activation")
+        activation(self.output_activation, "output_activation")
+        if self.coupled and not (self.input_gate and self.forget_gate):
+            raise ValueError(
+                "coupled=True (CIFG, f = 1 - i) needs input_gate=True and forget_gate=True, got "
+                f"input_gate={self.input_gate}, forget_gate={self.forget_gate}"
+            )
+        if self.chrono is not None and not (
+            self.input_gate and self.forget_gate and not self.coupled
+        ):
+            raise ValueError(
+                "chrono initialisation sets b_f and b_i = -b_f, so it needs free input and "
+                f"forget gates; got input_gate={self.input_gate}, "
+                f"forget_gate={self.forget_gate}, coupled={self.coupled}"
+            )
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        """The blocks of the fused matmul, in `LSTM_GATE_ORDER`."""
+        present = {
+            "i": self.input_gate,
+            "f": self.forget_gate and not self.coupled,
+            "z": True,
+            "o": self.output_gate,
+        }
+        return tuple(g for g in LSTM_GATE_ORDER if present[g])
+
+    @property
+    def sigmoid_gates(self) -> tuple[str, ...]:
+        """The gates with their own pre-activation (the FGR sources and targets)."""
+        return tuple(g for g in self.gates if g != "z")
+
+    @property
+    def peephole_gates(self) -> tuple[str, ...]:
+        return self.sigmoid_gates if self.peepholes else ()
+
+
+_VANILLA = dict(peepholes=True)
+
+LSTM_VARIANTS: dict[str, dict[str, Any]] = {
+    # The LSTM of PyTorch, flax, Keras and cuDNN: Greff's vanilla without peepholes (= NP).
+    "standard": dict(peepholes=False),
+    # Greff et al. 2015: vanilla (peepholes, forget gate, tanh) and one change each.
+    "vanilla": _VANILLA,
+    "NIG": {**_VANILLA, "input_gate": False},
+    "NFG": {**_VANILLA, "forget_gate": False},
+    "NOG": {**_VANILLA, "output_gate": False},
+    "NIAF": {**_VANILLA, "input_activation": "identity"},
+    "NOAF": {**_VANILLA, "output_activation": "identity"},
+    "NP": dict(peepholes=False),
+    "CIFG": {**_VANILLA, "coupled": True},
+    "FGR": {**_VANILLA, "gate_recurrence": True},
+    # Hochreiter & Schmidhuber 1997: NFG + NP with their scaled squashing functions.
+    "1997": dict(
+        forget_gate=False,
+        peepholes=False,
+        input_activation="sigmoid_pm2",
+        output_activation="sigmoid_pm1",
+    ),
+}
+
+
+def lstm_options(variant: str = "standard", **overrides: Any) -> LSTMOptions:
+    """Options of a named variant (see `LSTM_VARIANTS`), with keyword overrides applied."""
+    if variant not in LSTM_VARIANTS:
+        raise ValueError(f"variant must be one of {list(LSTM_VARIANTS)}, got {variant!r}")
+    fields = {f.name for f in dataclasses.fields(LSTMOptions)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"unknown LSTM option(s) {unknown}; valid options are {sorted(fields)}")
+    return LSTMOptions(**{**LSTM_VARIANTS[variant], **overrides})
+
+
+def lstm(variant: str = "standard", **overrides: Any) -> Cell:
+    """An LSTM `Cell`.
+
+    Args:
+      variant: "standard" (no peepholes, as PyTorch/flax/cuDNN; the default), "vanilla" (Greff
+        et al. 2015: with peepholes), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"
+        (each vanilla with one change) or "1997" (no forget gate, no peepholes, scaled
+        squashing functions).
+      **overrides: any `LSTMOptions` field, e.g. `peepholes=True`, `forget_bias=0.0`,
+        `chrono=100`.
+
+    The carry is `LSTMCarry(h, c)`; the output `y_t` is `h_t`.
+    """
+    return _lstm_cell(lstm_options(variant, **overrides))
+
+
+@functools.cache
+def _lstm_cell(options: LSTMOptions) -> Cell:
+    # Cached so that equal options give the same Cell, and jit caches keyed on it are reused.
+    return Cell(
+        init=functools.partial(init, options),
+        initial_carry=functools.partial(initial_carry, options),
+        step=functools.partial(step, options, cut=keep),
+        truncated_step=functools.partial(step, options, cut=cut_gate_recurrence),
+        options=options,
+    )
+
+
+def init(
+    options: LSTMOptions, key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32
+) -> LSTMParams:
+    """Random `LSTMParams`: LeCun-normal `w`, orthogonal blocks of `r`, gate biases 0 except the
+    forget gate (`forget_bias`, or chrono), peepholes and FGR weights U(±1/√H) and U(±1/√(S·H))."""
+    gates, n_sig = options.gates, len(options.sigmoid_gates)
+    k_w, k_r, k_p, k_g, k_c = jax.random.split(key, 5)
+    b = jnp.zeros((len(gates), hidden_size), dtype)
+    if options.chrono is not None:
+        b_f = initializers.chrono_forget_bias(k_c, hidden_size, options.chrono, dtype)
+        b = b.at[gates.index("f")].set(b_f).at[gates.index("i")].set(-b_f)
+    elif "f" in gates:
+        b = b.at[gates.index("f")].set(options.forget_bias)
+    scale = 1.0 / hidden_size**0.5
+    peep = dict(
+        zip(
+            options.peephole_gates,
+            initializers.uniform(k_p, (3, hidden_size), scale, dtype),
+            strict=False,
+        )
+    )
+    r_gate = None
+    if options.gate_recurrence:
+        shape = (n_sig * hidden_size, n_sig * hidden_size)
+        r_gate = initializers.uniform(k_g, shape, 1.0 / shape[0] ** 0.5, dtype)
+    return LSTMParams(
+        w=initializers.input_kernel(k_w, input_size, len(gates) * hidden_size, dtype),
+        r=initializers.recurrent_kernel(k_r, hidden_size, len(gates), dtype),
+        b=b.reshape(-1),
+        p_i=peep.get("i"),
+        p_f=peep.get("f"),
+        p_o=peep.get("o"),
+        r_gate=r_gate,
+    )
+
+
+def initial_carry(
+    options: LSTMOptions, batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
+) -> LSTMCarry:
+    """Zero `h` and `c` of shape `[*batch_shape, H]` (and zero previous gates for FGR)."""
+    zeros = jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
+    gates = None
+    if options.gate_recurrence:
+        n_sig = len(options.sigmoid_gates)
+        gates = jnp.zeros((*tuple(batch_shape), n_sig * hidden_size), dtype)
+    return LSTMCarry(h=zeros, c=zeros, gates=gates)
+
+
+def parts(
+    options: LSTMOptions,
+    params: LSTMParams,
+    carry: LSTMCarry,
+    x: Array,
+    cut: Callable[[Any], Any] = keep,
+) -> LSTMParts:
+    """One LSTM step with every intermediate returned (the step, analytic code and diagnostics
+    all use this one function). `cut` is applied to each recurrent input of a pre-activation."""
+    g = activation(options.input_activation, "input_activation")
+    k = activation(options.output_activation, "output_activation")
+    h_prev = cut(carry.h)
+    pre = x @ params.w + h_prev @ params.r + params.b
+    blocks = dict(zip(options.gates, jnp.split(pre, len(options.gates), axis=-1), strict=True))
+    if options.gate_recurrence:
+        from_gates = cut(carry.gates) @ params.r_gate
+        sig = options.sigmoid_gates
+        for name, extra in zip(sig, jnp.split(from_gates, len(sig), axis=-1), strict=True):
+            blocks[name] = blocks[name] + extra
+    c_peep = cut(carry.c)  # the peephole inputs are cut; the CEC path c_prev * f below is not
+    i_pre = f_pre = o_pre = None
+    i = f = o = 1.0
+    if options.input_gate:
+        i_pre = blocks["i"] + params.p_i * c_peep if options.peepholes else blocks["i"]
+        i = sigmoid.fn(i_pre)
+    if "f" in blocks:
+        f_pre = blocks["f"] + params.p_f * c_peep if options.peepholes else blocks["f"]
+        f = sigmoid.fn(f_pre)
+    elif options.coupled:
+        f = 1 - i
+    z_pre = blocks["z"]
+    z = g.fn(z_pre)
+    c = z * i + carry.c * f
+    if options.output_gate:
+        o_pre = blocks["o"] + params.p_o * cut(c) if options.peepholes else blocks["o"]
+        o = sigmoid.fn(o_pre)
+    h = o * k.fn(c)
+    return LSTMParts(z_pre, i_pre, f_pre, o_pre, z, _full(i, c), _full(f, c), _full(o, c), c, h)
+
+
+def _full(value: Array | float, like: Array) -> Array:
+    """A gate that a variant fixes to a constant, as an array shaped like `like`."""
+    return value if isinstance(value, jax.Array) else jnp.full_like(like, value)
+
+
+def step(
+    options: LSTMOptions,
+    params: LSTMParams,
+    carry: LSTMCarry,
+    x: Array,
+    cut: Callable[[Any], Any] = keep,
+) -> tuple[LSTMCarry, Array]:
+    """`(carry, x) -> (carry, h_t)`; `x: [*batch, I]`, `h_t: [*batch, H]`."""
+    p = parts(options, params, carry, x, cut)
+    gates = None
+    if options.gate_recurrence:
+        by_name = {"i": p.i, "f": p.f, "o": p.o}
+        gates = jnp.concatenate([by_name[s] for s in options.sigmoid_gates], axis=-1)
+    return LSTMCarry(h=p.h, c=p.c, gates=gates), p.h
