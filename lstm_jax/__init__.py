@@ -5,10 +5,10 @@ with full BPTT, the original truncated LSTM gradient, and windowed truncated BPT
 """
 
 from lstm_jax.cell import Cell
-from lstm_jax.elman import ElmanOptions, ElmanParams, rnn
+from lstm_jax.elman_cell import ElmanOptions, ElmanParams, rnn
 from lstm_jax.gradients import Gradient, cut_gate_recurrence, cut_window
-from lstm_jax.gru import GRU_GATE_ORDER, GRUOptions, GRUParams, gru
-from lstm_jax.lstm import (
+from lstm_jax.gru_cell import GRU_GATE_ORDER, GRUOptions, GRUParams, gru
+from lstm_jax.lstm_cell import (
     LSTM_GATE_ORDER,
     LSTM_VARIANTS,
     LSTMCarry,

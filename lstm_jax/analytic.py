@@ -12,10 +12,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import lstm as lstm_lib
+from lstm_jax import lstm_cell as lstm_lib
 from lstm_jax.activations import activation, sigmoid
 from lstm_jax.cell import Cell
-from lstm_jax.elman import ElmanParams
+from lstm_jax.elman_cell import ElmanParams
 from lstm_jax.gradients import Gradient, as_gradient
 
 Array = jax.Array

@@ -96,6 +96,7 @@ def _scan(
 
     def body(carry: Carry, inputs: tuple[Array, Array]) -> tuple[Carry, Array]:
         t, x = inputs
+        carry_in = carry  # a padded step passes on this uncut carry
         if window is not None:
             # Steps already taken by this sequence in processing order; the carry entering a
             # step that starts a new window (not the first) is cut.
@@ -115,7 +116,7 @@ def _scan(
                     valid.reshape(valid.shape + (1,) * (new.ndim - valid.ndim)), new, old
                 )
 
-            new_carry = jax.tree.map(keep_valid, new_carry, carry)
+            new_carry = jax.tree.map(keep_valid, new_carry, carry_in)
             y = keep_valid(y, jnp.zeros_like(y))
         return new_carry, y
 

@@ -1,0 +1,45 @@
+"""Shared fixtures: every cell the library offers, with random (not init-default) params."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import lstm_jax
+
+# (id, kind, cell) for every cell and variant; `kind` picks the reference implementation.
+CELLS = (
+    [("rnn", "rnn", lstm_jax.rnn())]
+    + [(f"lstm-{v}", "lstm", lstm_jax.lstm(v)) for v in lstm_jax.LSTM_VARIANTS]
+    + [
+        ("lstm-vanilla-chrono", "lstm", lstm_jax.lstm("vanilla", chrono=50)),
+        ("gru-reset_after", "gru", lstm_jax.gru(reset_after=True)),
+        ("gru-reset_before", "gru", lstm_jax.gru(reset_after=False)),
+    ]
+)
+CELL_IDS = [c[0] for c in CELLS]
+
+
+@pytest.fixture
+def x64():
+    """Gradient identities are compared in float64."""
+    with jax.enable_x64(True):
+        yield
+
+
+def random_params(cell, key, input_size, hidden_size, dtype=jnp.float64, scale=0.5):
+    """Params with every leaf random (biases, peepholes and b_rh too), so no path hides at 0."""
+    params = cell.init(key, input_size, hidden_size, dtype)
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+    leaves = [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)]
+    return jax.tree.unflatten(tree, leaves)
+
+
+def random_carry(cell, key, batch_shape, hidden_size, dtype=jnp.float64, scale=0.5):
+    carry = cell.initial_carry(batch_shape, hidden_size, dtype)
+    leaves, tree = jax.tree.flatten(carry)
+    keys = jax.random.split(key, len(leaves))
+    leaves = [scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)]
+    return jax.tree.unflatten(tree, leaves)

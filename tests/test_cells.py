@@ -1,0 +1,140 @@
+"""Cells against independent NumPy references of SPEC §2, and the scan against a Python loop."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import CELL_IDS, CELLS, random_carry, random_params
+from reference import run
+
+import lstm_jax
+
+T, B, I, H = 5, 3, 3, 4
+
+
+@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+def test_unroll_matches_spec_reference(x64, name, kind, cell):
+    k_p, k_c, k_x = jax.random.split(jax.random.key(0), 3)
+    params = random_params(cell, k_p, I, H)
+    carry = random_carry(cell, k_c, (B,), H)
+    xs = jax.random.normal(k_x, (T, B, I), jnp.float64)
+    final, ys = lstm_jax.unroll(cell, params, xs, carry)
+    assert ys.shape == (T, B, H) and ys.dtype == jnp.float64
+    for b in range(B):
+        carry_b = jax.tree.map(lambda a, b=b: a[b], carry)
+        ref_ys, ref_final = run(kind, cell.options, params, xs[:, b], carry_b)
+        np.testing.assert_allclose(ys[:, b], ref_ys, rtol=1e-12, atol=1e-12)
+        got_final = tuple(jax.tree.leaves(jax.tree.map(lambda a, b=b: a[b], final)))
+        for got, want in zip(got_final, ref_final, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+def test_scan_equals_python_loop_and_jit_equals_eager(name, kind, cell):
+    k_p, k_c, k_x = jax.random.split(jax.random.key(1), 3)
+    params = random_params(cell, k_p, I, H, jnp.float32)
+    carry = random_carry(cell, k_c, (B,), H, jnp.float32)
+    xs = jax.random.normal(k_x, (T, B, I))
+    loop_carry, loop_ys = carry, []
+    for x in xs:
+        loop_carry, y = cell.step(params, loop_carry, x)
+        loop_ys.append(y)
+    for mode in ("full", "truncated"):  # forward values never depend on the gradient mode
+        final, ys = lstm_jax.unroll(cell, params, xs, carry, gradient=mode)
+        np.testing.assert_allclose(ys, jnp.stack(loop_ys), rtol=1e-5, atol=1e-6)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final, loop_carry
+        )
+    jitted = jax.jit(lambda p, c, x: lstm_jax.unroll(cell, p, x, c))(params, carry, xs)
+    with jax.disable_jit():
+        eager = lstm_jax.unroll(cell, params, xs, carry)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), jitted, eager)
+
+
+@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+def test_unbatched_sequence_equals_a_batch_row(name, kind, cell):
+    params = random_params(cell, jax.random.key(2), I, H, jnp.float32)
+    xs = jax.random.normal(jax.random.key(3), (T, B, I))
+    final, ys = lstm_jax.unroll(cell, params, xs)
+    final1, ys1 = lstm_jax.unroll(cell, params, xs[:, 1])
+    assert ys1.shape == (T, H)
+    np.testing.assert_allclose(ys1, ys[:, 1], rtol=1e-6, atol=1e-6)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b[1], rtol=1e-6, atol=1e-6), final1, final
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "gates", "peepholes"),
+    [
+        ("standard", ("i", "f", "z", "o"), ()),
+        ("vanilla", ("i", "f", "z", "o"), ("i", "f", "o")),
+        ("NIG", ("f", "z", "o"), ("f", "o")),
+        ("NFG", ("i", "z", "o"), ("i", "o")),
+        ("NOG", ("i", "f", "z"), ("i", "f")),
+        ("NIAF", ("i", "f", "z", "o"), ("i", "f", "o")),
+        ("NOAF", ("i", "f", "z", "o"), ("i", "f", "o")),
+        ("NP", ("i", "f", "z", "o"), ()),
+        ("CIFG", ("i", "z", "o"), ("i", "o")),
+        ("FGR", ("i", "f", "z", "o"), ("i", "f", "o")),
+        ("1997", ("i", "z", "o"), ()),
+    ],
+)
+def test_variant_param_layout(variant, gates, peepholes):
+    cell = lstm_jax.lstm(variant)
+    assert cell.options.gates == gates
+    params = cell.init(jax.random.key(0), I, H)
+    G = len(gates)
+    assert (
+        params.w.shape == (I, G * H) and params.r.shape == (H, G * H) and params.b.shape == (G * H,)
+    )
+    for gate in "ifo":
+        assert (getattr(params, f"p_{gate}") is not None) == (gate in peepholes)
+    assert (params.r_gate is not None) == (variant == "FGR")
+    if variant == "FGR":  # nine extra H x H matrices (Greff et al. 2015)
+        assert params.r_gate.shape == (3 * H, 3 * H)
+    b = params.b.reshape(G, H)
+    for n, gate in enumerate(gates):  # forget bias 1.0 by default, every other bias 0
+        np.testing.assert_array_equal(b[n], 1.0 if gate == "f" else 0.0)
+
+
+def test_variant_semantics_fix_the_removed_gates():
+    """NIG/NFG/NOG hold their gate at 1, CIFG ties f = 1 - i, 1997 uses the scaled squashes."""
+    from lstm_jax.lstm_cell import parts
+
+    x = jax.random.normal(jax.random.key(0), (B, I))
+    for variant, check in {
+        "NIG": lambda p: np.testing.assert_array_equal(p.i, 1.0),
+        "NFG": lambda p: np.testing.assert_array_equal(p.f, 1.0),
+        "NOG": lambda p: np.testing.assert_array_equal(p.o, 1.0),
+        "CIFG": lambda p: np.testing.assert_allclose(p.f, 1.0 - p.i, rtol=1e-6),
+        "NOAF": lambda p: np.testing.assert_allclose(p.h, p.o * p.c, rtol=1e-6),
+        "NIAF": lambda p: np.testing.assert_allclose(p.z, p.z_pre, rtol=1e-6),
+        "1997": lambda p: (
+            np.testing.assert_array_equal(p.f, 1.0),
+            np.testing.assert_allclose(p.z, 4 * jax.nn.sigmoid(p.z_pre) - 2, rtol=1e-6),
+            np.testing.assert_allclose(p.h, p.o * (2 * jax.nn.sigmoid(p.c) - 1), rtol=1e-6),
+        ),
+    }.items():
+        cell = lstm_jax.lstm(variant)
+        params = random_params(cell, jax.random.key(1), I, H, jnp.float32)
+        carry = random_carry(cell, jax.random.key(2), (B,), H, jnp.float32)
+        check(parts(cell.options, params, carry, x))
+
+
+def test_chrono_initialisation():
+    t_max = 40
+    cell = lstm_jax.lstm(chrono=t_max)
+    b = cell.init(jax.random.key(0), I, 256).b.reshape(4, 256)
+    b_i, b_f = b[0], b[1]
+    assert float(b_f.min()) >= 0.0 and float(b_f.max()) <= np.log(t_max - 1)
+    assert float(b_f.max()) > np.log(t_max - 1) - 0.5  # spread over the range, not constant
+    np.testing.assert_array_equal(b_i, -b_f)
+
+
+def test_equal_options_give_the_same_cell():
+    assert lstm_jax.lstm("CIFG") is lstm_jax.lstm("CIFG")
+    assert lstm_jax.lstm("vanilla") is lstm_jax.lstm(peepholes=True)
+    assert lstm_jax.lstm("NP") is lstm_jax.lstm()

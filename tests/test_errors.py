@@ -1,0 +1,500 @@
+"""Bad inputs raise the documented error, naming the argument and the values, before tracing."""
+
+from __future__ import annotations
+
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lstm_jax
+import lstm_jax.scan as scan_module
+from lstm_jax import linen as lj
+
+I, H, B, T = 3, 4, 2, 5
+
+
+class Traced(Exception):
+    """Raised in place of the scan: an input error surfaced only after tracing began."""
+
+
+@pytest.fixture(autouse=True)
+def no_scan(monkeypatch):
+    """Every test here must fail in validation, before `unroll` reaches its `lax.scan`."""
+
+    def forbidden(*args, **kwargs):
+        raise Traced("unroll reached the scan: the bad input was not caught by validation")
+
+    monkeypatch.setattr(scan_module, "_scan", forbidden)
+
+
+@pytest.fixture
+def real_scan(monkeypatch):
+    monkeypatch.undo()
+
+
+def _lstm():
+    cell = lstm_jax.lstm()
+    return cell, cell.init(jax.random.key(0), I, H)
+
+
+def _xs(shape=(T, B, I), dtype=jnp.float32):
+    return jnp.ones(shape, dtype)
+
+
+def test_valid_inputs_run(real_scan):
+    """Control: the inputs the error tests perturb are accepted when correct."""
+    cell, params = _lstm()
+    carry, ys = lstm_jax.unroll(
+        cell,
+        params,
+        _xs(),
+        cell.initial_carry((B,), H),
+        gradient="truncated",
+        window=2,
+        lengths=jnp.array([T, 0]),
+    )
+    assert ys.shape == (T, B, H) and carry.h.shape == (B, H)
+    _, ys = lstm_jax.unroll(cell, params, _xs((T, I)), lengths=3)
+    assert ys.shape == (T, H)
+
+
+def test_control_reaches_scan():
+    """The sentinel works: a valid call gets as far as the scan."""
+    cell, params = _lstm()
+    with pytest.raises(Traced):
+        lstm_jax.unroll(cell, params, _xs())
+
+
+# xs ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "time_major", "received"),
+    [
+        ((T,), True, "(5,)"),
+        ((1, T, B, I), True, "(1, 5, 2, 3)"),
+        ((1, B, T, I), False, "(1, 2, 5, 3)"),
+    ],
+)
+def test_xs_wrong_rank(shape, time_major, received):
+    cell, params = _lstm()
+    layout = re.escape("[T, B, I]" if time_major else "[B, T, I]")
+    with pytest.raises(
+        ValueError, match=rf"xs must have rank 2 .* or 3 \({layout}\).*{re.escape(received)}"
+    ):
+        lstm_jax.unroll(cell, params, _xs(shape), time_major=time_major)
+
+
+@pytest.mark.parametrize("shape", [(T, B, 7), (T, 7), (T, B, 1)])
+def test_xs_wrong_input_size(shape):
+    cell, params = _lstm()
+    pattern = rf"xs has input size {shape[-1]} .*{re.escape(str(shape))}.*input_size=3"
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(shape))
+
+
+@pytest.mark.parametrize("time_major", [True, False])
+def test_xs_without_time_steps(time_major):
+    cell, params = _lstm()
+    shape = (0, B, I) if time_major else (B, 0, I)
+    with pytest.raises(ValueError, match=rf"xs has no time steps .*{re.escape(str(shape))}"):
+        lstm_jax.unroll(cell, params, _xs(shape), time_major=time_major)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_, jnp.complex64])
+def test_xs_non_float_dtype(dtype):
+    cell, params = _lstm()
+    name = jnp.dtype(dtype).name
+    with pytest.raises(TypeError, match=rf"xs must have a floating-point dtype .*got {name}"):
+        lstm_jax.unroll(cell, params, _xs(dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    ("xs", "kind"), [([[1.0, 2.0, 3.0]] * T, "list"), (1.0, "float"), ("abc", "str")]
+)
+def test_xs_not_an_array(xs, kind):
+    cell, params = _lstm()
+    with pytest.raises(TypeError, match=rf"xs must be a floating-point array, got {kind}"):
+        lstm_jax.unroll(cell, params, xs)
+
+
+# params --------------------------------------------------------------------------------------
+
+
+def test_params_not_cell_params():
+    cell, _ = _lstm()
+    with pytest.raises(
+        TypeError, match=r"params must be the parameters of an lstm_jax cell.*tuple"
+    ):
+        lstm_jax.unroll(cell, (1.0, 2.0), _xs())
+
+
+def test_params_kernels_disagree():
+    cell, params = _lstm()
+    bad = params._replace(w=jnp.ones((I, 3 * H)))
+    with pytest.raises(
+        ValueError, match=r"params\.w has shape \(3, 12\) and params\.r .*\(4, 16\)"
+    ):
+        lstm_jax.unroll(cell, bad, _xs())
+
+
+def test_params_int_leaf():
+    cell, params = _lstm()
+    bad = params._replace(b=params.b.astype(jnp.int32))
+    with pytest.raises(TypeError, match=r"params\.b must have a floating-point dtype.*int32"):
+        lstm_jax.unroll(cell, bad, _xs())
+
+
+# carry ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell_fn", "carry", "pattern"),
+    [
+        (
+            lstm_jax.lstm,
+            lstm_jax.LSTMCarry(jnp.zeros((3, H)), jnp.zeros((3, H))),
+            r"carry\.h has shape \(3, 4\) but expected \(2, 4\) for xs batch shape \(2,\)",
+        ),
+        (
+            lstm_jax.lstm,
+            lstm_jax.LSTMCarry(jnp.zeros((B, H)), jnp.zeros((B, H + 1))),
+            r"carry\.c has shape \(2, 5\) but expected \(2, 4\).*hidden_size 4",
+        ),
+        (
+            lstm_jax.rnn,
+            jnp.zeros((H,)),
+            r"carry has shape \(4,\) but expected \(2, 4\)",
+        ),
+        (
+            lstm_jax.gru,
+            jnp.zeros((B + 1, H)),
+            r"carry has shape \(3, 4\) but expected \(2, 4\)",
+        ),
+    ],
+)
+def test_carry_wrong_shape(cell_fn, carry, pattern):
+    cell = cell_fn()
+    params = cell.init(jax.random.key(0), I, H)
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(), carry)
+
+
+@pytest.mark.parametrize(
+    ("cell_fn", "carry", "expected"),
+    [
+        (lstm_jax.lstm, jnp.zeros((B, H)), "LSTMCarry"),
+        (lstm_jax.lstm, (jnp.zeros((B, H)), jnp.zeros((B, H))), "LSTMCarry"),
+        (
+            lambda: lstm_jax.lstm("FGR"),
+            lstm_jax.LSTMCarry(jnp.zeros((B, H)), jnp.zeros((B, H))),
+            "LSTMCarry",
+        ),
+        (
+            lstm_jax.gru,
+            lstm_jax.LSTMCarry(jnp.zeros((B, H)), jnp.zeros((B, H))),
+            r"PyTreeDef\(\*\)",
+        ),
+    ],
+)
+def test_carry_wrong_structure(cell_fn, carry, expected):
+    cell = cell_fn()
+    params = cell.init(jax.random.key(0), I, H)
+    pattern = rf"carry has structure .* but this cell expects .*{expected}.*cell\.initial_carry"
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(), carry)
+
+
+def test_carry_float64_under_float32_params():
+    with jax.enable_x64(True):
+        cell, params = _lstm()
+        carry = cell.initial_carry((B,), H, jnp.float64)
+        assert carry.h.dtype == jnp.float64 and params.w.dtype == jnp.float32
+        with pytest.raises(
+            TypeError, match=r"carry\.h has dtype float64 but the step computes in float32"
+        ):
+            lstm_jax.unroll(cell, params, _xs(), carry)
+
+
+def test_carry_int_dtype():
+    cell, params = _lstm()
+    carry = lstm_jax.LSTMCarry(jnp.zeros((B, H)), jnp.zeros((B, H), jnp.int32))
+    with pytest.raises(TypeError, match=r"carry\.c must have a floating-point dtype.*int32"):
+        lstm_jax.unroll(cell, params, _xs(), carry)
+
+
+# lengths -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lengths", "received"),
+    [(jnp.array([1, 2, 3]), "(3,)"), (jnp.array([[1, 2]]), "(1, 2)"), (jnp.array(2), "()")],
+)
+def test_lengths_wrong_shape(lengths, received):
+    cell, params = _lstm()
+    pattern = rf"lengths must have the batch shape of xs, \(2,\), got shape {re.escape(received)}"
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(), lengths=lengths)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bool_])
+def test_lengths_not_integer(dtype):
+    cell, params = _lstm()
+    name = jnp.dtype(dtype).name
+    with pytest.raises(TypeError, match=rf"lengths must be an integer array, got dtype {name}"):
+        lstm_jax.unroll(cell, params, _xs(), lengths=jnp.array([1, 2], dtype))
+
+
+@pytest.mark.parametrize(
+    ("lengths", "received"), [([1, T + 1], "min 1 and max 6"), ([-1, 2], "min -1 and max 2")]
+)
+def test_lengths_out_of_range(lengths, received):
+    cell, params = _lstm()
+    with pytest.raises(ValueError, match=rf"lengths must lie in \[0, T=5\], got {received}"):
+        lstm_jax.unroll(cell, params, _xs(), lengths=jnp.array(lengths))
+
+
+def test_lengths_out_of_range_unbatched():
+    cell, params = _lstm()
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T=5\], got min 6"):
+        lstm_jax.unroll(cell, params, _xs((T, I)), lengths=6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: a list `lengths` passes check_lengths (which np.asarray's a local copy) "
+    "but the raw list reaches the scan: TypeError '<' not supported between Tracer and list",
+)
+def test_lengths_as_list_is_accepted_or_rejected_cleanly(real_scan):
+    cell, params = _lstm()
+    try:
+        _, ys = lstm_jax.unroll(cell, params, _xs(), lengths=[T, 2])
+    except TypeError as err:
+        assert "lengths" in str(err)
+    else:
+        _, expected = lstm_jax.unroll(cell, params, _xs(), lengths=jnp.array([T, 2]))
+        np.testing.assert_array_equal(ys, expected)
+
+
+# window, gradient ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("window", "shown"),
+    [(0, "0"), (-1, "-1"), (1.5, "1.5"), (True, "True"), ("2", "'2'"), (np.int32(0), "0")],
+)
+def test_window_invalid(window, shown):
+    cell, params = _lstm()
+    pattern = (
+        rf"window must be a positive int \(steps per window\) or None, got .*{re.escape(shown)}"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(), window=window)
+
+
+@pytest.mark.parametrize("gradient", ["fulll", "", None, 1])
+def test_gradient_unknown(gradient):
+    cell, params = _lstm()
+    pattern = rf"gradient must be one of \['full', 'truncated'\].*got {re.escape(repr(gradient))}"
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(), gradient=gradient)
+
+
+def test_gradient_unknown_in_linen_modules():
+    cell, _ = _lstm()
+    xs = _xs()
+    with pytest.raises(ValueError, match=r"\['full', 'truncated'\].*'fulll'"):
+        lj.RNN(cell, H, gradient="fulll").init(jax.random.key(0), xs)
+    module = nn.RNN(lj.CellModule(cell, H, gradient="fulll"))
+    with pytest.raises(ValueError, match=r"\['full', 'truncated'\].*'fulll'"):
+        module.init(jax.random.key(0), xs)
+
+
+# LSTM options --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["bogus", "Vanilla", "cifg", ""])
+def test_lstm_unknown_variant(variant):
+    valid = re.escape(str(list(lstm_jax.LSTM_VARIANTS)))
+    with pytest.raises(
+        ValueError, match=rf"variant must be one of {valid}, got {re.escape(repr(variant))}"
+    ):
+        lstm_jax.lstm(variant)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        lstm_jax.lstm_options(variant)
+
+
+def test_lstm_unknown_override():
+    with pytest.raises(
+        TypeError, match=r"unknown LSTM option\(s\) \['peephole'\]; valid options are .*'peepholes'"
+    ):
+        lstm_jax.lstm(peephole=True)
+    with pytest.raises(TypeError, match=r"\['bias', 'gates'\].*'forget_bias'"):
+        lstm_jax.lstm("vanilla", gates=3, bias=0.0)
+
+
+@pytest.mark.parametrize(
+    ("variant", "overrides", "pattern"),
+    [
+        ("NFG", {"coupled": True}, r"coupled=True .* needs .*forget_gate=False"),
+        (
+            "standard",
+            {"coupled": True, "input_gate": False},
+            r"coupled=True .*got input_gate=False",
+        ),
+        (
+            "NIG",
+            {"chrono": 10},
+            r"chrono .* needs free input and forget gates; got input_gate=False",
+        ),
+        ("CIFG", {"chrono": 10}, r"chrono .*coupled=True"),
+        ("NFG", {"chrono": 10}, r"chrono .*forget_gate=False"),
+        (
+            "standard",
+            {"input_activation": "relu"},
+            r"input_activation must be one of \[.*'tanh'\], got 'relu'",
+        ),
+        (
+            "vanilla",
+            {"output_activation": "gelu"},
+            r"output_activation must be one of \[.*'identity'.*\], got 'gelu'",
+        ),
+    ],
+)
+def test_lstm_invalid_combination(variant, overrides, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.lstm(variant, **overrides)
+
+
+# stacked, bidirectional, init_stacked --------------------------------------------------------
+
+
+def test_stacked_single_params():
+    cell, params = _lstm()
+    with pytest.raises(
+        ValueError, match=r"params must be a non-empty tuple or list .*got LSTMParams"
+    ):
+        lstm_jax.stacked(cell, params, _xs())
+    with pytest.raises(ValueError, match=r"non-empty tuple or list .*got tuple"):
+        lstm_jax.stacked(cell, (), _xs())
+
+
+def test_stacked_bidirectional_layer_not_a_pair():
+    cell, params = _lstm()
+    with pytest.raises(
+        ValueError, match=r"params must be a \(forward, backward\) pair, got LSTMParams"
+    ):
+        lstm_jax.stacked(cell, (params,), _xs(), bidirectional=True)
+
+
+def test_stacked_wrong_number_of_carries():
+    cell, params = _lstm()
+    with pytest.raises(ValueError, match=r"carries has 1 entries but there are 2 layers"):
+        lstm_jax.stacked(cell, (params, params), _xs(), (cell.initial_carry((B,), H),))
+
+
+@pytest.mark.parametrize("bad", ["single", "one", "three"])
+def test_bidirectional_params_not_a_pair(bad):
+    cell, params = _lstm()
+    value = {"single": params, "one": (params,), "three": (params, params, params)}[bad]
+    name = type(value).__name__
+    with pytest.raises(
+        ValueError, match=rf"params must be a \(forward, backward\) pair, got {name}"
+    ):
+        lstm_jax.bidirectional(cell, value, _xs())
+
+
+def test_bidirectional_carry_not_a_pair():
+    cell, params = _lstm()
+    with pytest.raises(
+        ValueError, match=r"carry must be a \(forward, backward\) pair, got LSTMCarry"
+    ):
+        lstm_jax.bidirectional(cell, (params, params), _xs(), cell.initial_carry((B,), H))
+
+
+def test_bidirectional_rejects_reverse():
+    cell, params = _lstm()
+    with pytest.raises(TypeError, match="do not pass reverse"):
+        lstm_jax.bidirectional(cell, (params, params), _xs(), reverse=True)
+
+
+@pytest.mark.parametrize("num_layers", [0, -1])
+def test_init_stacked_no_layers(num_layers):
+    cell, _ = _lstm()
+    with pytest.raises(ValueError, match=rf"num_layers must be >= 1, got {num_layers}"):
+        lstm_jax.init_stacked(cell, jax.random.key(0), I, H, num_layers)
+
+
+# inside jax.jit ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "pattern"),
+    [
+        ((_xs((T, B, 7)),), {}, ValueError, r"xs has input size 7"),
+        ((_xs((T,)),), {}, ValueError, r"xs must have rank 2 .*got shape \(5,\)"),
+        ((_xs(dtype=jnp.int32),), {}, TypeError, r"xs must have a floating-point dtype.*int32"),
+        (
+            (_xs(), lstm_jax.LSTMCarry(jnp.zeros((3, H)), jnp.zeros((3, H)))),
+            {},
+            ValueError,
+            r"carry\.h has shape \(3, 4\) but expected \(2, 4\)",
+        ),
+        ((_xs(), jnp.zeros((B, H))), {}, ValueError, r"carry has structure"),
+        (
+            (_xs(),),
+            {"lengths": jnp.array([1, 2, 3])},
+            ValueError,
+            r"lengths must have the batch shape.*\(3,\)",
+        ),
+        (
+            (_xs(),),
+            {"lengths": jnp.array([1.0, 2.0])},
+            TypeError,
+            r"lengths must be an integer array.*float32",
+        ),
+    ],
+)
+def test_errors_surface_inside_jit(args, kwargs, error, pattern):
+    """Shapes and dtypes are static, so the same error is raised while tracing a jitted caller."""
+    cell, params = _lstm()
+
+    @jax.jit
+    def run(*args, **kwargs):
+        return lstm_jax.unroll(cell, params, *args, **kwargs)[1]
+
+    with pytest.raises(error, match=pattern):
+        run(*args, **kwargs)
+
+
+@pytest.mark.parametrize("window", [0, True])
+def test_window_error_inside_jit(window):
+    cell, params = _lstm()
+    run = jax.jit(lambda xs: lstm_jax.unroll(cell, params, xs, window=window)[1])
+    with pytest.raises(ValueError, match=rf"window must be a positive int.*got {window}"):
+        run(_xs())
+
+
+def test_errors_surface_inside_grad_of_jit():
+    cell, params = _lstm()
+    loss = jax.jit(jax.grad(lambda xs: jnp.sum(lstm_jax.unroll(cell, params, xs)[1])))
+    with pytest.raises(ValueError, match=r"xs has input size 2"):
+        loss(_xs((T, B, 2)))
+
+
+# cell / params mismatch ----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library gap: unroll does not check that params belong to the cell; GRU with LSTM "
+    "params fails while tracing the scan ('array split does not result in an equal division')",
+)
+def test_params_of_another_cell():
+    lstm_params = _lstm()[1]
+    with pytest.raises((ValueError, TypeError), match="params"):
+        lstm_jax.unroll(lstm_jax.gru(), lstm_params, _xs())

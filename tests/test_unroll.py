@@ -1,0 +1,148 @@
+"""The driver's options against straightforward reference loops (SPEC-independent NumPy)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_carry, random_params
+from reference import run
+
+import lstm_jax
+
+T, B, I, H = 7, 4, 3, 5
+CASES = [
+    ("lstm", lstm_jax.lstm("vanilla")),
+    ("gru", lstm_jax.gru()),
+    ("rnn", lstm_jax.rnn()),
+]
+IDS = [c[0] for c in CASES]
+LENGTHS = np.array([7, 3, 1, 0])
+
+
+def _row(tree, b):
+    return jax.tree.map(lambda a: a[b], tree)
+
+
+def _close(a, b, tol=1e-12):
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=tol, atol=tol), a, b)
+
+
+def _setup(cell, seed=0):
+    k_p, k_c, k_x = jax.random.split(jax.random.key(seed), 3)
+    return (
+        random_params(cell, k_p, I, H),
+        random_carry(cell, k_c, (B,), H),
+        jax.random.normal(k_x, (T, B, I), jnp.float64),
+    )
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lengths_and_reverse_match_per_sequence_loops(x64, kind, cell, reverse):
+    params, carry, xs = _setup(cell)
+    final, ys = lstm_jax.unroll(
+        cell, params, xs, carry, lengths=jnp.asarray(LENGTHS), reverse=reverse
+    )
+    for b, n in enumerate(LENGTHS):
+        seq = np.asarray(xs[:n, b])
+        want_ys = np.zeros((T, H))
+        want_final = tuple(jax.tree.leaves(_row(carry, b)))
+        if n:
+            order = seq[::-1] if reverse else seq
+            ref_ys, want_final = run(kind, cell.options, params, order, _row(carry, b))
+            want_ys[:n] = ref_ys[::-1] if reverse else ref_ys
+        np.testing.assert_allclose(ys[:, b], want_ys, rtol=1e-12, atol=1e-12)
+        _close(tuple(jax.tree.leaves(_row(final, b))), want_final)
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+def test_reverse_without_lengths_is_a_flipped_run(x64, kind, cell):
+    params, carry, xs = _setup(cell, 1)
+    final, ys = lstm_jax.unroll(cell, params, xs, carry, reverse=True)
+    final_f, ys_f = lstm_jax.unroll(cell, params, xs[::-1], carry)
+    _close(final, final_f)
+    _close(ys, ys_f[::-1])
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+def test_batch_major_layout(x64, kind, cell):
+    params, carry, xs = _setup(cell, 2)
+    want = lstm_jax.unroll(cell, params, xs, carry, lengths=jnp.asarray(LENGTHS))
+    final, ys = lstm_jax.unroll(
+        cell, params, jnp.swapaxes(xs, 0, 1), carry, lengths=jnp.asarray(LENGTHS), time_major=False
+    )
+    assert ys.shape == (B, T, H)
+    _close((final, jnp.swapaxes(ys, 0, 1)), want)
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+def test_bidirectional_matches_two_reference_loops(x64, kind, cell):
+    params_fw, carry_fw, xs = _setup(cell, 3)
+    params_bw, carry_bw, _ = _setup(cell, 4)
+    lengths = jnp.asarray(LENGTHS)
+    (c_fw, c_bw), ys = lstm_jax.bidirectional(
+        cell, (params_fw, params_bw), xs, (carry_fw, carry_bw), lengths=lengths
+    )
+    assert ys.shape == (T, B, 2 * H)
+    for b, n in enumerate(LENGTHS):
+        if n == 0:
+            np.testing.assert_array_equal(ys[:, b], 0.0)
+            continue
+        seq = np.asarray(xs[:n, b])
+        y_fw, f_fw = run(kind, cell.options, params_fw, seq, _row(carry_fw, b))
+        y_bw, f_bw = run(kind, cell.options, params_bw, seq[::-1], _row(carry_bw, b))
+        np.testing.assert_allclose(ys[:n, b, :H], y_fw, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ys[:n, b, H:], y_bw[::-1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(ys[n:, b], 0.0)
+        _close(tuple(jax.tree.leaves(_row(c_fw, b))), f_fw)
+        _close(tuple(jax.tree.leaves(_row(c_bw, b))), f_bw)
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stacked_matches_layer_by_layer_reference(x64, kind, cell, bidirectional):
+    num_layers = 3
+    params = lstm_jax.init_stacked(
+        cell, jax.random.key(5), I, H, num_layers, bidirectional=bidirectional, dtype=jnp.float64
+    )
+    xs = jax.random.normal(jax.random.key(6), (T, B, I), jnp.float64)
+    finals, ys = lstm_jax.stacked(cell, params, xs, bidirectional=bidirectional)
+    assert len(finals) == num_layers and ys.shape == (T, B, H * (2 if bidirectional else 1))
+    zero = cell.initial_carry((), H, jnp.float64)
+    for b in range(B):
+        inputs = np.asarray(xs[:, b])
+        for layer_params in params:
+            if bidirectional:
+                y_fw, _ = run(kind, cell.options, layer_params[0], inputs, zero)
+                y_bw, _ = run(kind, cell.options, layer_params[1], inputs[::-1], zero)
+                inputs = np.concatenate([y_fw, y_bw[::-1]], axis=-1)
+            else:
+                inputs, final = run(kind, cell.options, layer_params, inputs, zero)
+        np.testing.assert_allclose(ys[:, b], inputs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+@pytest.mark.parametrize("mode", ["full", "truncated"])
+def test_unroll_and_remat_change_nothing(x64, kind, cell, mode):
+    params, carry, xs = _setup(cell, 7)
+
+    def loss(params, **kw):
+        final, ys = lstm_jax.unroll(cell, params, xs, carry, gradient=mode, **kw)
+        return jnp.sum(ys**2) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final))
+
+    want = jax.value_and_grad(loss)(params)
+    for kw in ({"unroll": 3}, {"remat": True}, {"unroll": T, "remat": True}):
+        _close(jax.value_and_grad(lambda p, kw=kw: loss(p, **kw))(params), want)
+
+
+def test_gradient_modes_accept_strings_and_enum():
+    cell = lstm_jax.rnn()
+    params = cell.init(jax.random.key(0), I, H)
+    xs = jnp.ones((T, I))
+    for a, b in (("full", lstm_jax.Gradient.FULL), ("TRUNCATED", lstm_jax.Gradient.TRUNCATED)):
+        np.testing.assert_array_equal(
+            lstm_jax.unroll(cell, params, xs, gradient=a)[1],
+            lstm_jax.unroll(cell, params, xs, gradient=b)[1],
+        )
