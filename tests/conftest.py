@@ -33,7 +33,10 @@ def random_params(cell, key, input_size, hidden_size, dtype=jnp.float64, scale=0
     params = cell.init(key, input_size, hidden_size, dtype)
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
-    leaves = [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)]
+    leaves = [
+        l + scale * jax.random.normal(k, l.shape, l.dtype)
+        for l, k in zip(leaves, keys, strict=False)
+    ]
     return jax.tree.unflatten(tree, leaves)
 
 
@@ -41,5 +44,7 @@ def random_carry(cell, key, batch_shape, hidden_size, dtype=jnp.float64, scale=0
     carry = cell.initial_carry(batch_shape, hidden_size, dtype)
     leaves, tree = jax.tree.flatten(carry)
     keys = jax.random.split(key, len(leaves))
-    leaves = [scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)]
+    leaves = [
+        scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys, strict=False)
+    ]
     return jax.tree.unflatten(tree, leaves)

@@ -103,7 +103,7 @@ def test_truncated_path_gradient_is_the_forget_gate_product(x64, variant):
     target = jax.random.normal(jax.random.key(9), (H,), jnp.float64)
 
     def loss_from(c_k, mode):
-        final, ys = lstm_jax.unroll(
+        _final, ys = lstm_jax.unroll(
             cell, params, xs[k_step + 1 :], carry_k._replace(c=c_k), gradient=mode
         )
         return jnp.sum(target * ys[-1])  # L_t with ∂L_t/∂h_t = target

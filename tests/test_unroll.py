@@ -119,7 +119,7 @@ def test_stacked_matches_layer_by_layer_reference(x64, kind, cell, bidirectional
                 y_bw, _ = run(kind, cell.options, layer_params[1], inputs[::-1], zero)
                 inputs = np.concatenate([y_fw, y_bw[::-1]], axis=-1)
             else:
-                inputs, final = run(kind, cell.options, layer_params, inputs, zero)
+                inputs, _final = run(kind, cell.options, layer_params, inputs, zero)
         np.testing.assert_allclose(ys[:, b], inputs, rtol=1e-12, atol=1e-12)
 
 

@@ -76,15 +76,10 @@ def test_windowed_gradient_is_the_sum_of_per_window_gradients(x64, kind, cell, m
     _close(g_params, want_params)
     _close(g_carry, want_carry)
     _close(g_xs, jnp.concatenate(want_xs))
-    if (window < T and kind != "rnn") or (mode == "full" and window < T):
-        full = grad(cell, params, carry, xs, target, gradient=mode)[0]
-        assert (
-            max(
-                float(jnp.abs(a - b).max())
-                for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(g_params))
-            )
-            > 1e-8
-        )
+    if not (kind == "rnn" and mode == "truncated"):  # there the cut removes nothing more
+        unwindowed = grad(cell, params, carry, xs, target, gradient=mode)[0]
+        gaps = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), unwindowed, g_params)
+        assert max(jax.tree.leaves(gaps)) > 1e-8  # the windows really cut something
 
 
 @pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
