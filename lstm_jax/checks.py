@@ -6,6 +6,7 @@ to read an XLA trace to learn that a batch axis was missing.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -48,6 +49,30 @@ def sizes(params: Any) -> tuple[int, int]:
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         check_float_array(f"params{jax.tree_util.keystr(path)}", leaf)
     return w.shape[0], r.shape[0]
+
+
+@functools.cache
+def _expected_params(cell: Cell, input_size: int, hidden: int) -> Any:
+    # Abstract evaluation only; cached so eager loops do not re-trace `init` on every call.
+    return jax.eval_shape(lambda: cell.init(jax.random.key(0), input_size, hidden))
+
+
+def check_params(cell: Cell, params: Any, input_size: int, hidden: int) -> None:
+    """params must have the structure and shapes `cell.init(key, I, H)` gives."""
+    expected = _expected_params(cell, input_size, hidden)
+    exp_leaves, exp_tree = jax.tree_util.tree_flatten_with_path(expected)
+    got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
+    if exp_tree != got_tree:
+        raise ValueError(
+            f"params do not belong to this cell: got {got_tree}, but cell.init(key, {input_size}, "
+            f"{hidden}) gives {exp_tree}"
+        )
+    for (path, exp), (_, got) in zip(exp_leaves, got_leaves, strict=True):
+        if tuple(got.shape) != tuple(exp.shape):
+            raise ValueError(
+                f"params{jax.tree_util.keystr(path)} has shape {tuple(got.shape)} but this cell "
+                f"with input_size={input_size}, hidden_size={hidden} expects {tuple(exp.shape)}"
+            )
 
 
 def check_xs(xs: Any, input_size: int, time_major: bool) -> None:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -58,6 +59,7 @@ def unroll(
     """
     mode = as_gradient(gradient)
     input_size, hidden = checks.sizes(params)
+    checks.check_params(cell, params, input_size, hidden)
     checks.check_xs(xs, input_size, time_major)
     checks.check_window(window)
     if not time_major and xs.ndim == 3:
@@ -69,6 +71,7 @@ def unroll(
     else:
         checks.check_carry(cell, carry, batch_shape, hidden, dtype)
     if lengths is not None:
+        lengths = jnp.asarray(lengths)  # a list or an int is fine; its dtype is checked next
         checks.check_lengths(lengths, batch_shape, xs.shape[0])
     step = cell.step if mode is Gradient.FULL else cell.truncated_step
     carry, ys = _scan(step, params, xs, carry, lengths, window, reverse, unroll, remat)
@@ -147,8 +150,10 @@ def bidirectional(
         raise TypeError("bidirectional runs both directions; do not pass reverse")
     params = _pair("params", params)
     carry_fw, carry_bw = (None, None) if carry is None else _pair("carry", carry)
-    c_fw, y_fw = unroll(cell, params[0], xs, carry_fw, **kwargs)
-    c_bw, y_bw = unroll(cell, params[1], xs, carry_bw, reverse=True, **kwargs)
+    with _context("forward direction"):
+        c_fw, y_fw = unroll(cell, params[0], xs, carry_fw, **kwargs)
+    with _context("backward direction"):
+        c_bw, y_bw = unroll(cell, params[1], xs, carry_bw, reverse=True, **kwargs)
     return (c_fw, c_bw), jnp.concatenate([y_fw, y_bw], axis=-1)
 
 
@@ -186,7 +191,10 @@ def stacked(
     )
     finals, ys = [], xs
     for index, layer_params in enumerate(params):
-        final, ys = layer(layer_params, ys, None if carries is None else carries[index], **kwargs)
+        with _context(f"layer {index}"):
+            final, ys = layer(
+                layer_params, ys, None if carries is None else carries[index], **kwargs
+            )
         finals.append(final)
     return tuple(finals), ys
 
@@ -222,6 +230,15 @@ def init_stacked(
         else:
             layers.append(cell.init(layer_key, size, hidden_size, dtype))
     return tuple(layers)
+
+
+@contextlib.contextmanager
+def _context(where: str) -> Iterator[None]:
+    """Prefixes a validation error with the layer or direction it came from."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{where}: {err}") from err
 
 
 def _pair(name: str, value: Any) -> tuple[Any, Any]:

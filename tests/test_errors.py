@@ -264,11 +264,6 @@ def test_lengths_out_of_range_unbatched():
         lstm_jax.unroll(cell, params, _xs((T, I)), lengths=6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a list `lengths` passes check_lengths (which np.asarray's a local copy) "
-    "but the raw list reaches the scan: TypeError '<' not supported between Tracer and list",
-)
 def test_lengths_as_list_is_accepted_or_rejected_cleanly(real_scan):
     cell, params = _lstm()
     try:
@@ -489,12 +484,19 @@ def test_errors_surface_inside_grad_of_jit():
 # cell / params mismatch ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library gap: unroll does not check that params belong to the cell; GRU with LSTM "
-    "params fails while tracing the scan ('array split does not result in an equal division')",
-)
 def test_params_of_another_cell():
     lstm_params = _lstm()[1]
     with pytest.raises((ValueError, TypeError), match="params"):
         lstm_jax.unroll(lstm_jax.gru(), lstm_params, _xs())
+
+
+def test_layer_and_direction_errors_name_where_they_happened(real_scan):
+    """A bad later layer or the backward direction is named in the message."""
+    cell = lstm_jax.lstm()
+    params = lstm_jax.init_stacked(cell, jax.random.key(0), I, H, 2)
+    wrong_second = (params[0], cell.init(jax.random.key(1), H + 1, H))
+    with pytest.raises(ValueError, match=r"^layer 1: xs has input size 4 .*input_size=5"):
+        lstm_jax.stacked(cell, wrong_second, _xs())
+    pair = (cell.init(jax.random.key(0), I, H), cell.init(jax.random.key(1), I + 2, H))
+    with pytest.raises(ValueError, match=r"^backward direction: xs has input size 3"):
+        lstm_jax.bidirectional(cell, pair, _xs())
