@@ -3,18 +3,29 @@
 The tests hold `jax.jacfwd` / `jax.grad` to these, so that they double as a readable reference
 beside the papers (SPEC §4). Matrices follow the SPEC: `R_* = r[:, block]ᵀ`, and a Jacobian
 `J[..., a, b] = ∂out[a] / ∂in[b]`.
+
+- `backward`: the whole backward pass of an unrolled cell (Elman, every LSTM variant, both GRU
+  conventions) in FULL or TRUNCATED mode, as a reverse `lax.scan` over one hand-written
+  vector-Jacobian product per step (`lstm_step_backward`, `gru_step_backward`,
+  `elman_step_backward`).
+- `elman_jacobian`, `lstm_cell_state_jacobian`: per-step Jacobians with their named terms.
+
+Notation in the step functions: `d<name>` is ∂L/∂<name> (δ in Greff et al. 2015), `*_pre` a
+pre-activation; `x` is `[*batch, I]`; weight gradients are summed over the batch.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from lstm_jax import elman_cell, gru_cell
 from lstm_jax import lstm_cell as lstm_lib
 from lstm_jax.activations import activation, sigmoid
-from lstm_jax.cell import Cell
+from lstm_jax.cell import Carry, Cell, Params
 from lstm_jax.elman_cell import ElmanParams
 from lstm_jax.gradients import Gradient, as_gradient
 
@@ -112,3 +123,245 @@ def lstm_cell_state_jacobian(
     if as_gradient(gradient) is Gradient.TRUNCATED:
         A = C = D = P = zero
     return CellStateJacobian(A=A, B=B, C=C, D=D, P=P)
+
+
+# ----------------------------------------------------------------------------------------------
+# Backward passes
+
+
+class Gradients(NamedTuple):
+    """∂L/∂ of everything an unroll takes."""
+
+    params: Params
+    xs: Array  # [T, *batch, I]
+    carry: Carry  # the initial carry
+
+
+class Trace(NamedTuple):
+    """What the forward pass keeps for the backward pass, stacked over time."""
+
+    carries: Carry  # [T, ...] the carry entering each step
+    parts: Any  # [T, ...] the step's intermediates (LSTMParts, GRUParts, or h_t)
+    final: Carry  # the carry after the last step
+
+
+def _sum_batch(a: Array) -> Array:
+    """Sums the leading (batch) axes of `[*batch, n]`."""
+    return a.reshape(-1, a.shape[-1]).sum(0)
+
+
+def _outer(a: Array, b: Array) -> Array:
+    """`Σ_batch a ⊗ b`: `[*batch, m], [*batch, n] -> [m, n]` (a weight gradient)."""
+    return jnp.einsum("...m,...n->mn", a, b)
+
+
+def elman_step_backward(
+    params: ElmanParams, h_prev: Array, h: Array, x: Array, dh: Array, full: bool
+) -> tuple[ElmanParams, Array, Array]:
+    """One step of `h_t = tanh(x w + h_{t-1} r + b)` backwards.
+
+    `dh` is the total ∂L/∂h_t. Returns `(dparams, dx_t, dh_{t-1})`; under TRUNCATED (`full`
+    False) `dh_{t-1} = 0`: nothing survives the cut.
+    """
+    d_pre = dh * (1 - h**2)
+    dparams = ElmanParams(w=_outer(x, d_pre), r=_outer(h_prev, d_pre), b=_sum_batch(d_pre))
+    dh_prev = d_pre @ params.r.T if full else jnp.zeros_like(h_prev)
+    return dparams, d_pre @ params.w.T, dh_prev
+
+
+def lstm_step_backward(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    carry: lstm_lib.LSTMCarry,
+    p: lstm_lib.LSTMParts,
+    x: Array,
+    dcarry: lstm_lib.LSTMCarry,
+    full: bool,
+) -> tuple[lstm_lib.LSTMParams, Array, lstm_lib.LSTMCarry]:
+    """One LSTM step backwards (SPEC §4.4, Greff et al. 2015 appendix), every variant.
+
+    `dcarry` is ∂L/∂(h_t, c_t, gates_t) in total: the output's gradient already added to `h`,
+    and `c` holding what step t+1 sends back (`dc_{t+1} ⊙ f_{t+1}` plus its peephole terms)::
+
+        dō_t = (dh_t ⊙ k(c_t) + dgates_o) ⊙ σ'(ō_t)
+        dc_t = dcarry.c + dh_t ⊙ o_t ⊙ k'(c_t) + p_o ⊙ dō_t
+        dz̄_t = dc_t ⊙ i_t ⊙ g'(z̄_t)
+        dī_t = (dc_t ⊙ z_t + dgates_i) ⊙ σ'(ī_t)       (CIFG: minus dc_t ⊙ c_{t-1}, as f = 1 - i)
+        df̄_t = (dc_t ⊙ c_{t-1} + dgates_f) ⊙ σ'(f̄_t)
+        dh_{t-1} = Σ_* R_*ᵀ d*̄_t,   dc_{t-1} = dc_t ⊙ f_t + p_i ⊙ dī_t + p_f ⊙ df̄_t
+
+    TRUNCATED (`full` False) drops every term that crosses a cut: `dh_{t-1}`, the three
+    peephole terms and the FGR gate recurrence; `dc_t ⊙ f_t` and every weight gradient stay.
+    """
+    g = activation(options.input_activation, "input_activation")
+    k = activation(options.output_activation, "output_activation")
+    sig = options.sigmoid_gates
+    d_act = {name: 0.0 for name in "ifo"}  # ∂L/∂ gate activations arriving through FGR
+    if options.gate_recurrence:
+        d_act.update(zip(sig, jnp.split(dcarry.gates, len(sig), axis=-1), strict=True))
+    dh = dcarry.h
+    d_pre: dict[str, Array] = {}
+    if options.output_gate:
+        d_pre["o"] = (dh * k.fn(p.c) + d_act["o"]) * sigmoid.grad(p.o_pre)
+    dc = dcarry.c + dh * p.o * k.grad(p.c)
+    if full and options.peepholes and options.output_gate:
+        dc = dc + params.p_o * d_pre["o"]
+    d_pre["z"] = dc * p.i * g.grad(p.z_pre)
+    d_f = dc * carry.c + d_act["f"]  # ∂L/∂f_t
+    if options.input_gate:
+        d_i = dc * p.z + d_act["i"] - (d_f if options.coupled else 0.0)
+        d_pre["i"] = d_i * sigmoid.grad(p.i_pre)
+    if p.f_pre is not None:
+        d_pre["f"] = d_f * sigmoid.grad(p.f_pre)
+    d_all = jnp.concatenate([d_pre[name] for name in options.gates], axis=-1)  # [*batch, G·H]
+
+    # Peephole weights: ī, f̄ see c_{t-1}, ō sees c_t (their weight gradients survive the cut).
+    peephole_input = {"i": carry.c, "f": carry.c, "o": p.c}
+    d_peep = {n: _sum_batch(peephole_input[n] * d_pre[n]) for n in options.peephole_gates}
+    dparams = lstm_lib.LSTMParams(
+        w=_outer(x, d_all),
+        r=_outer(carry.h, d_all),
+        b=_sum_batch(d_all),
+        p_i=d_peep.get("i"),
+        p_f=d_peep.get("f"),
+        p_o=d_peep.get("o"),
+        r_gate=None,
+    )
+    dc_prev = dc * p.f  # the constant error carousel: never cut
+    dh_prev = d_all @ params.r.T if full else jnp.zeros_like(carry.h)
+    if full:
+        for n in options.peephole_gates:
+            if n != "o":
+                dc_prev = dc_prev + getattr(params, f"p_{n}") * d_pre[n]
+    dgates_prev = None
+    if options.gate_recurrence:
+        d_sig = jnp.concatenate([d_pre[name] for name in sig], axis=-1)
+        dparams = dparams._replace(r_gate=_outer(carry.gates, d_sig))
+        dgates_prev = d_sig @ params.r_gate.T if full else jnp.zeros_like(carry.gates)
+    return dparams, d_all @ params.w.T, lstm_lib.LSTMCarry(h=dh_prev, c=dc_prev, gates=dgates_prev)
+
+
+def gru_step_backward(
+    options: gru_cell.GRUOptions,
+    params: gru_cell.GRUParams,
+    h_prev: Array,
+    p: gru_cell.GRUParts,
+    x: Array,
+    dh: Array,
+    full: bool,
+) -> tuple[gru_cell.GRUParams, Array, Array]:
+    """One GRU step backwards; `dh` is the total ∂L/∂h_t::
+
+        dĥ_t = dh_t ⊙ u_t,   dū_t = dh_t ⊙ (ĥ_t - h_{t-1}) ⊙ σ'(ū_t),   dh̄_t = dĥ_t ⊙ (1 - ĥ_t²)
+        reset after:  dr̄_t = dh̄_t ⊙ (R_h h_{t-1} + b_rh) ⊙ σ'(r̄_t),  d(R_h h_{t-1}) = dh̄_t ⊙ r_t
+        reset before: d(r_t ⊙ h_{t-1}) = R_hᵀ dh̄_t,  dr̄_t = d(r_t ⊙ h_{t-1}) ⊙ h_{t-1} ⊙ σ'(r̄_t)
+        dh_{t-1} = dh_t ⊙ (1 - u_t) + [the paths through R_*]
+
+    TRUNCATED (`full` False) keeps only `dh_t ⊙ (1 - u_t)`.
+    """
+    hidden = h_prev.shape[-1]
+    d_cand = dh * p.u
+    d_u = dh * (p.h_cand - h_prev) * sigmoid.grad(p.u_pre)
+    d_hpre = d_cand * (1 - p.h_cand**2)
+    if options.reset_after:
+        d_r = d_hpre * p.rh * sigmoid.grad(p.r_pre)
+        d_side = jnp.concatenate([d_r, d_u, d_hpre * p.r], axis=-1)  # ∂L/∂(h_{t-1} r)
+        dr_kernel = _outer(h_prev, d_side)
+        db_rh = _sum_batch(d_hpre * p.r)
+        dh_in = d_side @ params.r.T
+    else:
+        r_h = params.r[:, 2 * hidden :]
+        d_rh = d_hpre @ r_h.T  # ∂L/∂(r ⊙ h_{t-1})
+        d_r = d_rh * h_prev * sigmoid.grad(p.r_pre)
+        d_side = jnp.concatenate([d_r, d_u], axis=-1)
+        dr_kernel = jnp.concatenate([_outer(h_prev, d_side), _outer(p.rh, d_hpre)], axis=-1)
+        db_rh = None
+        dh_in = d_side @ params.r[:, : 2 * hidden].T + d_rh * p.r
+    d_x_side = jnp.concatenate([d_r, d_u, d_hpre], axis=-1)
+    dparams = gru_cell.GRUParams(
+        w=_outer(x, d_x_side), r=dr_kernel, b=_sum_batch(d_x_side), b_rh=db_rh
+    )
+    dh_prev = dh * (1 - p.u) + (dh_in if full else 0.0)
+    return dparams, d_x_side @ params.w.T, dh_prev
+
+
+def forward_trace(cell: Cell, params: Params, xs: Array, carry: Carry) -> Trace:
+    """Runs the cell forward and keeps, per step, the carry it entered with and its parts.
+
+    `xs` is time-major `[T, *batch, I]`. Shared by `backward`, the online algorithm's tests
+    and the diagnostics.
+    """
+    options = cell.options
+    if isinstance(options, lstm_lib.LSTMOptions):
+
+        def forward(carry, x):
+            p = lstm_lib.parts(options, params, carry, x)
+            return lstm_lib.carry_from_parts(options, p), (carry, p)
+    elif isinstance(options, gru_cell.GRUOptions):
+
+        def forward(carry, x):
+            p = gru_cell.parts(options, params, carry, x)
+            return p.h, (carry, p)
+    elif isinstance(options, elman_cell.ElmanOptions):
+
+        def forward(carry, x):
+            h, _ = elman_cell.step(params, carry, x)
+            return h, (carry, h)
+    else:
+        raise TypeError(f"no analytic derivation for cells with options {type(options).__name__}")
+    final, (carries, parts) = jax.lax.scan(forward, carry, xs)
+    return Trace(carries=carries, parts=parts, final=final)
+
+
+def _add_output(dcarry: Carry, dy: Array) -> Carry:
+    """Every cell here outputs `y_t = h_t`: the output's gradient joins the carry's `h`."""
+    if isinstance(dcarry, lstm_lib.LSTMCarry):
+        return dcarry._replace(h=dcarry.h + dy)
+    return dcarry + dy
+
+
+def backward(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    dys: Array,
+    dcarry: Carry | None = None,
+    gradient: Gradient | str = "full",
+) -> Gradients:
+    """The hand-derived backward pass of `unroll(cell, params, xs, carry, gradient=...)`.
+
+    Args:
+      xs: `[T, *batch, I]` time-major inputs; carry: the initial carry.
+      dys: `[T, *batch, H]`, ∂L/∂y_t for every step.
+      dcarry: ∂L/∂(final carry), zeros when None.
+      gradient: "full" or "truncated".
+
+    Returns:
+      `Gradients(params, xs, carry)`, equal to `jax.vjp` of the unroll applied to
+      `(dcarry, dys)` — the tests hold them to 1e-10 in float64.
+    """
+    full = as_gradient(gradient) is Gradient.FULL
+    options = cell.options
+    trace = forward_trace(cell, params, xs, carry)
+    step_backward: Callable[..., tuple[Params, Array, Carry]]
+    if isinstance(options, lstm_lib.LSTMOptions):
+        step_backward = lambda c, p, x, d: lstm_step_backward(options, params, c, p, x, d, full)  # noqa: E731
+    elif isinstance(options, gru_cell.GRUOptions):
+        step_backward = lambda c, p, x, d: gru_step_backward(options, params, c, p, x, d, full)  # noqa: E731
+    else:
+        step_backward = lambda c, h, x, d: elman_step_backward(params, c, h, x, d, full)  # noqa: E731
+    if dcarry is None:
+        dcarry = jax.tree.map(jnp.zeros_like, trace.final)
+
+    def body(acc, inputs):
+        dcarry_t, dparams = acc
+        carry_prev, parts, x, dy = inputs
+        dparams_t, dx, dcarry_prev = step_backward(carry_prev, parts, x, _add_output(dcarry_t, dy))
+        return (dcarry_prev, jax.tree.map(jnp.add, dparams, dparams_t)), dx
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (dcarry0, dparams), dxs = jax.lax.scan(
+        body, (dcarry, zeros), (trace.carries, trace.parts, xs, dys), reverse=True
+    )
+    return Gradients(params=dparams, xs=dxs, carry=dcarry0)

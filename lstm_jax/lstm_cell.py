@@ -306,8 +306,13 @@ def step(
 ) -> tuple[LSTMCarry, Array]:
     """`(carry, x) -> (carry, h_t)`; `x: [*batch, I]`, `h_t: [*batch, H]`."""
     p = parts(options, params, carry, x, cut)
+    return carry_from_parts(options, p), p.h
+
+
+def carry_from_parts(options: LSTMOptions, p: LSTMParts) -> LSTMCarry:
+    """The carry a step hands on: `(h_t, c_t)`, plus `[i_t, f_t, o_t]` for FGR."""
     gates = None
     if options.gate_recurrence:
         by_name = {"i": p.i, "f": p.f, "o": p.o}
         gates = jnp.concatenate([by_name[s] for s in options.sigmoid_gates], axis=-1)
-    return LSTMCarry(h=p.h, c=p.c, gates=gates), p.h
+    return LSTMCarry(h=p.h, c=p.c, gates=gates)
