@@ -1,0 +1,225 @@
+"""The online truncated gradient of Hochreiter & Schmidhuber (1997): truncated RTRL.
+
+Under the truncated gradient (SPEC §3) error flows back in time only along `c_{t-1} → c_t`,
+scaled by `f_t`. So for any weight θ that feeds the cell state,
+
+    dL/dθ = Σ_t δc_t^local · e_t,    e_t = f_t ⊙ e_{t-1} + ∂c_t/∂θ|local,
+
+where `δc_t^local = ∂ℓ_t/∂h_t ⊙ o_t ⊙ k'(c_t)` is the error the step's own loss puts on `c_t`
+and `e_t` is an eligibility trace. With `in_t = [x_t, h_{t-1}, (gates_{t-1}), 1]` the local
+terms are, per unit (SPEC §3):
+
+    cell input   ∂c_t/∂θ_z = i_t ⊙ g'(z̄_t) ⊗ in_t
+    input gate   ∂c_t/∂θ_i = z_t ⊙ σ'(ī_t) ⊗ in_t        (CIFG: (z_t - c_{t-1}) ⊙ σ'(ī_t))
+    forget gate  ∂c_t/∂θ_f = c_{t-1} ⊙ σ'(f̄_t) ⊗ in_t
+    peepholes    ∂c_t/∂p_i = z_t ⊙ σ'(ī_t) ⊙ c_{t-1},  ∂c_t/∂p_f = c_{t-1} ⊙ σ'(f̄_t) ⊙ c_{t-1}
+
+Output-gate weights (and `p_o`, and the readout) need no trace: their gradient at step t is
+local. Everything is computed in one forward `lax.scan`; memory is `O(B·H·(I + H))`,
+independent of `T`. The result equals `jax.grad` of the TRUNCATED unroll.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import checks
+from lstm_jax import lstm_cell as lstm_lib
+from lstm_jax.activations import activation, sigmoid
+from lstm_jax.cell import Cell
+
+Array = jax.Array
+LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> scalar
+
+
+class Readout(NamedTuple):
+    """A linear readout `prediction_t = h_t @ w + b`."""
+
+    w: Array  # [H, O]
+    b: Array  # [O]
+
+
+class OnlineGradients(NamedTuple):
+    """The truncated gradient, computed forward in time."""
+
+    loss: Array  # scalar, Σ_t ℓ_t (or ℓ_T)
+    params: lstm_lib.LSTMParams  # ∂L/∂ cell params
+    readout: Readout  # ∂L/∂ readout params
+    c0: Array  # [*batch, H] ∂L/∂c_0 (∂L/∂h_0 is zero: h_0 only feeds cut gate inputs)
+
+
+class _Traces(NamedTuple):
+    e: Array  # [*batch, C, H, D] one trace per weight feeding c (C blocks among z, i, f)
+    p_i: Array  # [*batch, H]
+    p_f: Array  # [*batch, H]
+    c0: Array  # [*batch, H] ∏ f_j, the trace of the initial cell state
+
+
+def online_gradient(
+    cell: Cell,
+    params: lstm_lib.LSTMParams,
+    readout: Readout,
+    xs: Array,
+    targets: Any,
+    loss_fn: LossFn,
+    carry: lstm_lib.LSTMCarry | None = None,
+    *,
+    every_step: bool = True,
+) -> OnlineGradients:
+    """The TRUNCATED gradient of `Σ_t loss_fn(h_t @ readout.w + readout.b, targets[t])`.
+
+    Args:
+      cell: an LSTM cell, any variant (the 1997 cell, with or without forget gate and
+        peepholes, CIFG, FGR...).
+      xs: `[T, *batch, I]` time-major inputs; targets: a pytree with leading axis T.
+      loss_fn: the per-step loss, `(prediction [*batch, O], target_t) -> scalar`.
+      carry: the initial carry (zeros when None).
+      every_step: a loss at every step (True) or only at the last one (False).
+
+    Returns:
+      `OnlineGradients(loss, params, readout, c0)`.
+    """
+    options = cell.options
+    if not isinstance(options, lstm_lib.LSTMOptions):
+        raise TypeError(
+            f"the online truncated gradient is derived for LSTM cells, got {type(options).__name__}"
+        )
+    input_size, hidden = checks.sizes(params)
+    checks.check_params(cell, params, input_size, hidden)
+    checks.check_xs(xs, input_size, time_major=True)
+    batch = tuple(xs.shape[1:-1])
+    dtype = jnp.result_type(xs.dtype, *jax.tree.leaves(params))
+    if carry is None:
+        carry = cell.initial_carry(batch, hidden, dtype)
+    else:
+        checks.check_carry(cell, carry, batch, hidden, dtype)
+    return _online(options, params, readout, xs, targets, loss_fn, carry, every_step)
+
+
+def _traced_blocks(options: lstm_lib.LSTMOptions) -> tuple[str, ...]:
+    """The blocks whose weights feed the cell state, in gate order."""
+    return tuple(name for name in options.gates if name != "o")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 7))
+def _online(options, params, readout, xs, targets, loss_fn, carry, every_step) -> OnlineGradients:
+    g = activation(options.input_activation, "input_activation")
+    k = activation(options.output_activation, "output_activation")
+    blocks = _traced_blocks(options)
+    num_steps = xs.shape[0]
+    batch, hidden = carry.c.shape[:-1], carry.c.shape[-1]
+    extra = () if carry.gates is None else (carry.gates.shape[-1],)
+    width = xs.shape[-1] + hidden + sum(extra) + 1  # D = |in_t|
+    dtype = carry.c.dtype
+
+    def local_loss(readout: Readout, h: Array, target: Any) -> Array:
+        return loss_fn(h @ readout.w + readout.b, target)
+
+    loss_grad = jax.value_and_grad(local_loss, argnums=(0, 1))
+
+    def body(state, inputs):
+        carry, traces, acc = state
+        t, x, target = inputs
+        p = lstm_lib.parts(options, params, carry, x)
+        ones = jnp.ones((*batch, 1), dtype)
+        pieces = [x, carry.h] + ([carry.gates] if carry.gates is not None else []) + [ones]
+        in_t = jnp.concatenate(pieces, axis=-1)  # [*batch, D]
+
+        # ∂c_t/∂(pre-activation) per traced block: the local terms of the module docstring.
+        dc_dpre = {"z": p.i * g.grad(p.z_pre)}
+        if options.input_gate:
+            dc_dpre["i"] = (p.z - (carry.c if options.coupled else 0.0)) * sigmoid.grad(p.i_pre)
+        if p.f_pre is not None:
+            dc_dpre["f"] = carry.c * sigmoid.grad(p.f_pre)
+        local = jnp.stack([dc_dpre[name] for name in blocks], axis=-2)  # [*batch, C, H]
+        f = p.f[..., None, :, None]
+        e = f * traces.e + local[..., None] * in_t[..., None, None, :]
+        p_i = traces.p_i
+        p_f = traces.p_f
+        if "i" in options.peephole_gates:
+            p_i = p.f * p_i + dc_dpre["i"] * carry.c
+        if "f" in options.peephole_gates:
+            p_f = p.f * p_f + dc_dpre["f"] * carry.c
+        traces = _Traces(e=e, p_i=p_i, p_f=p_f, c0=p.f * traces.c0)
+
+        # This step's own loss, and the error it puts on c_t (nothing else reaches c_t).
+        weight = jnp.asarray(1.0 if every_step else t == num_steps - 1, dtype)
+        loss, (d_readout, dh) = loss_grad(readout, p.h, target)
+        dh = weight * dh
+        dc = dh * p.o * k.grad(p.c)
+        acc = {
+            "loss": acc["loss"] + weight * loss,
+            "readout": jax.tree.map(lambda a, d: a + weight * d, acc["readout"], d_readout),
+            "traced": acc["traced"] + jnp.einsum("...h,...chd->chd", dc, e),
+            "p_i": acc["p_i"] + _sum_batch(dc * p_i),
+            "p_f": acc["p_f"] + _sum_batch(dc * p_f),
+            "c0": acc["c0"] + dc * traces.c0,
+            "o": acc["o"],
+            "p_o": acc["p_o"],
+        }
+        if options.output_gate:  # no trace: ō_t reaches the loss only through h_t
+            d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
+            acc["o"] = acc["o"] + jnp.einsum("...h,...d->hd", d_o, in_t)
+            acc["p_o"] = acc["p_o"] + _sum_batch(d_o * p.c)
+        return (lstm_lib.carry_from_parts(options, p), traces, acc), None
+
+    traces = _Traces(
+        e=jnp.zeros((*batch, len(blocks), hidden, width), dtype),
+        p_i=jnp.zeros((*batch, hidden), dtype),
+        p_f=jnp.zeros((*batch, hidden), dtype),
+        c0=jnp.ones((*batch, hidden), dtype),
+    )
+    acc = {
+        "loss": jnp.zeros((), dtype),
+        "readout": jax.tree.map(jnp.zeros_like, readout),
+        "traced": jnp.zeros((len(blocks), hidden, width), dtype),
+        "p_i": jnp.zeros((hidden,), dtype),
+        "p_f": jnp.zeros((hidden,), dtype),
+        "c0": jnp.zeros((*batch, hidden), dtype),
+        "o": jnp.zeros((hidden, width), dtype),
+        "p_o": jnp.zeros((hidden,), dtype),
+    }
+    steps = jnp.arange(num_steps)
+    (_, _, acc), _ = jax.lax.scan(body, (carry, traces, acc), (steps, xs, targets))
+    return OnlineGradients(
+        loss=acc["loss"],
+        params=_to_params(options, params, acc, xs.shape[-1], hidden),
+        readout=acc["readout"],
+        c0=acc["c0"],
+    )
+
+
+def _sum_batch(a: Array) -> Array:
+    return a.reshape(-1, a.shape[-1]).sum(0)
+
+
+def _to_params(options, params, acc, input_size: int, hidden: int) -> lstm_lib.LSTMParams:
+    """Scatters the per-block `[H, D]` gradients back into the fused `LSTMParams` layout."""
+    per_block = dict(zip(_traced_blocks(options), acc["traced"], strict=True))
+    if options.output_gate:
+        per_block["o"] = acc["o"]
+    ordered = [per_block[name] for name in options.gates]  # each [H, D]
+    x_end, h_end = input_size, input_size + hidden
+    w = jnp.concatenate([blk[:, :x_end].T for blk in ordered], axis=-1)
+    r = jnp.concatenate([blk[:, x_end:h_end].T for blk in ordered], axis=-1)
+    b = jnp.concatenate([blk[:, -1] for blk in ordered], axis=-1)
+    r_gate = None
+    if options.gate_recurrence:  # only the sigmoid gates receive the gate recurrence
+        r_gate = jnp.concatenate(
+            [per_block[name][:, h_end:-1].T for name in options.sigmoid_gates], axis=-1
+        )
+    peep = {"i": acc["p_i"], "f": acc["p_f"], "o": acc["p_o"]}
+    return lstm_lib.LSTMParams(
+        w=w,
+        r=r,
+        b=b,
+        p_i=peep["i"] if params.p_i is not None else None,
+        p_f=peep["f"] if params.p_f is not None else None,
+        p_o=peep["o"] if params.p_o is not None else None,
+        r_gate=r_gate,
+    )

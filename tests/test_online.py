@@ -1,0 +1,99 @@
+"""The online (eligibility-trace) truncated gradient equals jax.grad of the TRUNCATED unroll."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_carry, random_params
+
+import lstm_jax
+from lstm_jax.online import Readout, online_gradient
+
+I, H, O = 3, 4, 2
+VARIANTS = {
+    "1997": lstm_jax.lstm("1997"),  # no forget gate, no peepholes, scaled squashing
+    "1997-peepholes": lstm_jax.lstm("1997", peepholes=True),
+    "standard": lstm_jax.lstm(),  # forget gate, no peepholes
+    "vanilla": lstm_jax.lstm("vanilla"),  # forget gate and peepholes
+    "NIG": lstm_jax.lstm("NIG"),
+    "NOG": lstm_jax.lstm("NOG"),
+    "CIFG": lstm_jax.lstm("CIFG"),
+    "NOAF": lstm_jax.lstm("NOAF"),
+    "FGR": lstm_jax.lstm("FGR"),
+}
+
+
+def squared_error(prediction, target):
+    return 0.5 * jnp.sum((prediction - target) ** 2)
+
+
+def _reference(cell, params, readout, xs, targets, carry, every_step):
+    """jax.grad of the TRUNCATED unroll followed by the readout and the loss."""
+
+    def loss(params, readout, c0):
+        _, hs = lstm_jax.unroll(cell, params, xs, carry._replace(c=c0), gradient="truncated")
+        preds = hs @ readout.w + readout.b
+        per_step = jax.vmap(squared_error)(preds, targets)
+        return jnp.sum(per_step) if every_step else per_step[-1]
+
+    value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, readout, carry.c)
+    return value, grads
+
+
+@pytest.mark.parametrize("every_step", [True, False], ids=["loss-every-step", "loss-at-end"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("batch", [(3,), ()], ids=["batched", "unbatched"])
+def test_online_equals_truncated_bptt(x64, variant, every_step, batch):
+    cell = VARIANTS[variant]
+    T = 7
+    keys = jax.random.split(jax.random.key(0), 6)
+    params = random_params(cell, keys[0], I, H)
+    readout = Readout(
+        w=jax.random.normal(keys[1], (H, O), jnp.float64),
+        b=jax.random.normal(keys[2], (O,), jnp.float64),
+    )
+    carry = random_carry(cell, keys[3], batch, H)
+    xs = jax.random.normal(keys[4], (T, *batch, I), jnp.float64)
+    targets = jax.random.normal(keys[5], (T, *batch, O), jnp.float64)
+    got = online_gradient(
+        cell, params, readout, xs, targets, squared_error, carry, every_step=every_step
+    )
+    value, (d_params, d_readout, d_c0) = _reference(
+        cell, params, readout, xs, targets, carry, every_step
+    )
+    tol = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.loss, value, **tol)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), got.params, d_params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), got.readout, d_readout)
+    np.testing.assert_allclose(got.c0, d_c0, **tol)
+
+
+def test_online_is_not_the_full_gradient(x64):
+    cell = lstm_jax.lstm()
+    params = random_params(cell, jax.random.key(1), I, H)
+    readout = Readout(w=jnp.ones((H, O)), b=jnp.zeros(O))
+    xs = jax.random.normal(jax.random.key(2), (6, 2, I), jnp.float64)
+    targets = jnp.zeros((6, 2, O))
+    got = online_gradient(cell, params, readout, xs, targets, squared_error)
+
+    def full_loss(params):
+        _, hs = lstm_jax.unroll(cell, params, xs)
+        return jnp.sum(jax.vmap(squared_error)(hs @ readout.w + readout.b, targets))
+
+    assert float(jnp.abs(jax.grad(full_loss)(params).r - got.params.r).max()) > 1e-6
+
+
+def test_online_rejects_non_lstm_cells():
+    cell = lstm_jax.gru()
+    params = cell.init(jax.random.key(0), I, H)
+    with pytest.raises(TypeError, match="derived for LSTM cells, got GRUOptions"):
+        online_gradient(
+            cell,
+            params,
+            Readout(jnp.ones((H, O)), jnp.zeros(O)),
+            jnp.ones((2, I)),
+            None,
+            squared_error,
+        )
