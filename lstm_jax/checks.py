@@ -145,3 +145,21 @@ def check_window(window: Any) -> None:
         raise ValueError(
             f"window must be a positive int (steps per window) or None, got {window!r}"
         )
+
+
+def prepare(
+    cell: Cell, params: Any, xs: Any, carry: Any, time_major: bool = True
+) -> tuple[Any, Any]:
+    """Validates an unroll's inputs and returns `(time-major xs, carry)`, the carry defaulting
+    to zeros in the promoted dtype of xs and params."""
+    input_size, hidden = sizes(params)
+    check_params(cell, params, input_size, hidden)
+    check_xs(xs, input_size, time_major)
+    if not time_major and xs.ndim == 3:
+        xs = jnp.swapaxes(xs, 0, 1)
+    batch_shape = tuple(xs.shape[1:-1])
+    dtype = jnp.result_type(xs.dtype, *jax.tree.leaves(params))
+    if carry is None:
+        return xs, cell.initial_carry(batch_shape, hidden, dtype)
+    check_carry(cell, carry, batch_shape, hidden, dtype)
+    return xs, carry

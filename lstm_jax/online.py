@@ -89,15 +89,7 @@ def online_gradient(
         raise TypeError(
             f"the online truncated gradient is derived for LSTM cells, got {type(options).__name__}"
         )
-    input_size, hidden = checks.sizes(params)
-    checks.check_params(cell, params, input_size, hidden)
-    checks.check_xs(xs, input_size, time_major=True)
-    batch = tuple(xs.shape[1:-1])
-    dtype = jnp.result_type(xs.dtype, *jax.tree.leaves(params))
-    if carry is None:
-        carry = cell.initial_carry(batch, hidden, dtype)
-    else:
-        checks.check_carry(cell, carry, batch, hidden, dtype)
+    xs, carry = checks.prepare(cell, params, xs, carry)
     return _online(options, params, readout, xs, targets, loss_fn, carry, every_step)
 
 

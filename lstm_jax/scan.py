@@ -58,30 +58,21 @@ def unroll(
       `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
     """
     mode = as_gradient(gradient)
-    input_size, hidden = checks.sizes(params)
-    checks.check_params(cell, params, input_size, hidden)
-    checks.check_xs(xs, input_size, time_major)
     checks.check_window(window)
-    if not time_major and xs.ndim == 3:
-        xs = jnp.swapaxes(xs, 0, 1)
+    xs, carry = checks.prepare(cell, params, xs, carry, time_major)
     batch_shape = tuple(xs.shape[1:-1])
-    dtype = jnp.result_type(xs.dtype, *jax.tree.leaves(params))
-    if carry is None:
-        carry = cell.initial_carry(batch_shape, hidden, dtype)
-    else:
-        checks.check_carry(cell, carry, batch_shape, hidden, dtype)
     if lengths is not None:
         lengths = jnp.asarray(lengths)  # a list or an int is fine; its dtype is checked next
         checks.check_lengths(lengths, batch_shape, xs.shape[0])
     step = cell.step if mode is Gradient.FULL else cell.truncated_step
-    carry, ys = _scan(step, params, xs, carry, lengths, window, reverse, unroll, remat)
+    carry, ys = scan_steps(step, params, xs, carry, lengths, window, reverse, unroll, remat)
     if not time_major and ys.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)
     return carry, ys
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 8))
-def _scan(
+def scan_steps(
     step: StepFn,
     params: Params,
     xs: Array,
@@ -92,8 +83,12 @@ def _scan(
     unroll: int,
     remat: bool,
 ) -> tuple[Carry, Array]:
-    """The scan itself; `xs` is time-major and validated."""
-    num_steps = xs.shape[0]
+    """The scan itself, without validation (`unroll` validates first).
+
+    `xs` is time-major; it may be a pytree of `[T, ...]` arrays when `step` takes one (the
+    diagnostics pass `(x_t, probe_t)` pairs). Returns `(final_carry, ys)`.
+    """
+    num_steps = jax.tree.leaves(xs)[0].shape[0]
     if remat:
         step = jax.checkpoint(step)
 

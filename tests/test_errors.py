@@ -28,7 +28,7 @@ def no_scan(monkeypatch):
     def forbidden(*args, **kwargs):
         raise Traced("unroll reached the scan: the bad input was not caught by validation")
 
-    monkeypatch.setattr(scan_module, "_scan", forbidden)
+    monkeypatch.setattr(scan_module, "scan_steps", forbidden)
 
 
 @pytest.fixture

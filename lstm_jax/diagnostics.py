@@ -1,0 +1,175 @@
+"""Gradient-flow views: how much error reaches each step back, and through which paths.
+
+- `per_lag_gradients` / `per_lag_norms`: `∂L/∂h_k` and `∂L/∂c_k` for every `k` in one backward
+  pass, by adding zero probes to the carry after each step (the gradient with respect to a
+  probe is the gradient with respect to that carry), for any cell and gradient mode.
+- `cell_state_jacobians` / `jacobian_term_norms`: the terms A, B, C, D (and peepholes) of
+  `∂c_t/∂c_{t-1}` (SPEC §4.2) along a sequence.
+- `cell_state_product_singular_values`: singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import analytic, checks
+from lstm_jax import lstm_cell as lstm_lib
+from lstm_jax.cell import Carry, Cell, Params, StepFn
+from lstm_jax.gradients import Gradient, as_gradient
+from lstm_jax.scan import scan_steps
+
+Array = jax.Array
+
+
+def _probed(step: StepFn) -> StepFn:
+    """A step that adds `probe_t` to the carry it hands on. The probes are zero, so the
+    forward pass is unchanged, and `∂L/∂probe_t = ∂L/∂carry_t` (the carry after step t, with
+    everything computed at step t itself held fixed)."""
+
+    def probed_step(params: Params, carry: Carry, inputs: tuple[Array, Carry]):
+        x, probe = inputs
+        carry, y = step(params, carry, x)
+        return jax.tree.map(jnp.add, carry, probe), y
+
+    return probed_step
+
+
+def _output(carry: Carry) -> Array:
+    """The output `y_T` every cell here emits: its hidden state `h_T`."""
+    return carry.h if isinstance(carry, lstm_lib.LSTMCarry) else carry
+
+
+def per_lag_gradients(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    loss_fn: Callable[[Array], Array] = jnp.sum,
+    carry: Carry | None = None,
+    *,
+    gradient: Gradient | str = Gradient.FULL,
+) -> Carry:
+    """`∂L/∂carry_k` for k = 0..T with `L = loss_fn(y_T)`, in one backward pass.
+
+    Args:
+      xs: `[T, B, I]` or `[T, I]` time-major inputs.
+      loss_fn: maps the last output `[*batch, H]` to a scalar; with a sum over the batch
+        (the default, `jnp.sum`) each sequence's gradients are its own.
+      gradient: "full" or "truncated".
+
+    Returns:
+      A carry-shaped pytree with a leading axis of T + 1: index 0 is the initial carry, index
+      k the carry after step k. For an LSTM, `.h[k] = ∂L/∂h_k` and `.c[k] = ∂L/∂c_k`, each the
+      partial derivative holding the other fixed: `.c[k]` is the error the cell state carries
+      back to step k (under TRUNCATED with no peepholes, `∂L/∂h_T ⊙ o_T ⊙ k'(c_T) ⊙
+      ∏_{j=k+1..T} f_j` for k < T), and `.c[T]` is zero since L reads only `h_T`.
+    """
+    xs, carry = checks.prepare(cell, params, xs, carry)
+    step = cell.step if as_gradient(gradient) is Gradient.FULL else cell.truncated_step
+    probes = jax.tree.map(lambda c: jnp.zeros((xs.shape[0], *c.shape), c.dtype), carry)
+
+    def loss(probes: Carry, carry: Carry) -> Array:
+        final, _ = scan_steps(
+            _probed(step), params, (xs, probes), carry, None, None, False, 1, False
+        )
+        return loss_fn(_output(final))  # read from the probed carry, so lag 0 is ∂L/∂h_T
+
+    d_probes, d_carry = jax.grad(loss, argnums=(0, 1))(probes, carry)
+    return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), d_carry, d_probes)
+
+
+def per_lag_norms(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    loss_fn: Callable[[Array], Array] = jnp.sum,
+    carry: Carry | None = None,
+    *,
+    gradient: Gradient | str = Gradient.FULL,
+) -> Carry:
+    """Euclidean norms over the hidden units of `per_lag_gradients`: `[T + 1, *batch]` leaves.
+    Lag `T - k` is index `k`."""
+    grads = per_lag_gradients(cell, params, xs, loss_fn, carry, gradient=gradient)
+    return jax.tree.map(lambda g: jnp.linalg.norm(g, axis=-1), grads)
+
+
+def cell_state_jacobians(
+    cell: Cell,
+    params: lstm_lib.LSTMParams,
+    xs: Array,
+    carry: lstm_lib.LSTMCarry | None = None,
+    *,
+    gradient: Gradient | str = Gradient.FULL,
+) -> analytic.CellStateJacobian:
+    """The terms of `∂c_t/∂c_{t-1}` for t = 1..T: each leaf `[T, *batch, H, H]`.
+
+    At step 1 the terms through `h_0` (A, C, D) are zero: `h_0` is given, not computed from
+    `c_0`, so there is no `o_0` to hold fixed.
+    """
+    if not isinstance(cell.options, lstm_lib.LSTMOptions):
+        raise TypeError(
+            f"cell-state Jacobians need an LSTM cell, got {type(cell.options).__name__}"
+        )
+    xs, carry = checks.prepare(cell, params, xs, carry)
+    trace = analytic.forward_trace(cell, params, xs, carry)
+    o = trace.parts.o
+    o_prev = jnp.concatenate([jnp.zeros_like(o[:1]), o[:-1]])
+
+    def at_step(carry_prev: lstm_lib.LSTMCarry, x: Array, o_prev: Array):
+        return analytic.lstm_cell_state_jacobian(cell, params, carry_prev, x, o_prev, gradient)
+
+    return jax.vmap(at_step)(trace.carries, xs, o_prev)
+
+
+def jacobian_term_norms(
+    cell: Cell,
+    params: lstm_lib.LSTMParams,
+    xs: Array,
+    carry: lstm_lib.LSTMCarry | None = None,
+    *,
+    gradient: Gradient | str = Gradient.FULL,
+) -> analytic.CellStateJacobian:
+    """Spectral norms (largest singular values) of A, B, C, D, P at every step: `[T, *batch]`.
+
+    The spectral norm bounds how much a term can scale an error vector in one step.
+    """
+    terms = cell_state_jacobians(cell, params, xs, carry, gradient=gradient)
+    return jax.tree.map(lambda m: jnp.linalg.norm(m, ord=2, axis=(-2, -1)), terms)
+
+
+def cell_state_product_singular_values(
+    cell: Cell,
+    params: lstm_lib.LSTMParams,
+    xs: Array,
+    carry: lstm_lib.LSTMCarry | None = None,
+    *,
+    gradient: Gradient | str = Gradient.FULL,
+) -> Array:
+    """Singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}` for k = 0..T-1: `[T, *batch, H]`, each
+    row in descending order.
+
+    `J_t` is the SPEC §4.2 Jacobian (`o_{t-1}` held fixed): the cell-state chain the seeds
+    analyse. Under TRUNCATED it is exactly `diag(f_t)`, so the singular values are the sorted
+    forget-gate products `|∏_{j=k+1..T} f_j|`.
+    """
+    jac = cell_state_jacobians(cell, params, xs, carry, gradient=gradient).total()
+    eye = jnp.broadcast_to(jnp.eye(jac.shape[-1], dtype=jac.dtype), jac.shape[1:])
+
+    def accumulate(product: Array, jac_t: Array) -> tuple[Array, Array]:
+        product = product @ jac_t  # J_T ⋯ J_{t+1} J_t: the scan runs backwards in time
+        return product, product
+
+    _, products = jax.lax.scan(accumulate, eye, jac, reverse=True)
+    return jnp.linalg.svd(products, compute_uv=False)
+
+
+def summary(norms: Any) -> dict[str, Any]:
+    """Batch means of `per_lag_norms` or `jacobian_term_norms` leaves, as plain lists."""
+    return {
+        name: jnp.mean(value.reshape(value.shape[0], -1), axis=1).tolist()
+        for name, value in norms._asdict().items()
+        if value is not None
+    }
