@@ -114,12 +114,7 @@ def test_product_singular_values(x64):
         np.testing.assert_allclose(sv[k], jnp.linalg.svd(product, compute_uv=False), rtol=1e-10)
     # TRUNCATED: the product is ∏ diag(f_j), so its singular values are the sorted products
     sv_t = diagnostics.cell_state_product_singular_values(cell, params, xs, gradient="truncated")
-    fs = jnp.stack(
-        [
-            t.B.diagonal(axis1=-2, axis2=-1)
-            for t in [diagnostics.cell_state_jacobians(cell, params, xs)]
-        ]
-    )[0]
+    fs = diagnostics.cell_state_jacobians(cell, params, xs).B.diagonal(axis1=-2, axis2=-1)
     for k in range(T):
         np.testing.assert_allclose(sv_t[k], jnp.sort(jnp.prod(fs[k:], axis=0))[::-1], rtol=1e-12)
 
