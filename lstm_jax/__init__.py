@@ -4,6 +4,7 @@ Cells are NamedTuples of pure functions (`Cell`), unrolled by one `lax.scan` dri
 with full BPTT, the original truncated LSTM gradient, and windowed truncated BPTT.
 """
 
+from lstm_jax import analytic, diagnostics, online
 from lstm_jax.cell import Cell
 from lstm_jax.elman_cell import ElmanOptions, ElmanParams, rnn
 from lstm_jax.gradients import Gradient, cut_gate_recurrence, cut_window
@@ -32,13 +33,16 @@ __all__ = [
     "LSTMCarry",
     "LSTMOptions",
     "LSTMParams",
+    "analytic",
     "bidirectional",
     "cut_gate_recurrence",
     "cut_window",
+    "diagnostics",
     "gru",
     "init_stacked",
     "lstm",
     "lstm_options",
+    "online",
     "rnn",
     "stacked",
     "unroll",
