@@ -138,6 +138,17 @@ def check_lengths(lengths: Any, batch_shape: tuple[int, ...], num_steps: int) ->
             )
 
 
+def check_resets(resets: Any, shape: tuple[int, ...]) -> None:
+    """resets must be a boolean array shaped like xs without its feature axis."""
+    if resets.dtype != bool:
+        raise TypeError(f"resets must be a boolean array, got dtype {resets.dtype}")
+    if tuple(resets.shape) != tuple(shape):
+        raise ValueError(
+            f"resets must have the shape of xs without its last axis, {tuple(shape)} "
+            f"(time-major), got {tuple(resets.shape)}"
+        )
+
+
 def check_window(window: Any) -> None:
     if window is not None and (
         isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1

@@ -32,16 +32,10 @@ from lstm_jax import checks
 from lstm_jax import lstm_cell as lstm_lib
 from lstm_jax.activations import activation, sigmoid
 from lstm_jax.cell import Cell
+from lstm_jax.model import Readout
 
 Array = jax.Array
 LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> scalar
-
-
-class Readout(NamedTuple):
-    """A linear readout `prediction_t = h_t @ w + b`."""
-
-    w: Array  # [H, O]
-    b: Array  # [O]
 
 
 class OnlineGradients(NamedTuple):

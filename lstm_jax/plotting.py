@@ -1,4 +1,4 @@
-"""PNG plots of the diagnostics (needs matplotlib: `pip install "lstm-jax[plot]"`)."""
+"""PNG plots of diagnostics and learning curves (matplotlib, a dependency of lstm-jax)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ def _pyplot():
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise ImportError(
-            'plotting needs matplotlib; install it with pip install "lstm-jax[plot]"'
+            'plotting needs matplotlib (a dependency of lstm-jax): pip install matplotlib'
         ) from err
     return plt
 
 
 def plot_curves(
-    curves: Mapping[str, Sequence[float]],
+    curves: Mapping[str, Sequence[float] | tuple[Sequence[float], Sequence[float]]],
     path: str | Path,
     *,
     title: str,
@@ -30,13 +30,18 @@ def plot_curves(
     ylabel: str,
     logy: bool = True,
 ) -> Path:
-    """One line per named curve (x = 0, 1, ...) on a log y-axis; writes a PNG and returns
-    its path. Zeros are left out of a log plot rather than drawn at -inf."""
+    """One line per named curve on a log y-axis; writes a PNG and returns its path.
+
+    A curve is its y values (plotted at x = 0, 1, ...) or an `(x, y)` pair. Zeros are left out
+    of a log plot rather than drawn at -inf."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, values in curves.items():
-        values = np.asarray(values, dtype=float)
-        x = np.arange(len(values))
+    for name, curve in curves.items():
+        if isinstance(curve, tuple) and len(curve) == 2:
+            x, values = np.asarray(curve[0], dtype=float), np.asarray(curve[1], dtype=float)
+        else:
+            values = np.asarray(curve, dtype=float)
+            x = np.arange(len(values))
         if logy:
             keep = values > 0
             x, values = x[keep], values[keep]

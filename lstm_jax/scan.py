@@ -27,6 +27,7 @@ def unroll(
     gradient: Gradient | str = Gradient.FULL,
     window: int | None = None,
     lengths: Array | None = None,
+    resets: Array | None = None,
     reverse: bool = False,
     time_major: bool = True,
     unroll: int = 1,
@@ -47,6 +48,9 @@ def unroll(
       lengths: `[B]` ints (a scalar for unbatched xs): steps at or past a sequence's length
         leave its carry unchanged and output zeros, so the final carry is the carry after
         its last valid step.
+      resets: `[T, B]` bools (laid out like `xs` without its last axis): where true, the carry
+        is set to zeros before that step, as at the start of a new sequence (e.g. the external
+        reset at string boundaries of Gers et al. 2000). No gradient crosses a reset.
       reverse: process each sequence from its last valid step back to its first; outputs stay
         in input order (`ys[t]` belongs to `xs[t]`).
       time_major: layout of `xs` and `ys`.
@@ -64,8 +68,13 @@ def unroll(
     if lengths is not None:
         lengths = jnp.asarray(lengths)  # a list or an int is fine; its dtype is checked next
         checks.check_lengths(lengths, batch_shape, xs.shape[0])
+    if resets is not None:
+        resets = jnp.asarray(resets)
+        if not time_major and resets.ndim == 2:
+            resets = jnp.swapaxes(resets, 0, 1)
+        checks.check_resets(resets, xs.shape[:-1])
     step = cell.step if mode is Gradient.FULL else cell.truncated_step
-    carry, ys = scan_steps(step, params, xs, carry, lengths, window, reverse, unroll, remat)
+    carry, ys = scan_steps(step, params, xs, carry, lengths, window, reverse, unroll, remat, resets)
     if not time_major and ys.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)
     return carry, ys
@@ -82,6 +91,7 @@ def scan_steps(
     reverse: bool,
     unroll: int,
     remat: bool,
+    resets: Array | None = None,
 ) -> tuple[Carry, Array]:
     """The scan itself, without validation (`unroll` validates first).
 
@@ -92,8 +102,12 @@ def scan_steps(
     if remat:
         step = jax.checkpoint(step)
 
-    def body(carry: Carry, inputs: tuple[Array, Array]) -> tuple[Carry, Array]:
-        t, x = inputs
+    def body(carry: Carry, inputs: tuple[Array, Array, Array | None]) -> tuple[Carry, Array]:
+        t, x, reset = inputs
+        if reset is not None:
+            carry = jax.tree.map(
+                lambda c: jnp.where(_expand(reset, c), jnp.zeros_like(c), c), carry
+            )
         carry_in = carry  # a padded step passes on this uncut carry
         if window is not None:
             # Steps already taken by this sequence in processing order; the carry entering a
@@ -110,16 +124,19 @@ def scan_steps(
             valid = t < lengths  # [*batch]
 
             def keep_valid(new: Array, old: Array) -> Array:
-                return jnp.where(
-                    valid.reshape(valid.shape + (1,) * (new.ndim - valid.ndim)), new, old
-                )
+                return jnp.where(_expand(valid, new), new, old)
 
             new_carry = jax.tree.map(keep_valid, new_carry, carry_in)
             y = keep_valid(y, jnp.zeros_like(y))
         return new_carry, y
 
     ts = jnp.arange(num_steps)
-    return jax.lax.scan(body, carry, (ts, xs), reverse=reverse, unroll=unroll)
+    return jax.lax.scan(body, carry, (ts, xs, resets), reverse=reverse, unroll=unroll)
+
+
+def _expand(mask: Array, like: Array) -> Array:
+    """`[*batch]` mask broadcastable against a `[*batch, ...]` array."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
 def bidirectional(

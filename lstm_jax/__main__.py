@@ -1,0 +1,7 @@
+"""`python -m lstm_jax` is the `lstm-jax` command."""
+
+import sys
+
+from lstm_jax.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""Command line: `lstm-jax run CONFIG [--variant V] [--set k=v ...] [--out DIR] [--resume]`
+and `lstm-jax list`. `python -m lstm_jax` is the same program."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lstm_jax import checkpoint, config
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CHECKPOINT = 2, 3, 4
+
+
+def _configs_dir() -> Path:
+    """`./configs` when run from a checkout, else the one beside the installed package."""
+    here = Path("configs")
+    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "configs"
+
+
+def _describe(path: Path) -> str:
+    """The first comment line of a config file: what the experiment is."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else _configs_dir()
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:
+        print(f"no configs (*.yaml) in {directory}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    width = max(len(str(p)) for p in paths)
+    for path in paths:
+        print(f"{path!s:<{width}}  {_describe(path)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lstm_jax.train import Diverged, train  # imports jax: keep `list` and `--help` fast
+
+    cfg = config.load(args.config, args.variant, tuple(args.set))
+    name = Path(args.config).stem + (f"-{args.variant}" if args.variant else "")
+    out = Path(args.out) if args.out else Path("runs") / name
+    try:
+        summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    except Diverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    print(f"run directory: {summary.out_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lstm-jax", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="train from a config file")
+    run.add_argument("config", help="a YAML file from configs/")
+    run.add_argument("--variant", help="a named override set from the file, e.g. tiny")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value, e.g. --set training.steps=200 (repeatable)",
+    )
+    run.add_argument("--out", help="run directory (default: runs/<config name>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+    listing = commands.add_parser("list", help="list the configs")
+    listing.add_argument("--dir", help="directory to list (default: configs/)")
+    listing.set_defaults(func=cmd_list)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (config.ConfigError, FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except checkpoint.CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CHECKPOINT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

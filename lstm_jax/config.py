@@ -1,0 +1,217 @@
+"""Experiment configuration: YAML files loaded into frozen, typed dataclasses.
+
+A config file has four sections (`task`, `model`, `optimizer`, `training`) and an optional
+`variants:` mapping of named override sets (`tiny:` is the one the tests run). Overrides, from
+a variant or from `--set key=value`, use dotted keys (`training.steps=100`,
+`task.options.length=50`); each value is type-checked against the field it sets, and an
+unknown key is an error listing the valid keys at that level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A malformed config, an unknown key or a value of the wrong type."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    name: str  # a key of lstm_jax.tasks.TASKS
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the task's fields
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # "lstm" | "gru" | "rnn"
+    variant: str = "standard"  # LSTM variant (lstm_jax.LSTM_VARIANTS)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # LSTMOptions/GRU fields
+    hidden_size: int = 32
+    num_layers: int = 1
+    gradient: str = "full"  # "full" | "truncated"
+    window: int | None = None  # windowed truncated BPTT, steps per window
+    unroll: int = 1
+    remat: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "adam"  # "sgd" | "momentum" | "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # "momentum" only
+    schedule: str = "constant"  # "constant" | "cosine" | "exponential"
+    decay_rate: float = 0.1  # "exponential": learning rate x decay_rate every decay_steps
+    decay_steps: int = 1000
+    warmup_steps: int = 0
+    clip_norm: float | None = None  # Pascanu et al. 2013, Algorithm 1: rescale if ‖g‖ > clip_norm
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 0
+    batch_size: int = 32
+    steps: int = 1000  # the step budget
+    eval_every: int = 100
+    eval_size: int = 256  # test-set size (sequences, or streams for stateful tasks)
+    checkpoint_every: int = 500
+    stop_when_solved: bool = True  # stop at the task's success criterion on the test set
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    task: TaskConfig
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts (for YAML, JSON and checkpoint metadata)."""
+        return {
+            name: {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+            for name, section in ((name, getattr(self, name)) for name in SECTIONS)
+        }
+
+
+SECTIONS: dict[str, type] = {
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "training": TrainingConfig,
+}
+
+
+def load(path: str | Path, variant: str | None = None, overrides: tuple[str, ...] = ()) -> Config:
+    """Reads a YAML config, applies a named variant and then `key=value` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping with sections {list(SECTIONS)}")
+    variants = raw.pop("variants", None) or {}
+    config = from_dict(raw, source=str(path))
+    if variant is not None:
+        if variant not in variants:
+            raise ConfigError(
+                f"{path} has no variant {variant!r}; its variants are {sorted(variants)}"
+            )
+        for key, value in variants[variant].items():
+            config = override(config, key, value)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes key=value, got {item!r}")
+        config = override(config, key.strip(), yaml.safe_load(text))
+    return config
+
+
+def from_dict(raw: Mapping[str, Any], source: str = "config") -> Config:
+    _check_keys(raw, SECTIONS, source)
+    if "task" not in raw:
+        raise ConfigError(f"{source} needs a task section with at least `name`")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = raw.get(name) or {}
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping, got {values!r}")
+        hints = typing.get_type_hints(cls)
+        _check_keys(values, hints, f"{source}: section {name!r}")
+        checked = {key: _typed(f"{name}.{key}", value, hints[key]) for key, value in values.items()}
+        if name in ("task", "model"):
+            checked["options"] = types.MappingProxyType(dict(checked.get("options", {})))
+        try:
+            sections[name] = cls(**checked)
+        except TypeError as err:
+            raise ConfigError(f"{source}: section {name!r}: {err}") from err
+    return Config(**sections)
+
+
+def override(config: Config, key: str, value: Any) -> Config:
+    """Returns `config` with the dotted `key` set to `value` (type-checked)."""
+    parts = key.split(".")
+    section = parts[0]
+    _check_keys({section: None}, SECTIONS, "override")
+    hints = typing.get_type_hints(SECTIONS[section])
+    if len(parts) < 2:
+        raise ConfigError(f"override {key!r} must name a field, e.g. {section}.{next(iter(hints))}")
+    _check_keys({parts[1]: None}, hints, f"section {section!r}")
+    current = getattr(config, section)
+    if parts[1] == "options" and len(parts) == 3:
+        options = dict(current.options)
+        options[parts[2]] = value  # checked against the task's / cell's own fields when built
+        new = dataclasses.replace(current, options=types.MappingProxyType(options))
+    elif len(parts) == 2:
+        typed = _typed(key, value, hints[parts[1]])
+        if parts[1] == "options":
+            typed = types.MappingProxyType(dict(typed))
+        new = dataclasses.replace(current, **{parts[1]: typed})
+    else:
+        raise ConfigError(f"override {key!r} is too deep; only `<section>.options.<name>` nests")
+    return dataclasses.replace(config, **{section: new})
+
+
+def dump(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _check_keys(values: Mapping[str, Any], valid: Mapping[str, Any], where: str) -> None:
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), list(valid), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; valid keys are {sorted(valid)}")
+
+
+def _typed(key: str, value: Any, hint: Any) -> Any:
+    """`value` if it fits the field's annotation (an int is accepted for a float), else an
+    error naming the key, the expected and the received type."""
+    if _fits(value, hint):
+        allowed = {hint, *typing.get_args(hint)}
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return float(value) if whole and float in allowed and int not in allowed else value
+    raise ConfigError(f"{key} expects {_describe(hint)}, got {type(value).__name__} {value!r}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is not None:  # Mapping[str, Any]
+        return isinstance(value, Mapping)
+    if hint is Any:
+        return True
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

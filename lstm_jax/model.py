@@ -1,0 +1,104 @@
+"""A sequence model for the classic tasks: a (stacked) recurrent layer, a linear readout at every
+step, and the three losses the tasks use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lstm_jax.cell import Carry, Cell
+from lstm_jax.elman_cell import rnn
+from lstm_jax.gru_cell import gru
+from lstm_jax.lstm_cell import lstm
+from lstm_jax.scan import init_stacked, stacked
+
+Array = jax.Array
+
+
+class Readout(NamedTuple):
+    """A linear readout `prediction_t = h_t @ w + b`."""
+
+    w: Array  # [H, O]
+    b: Array  # [O]
+
+
+class ModelParams(NamedTuple):
+    rnn: tuple[Any, ...]  # one cell-params entry per layer
+    readout: Readout
+
+
+CELL_BUILDERS: dict[str, Callable[..., Cell]] = {
+    "lstm": lambda variant, **options: lstm(variant, **options),
+    "gru": lambda variant, **options: gru(**options),
+    "rnn": lambda variant, **options: rnn(**options),
+}
+
+
+def make_cell(name: str, variant: str = "standard", options: dict[str, Any] | None = None) -> Cell:
+    """A cell by name ("lstm", "gru", "rnn"); `variant` applies to the LSTM only."""
+    if name not in CELL_BUILDERS:
+        raise ValueError(f"cell must be one of {list(CELL_BUILDERS)}, got {name!r}")
+    if name != "lstm" and variant != "standard":
+        raise ValueError(f"variant {variant!r} applies to the lstm cell only, not {name!r}")
+    try:
+        return CELL_BUILDERS[name](variant, **dict(options or {}))
+    except TypeError as err:
+        raise ValueError(f"bad options for cell {name!r}: {err}") from err
+
+
+def init(
+    cell: Cell, key: Array, input_size: int, hidden_size: int, output_size: int, num_layers: int
+) -> ModelParams:
+    """Cell params per layer and a readout with U(±1/√H) weights and zero bias."""
+    k_rnn, k_out = jax.random.split(key)
+    scale = 1.0 / hidden_size**0.5
+    return ModelParams(
+        rnn=init_stacked(cell, k_rnn, input_size, hidden_size, num_layers),
+        readout=Readout(
+            w=jax.random.uniform(k_out, (hidden_size, output_size), minval=-scale, maxval=scale),
+            b=jnp.zeros((output_size,)),
+        ),
+    )
+
+
+def apply(
+    cell: Cell,
+    params: ModelParams,
+    inputs: Array,
+    carries: tuple[Carry, ...] | None = None,
+    **unroll_kwargs: Any,
+) -> tuple[tuple[Carry, ...], Array]:
+    """`inputs [T, B, I] -> (final carries per layer, outputs [T, B, O])`."""
+    finals, hs = stacked(cell, params.rnn, inputs, carries, **unroll_kwargs)
+    return finals, hs @ params.readout.w + params.readout.b
+
+
+def _masked_mean(per_step: Array, mask: Array) -> Array:
+    return jnp.sum(per_step * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def mse_loss(outputs: Array, targets: Array, mask: Array) -> Array:
+    """Squared error summed over outputs, averaged over the masked steps."""
+    return _masked_mean(jnp.sum((outputs - targets) ** 2, axis=-1), mask)
+
+
+def softmax_loss(outputs: Array, targets: Array, mask: Array) -> Array:
+    """Cross-entropy of integer class targets `[T, B]`, averaged over the masked steps (nats)."""
+    return _masked_mean(optax.softmax_cross_entropy_with_integer_labels(outputs, targets), mask)
+
+
+def sigmoid_loss(outputs: Array, targets: Array, mask: Array) -> Array:
+    """Binary cross-entropy of multi-hot targets, summed over outputs, averaged over steps."""
+    per_step = jnp.sum(optax.sigmoid_binary_cross_entropy(outputs, targets), axis=-1)
+    return _masked_mean(per_step, mask)
+
+
+LOSSES: dict[str, Callable[[Array, Array, Array], Array]] = {
+    "mse": mse_loss,
+    "softmax": softmax_loss,
+    "sigmoid": sigmoid_loss,
+}

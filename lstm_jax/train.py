@@ -1,0 +1,351 @@
+"""The training loop: any task, cell and gradient mode from a `Config`; short on purpose.
+
+One jit-compiled step (forward, loss, gradient, global norm, optax update); data are a pure
+function of `(seed, step)`, so a run resumed from a checkpoint repeats an uninterrupted run
+exactly. With several devices the batch axis is sharded over a `jax.sharding.Mesh` and the
+params replicated: JAX's own SPMD partitioner inserts the gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from lstm_jax import checkpoint, model
+from lstm_jax.config import Config, ConfigError, dump
+from lstm_jax.tasks import Batch, Task, make_task
+
+CHECKPOINT = "checkpoint.msgpack"
+METRICS = "metrics.jsonl"
+
+
+class TrainState(NamedTuple):
+    params: model.ModelParams
+    opt_state: Any
+    carries: Any  # per-layer carries handed from batch to batch (stateful tasks), else None
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the update was not applied."""
+
+
+class Summary(NamedTuple):
+    status: str  # "solved" | "budget" | "diverged"
+    steps: int
+    sequences: int
+    final_eval: dict[str, float]
+    solved_at_step: int | None
+    out_dir: Path
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """The configured optimiser, schedule and (Pascanu et al. 2013) global-norm clipping."""
+    opt = config.optimizer
+    schedules: dict[str, Callable[[], optax.Schedule]] = {
+        "constant": lambda: optax.constant_schedule(opt.learning_rate),
+        "cosine": lambda: optax.warmup_cosine_decay_schedule(
+            0.0, opt.learning_rate, opt.warmup_steps, max(config.training.steps, 1)
+        ),
+        "exponential": lambda: optax.exponential_decay(
+            opt.learning_rate, opt.decay_steps, opt.decay_rate
+        ),
+    }
+    optimizers: dict[str, Callable[[optax.Schedule], optax.GradientTransformation]] = {
+        "sgd": optax.sgd,
+        "momentum": lambda lr: optax.sgd(lr, momentum=opt.momentum),
+        "adam": optax.adam,
+    }
+    if opt.schedule not in schedules:
+        raise ConfigError(
+            f"optimizer.schedule must be one of {list(schedules)}, got {opt.schedule!r}"
+        )
+    if opt.name not in optimizers:
+        raise ConfigError(f"optimizer.name must be one of {list(optimizers)}, got {opt.name!r}")
+    schedule = schedules[opt.schedule]()
+    if opt.warmup_steps and opt.schedule != "cosine":
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps), schedule],
+            [opt.warmup_steps],
+        )
+    clip = optax.clip_by_global_norm(opt.clip_norm) if opt.clip_norm else optax.identity()
+    return optax.chain(clip, optimizers[opt.name](schedule))
+
+
+class Experiment(NamedTuple):
+    """Everything a run derives from its config."""
+
+    config: Config
+    task: Task
+    cell: Any
+    optimizer: optax.GradientTransformation
+    train_step: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
+    evaluate: Callable[[model.ModelParams, Batch], jax.Array]
+    mesh: Mesh | None
+
+
+def build(config: Config) -> Experiment:
+    """Builds task, cell, optimiser and the jit-compiled train and eval functions."""
+    try:
+        task = make_task(config.task.name, **dict(config.task.options))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"task: {err}") from err
+    m = config.model
+    try:
+        cell = model.make_cell(m.cell, m.variant, dict(m.options))
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from err
+    if m.gradient not in ("full", "truncated"):
+        raise ConfigError(f"model.gradient must be 'full' or 'truncated', got {m.gradient!r}")
+    optimizer = make_optimizer(config)
+    loss_fn = model.LOSSES[task.loss]
+    unroll_kwargs = dict(gradient=m.gradient, window=m.window, unroll=m.unroll, remat=m.remat)
+
+    def loss_and_carries(params, batch: Batch, carries):
+        finals, outputs = model.apply(
+            cell,
+            params,
+            batch.inputs,
+            carries,
+            lengths=batch.lengths,
+            resets=batch.resets,
+            **unroll_kwargs,
+        )
+        return loss_fn(outputs, batch.targets, batch.mask), finals
+
+    def train_step(state: TrainState, batch: Batch):
+        carries = jax.lax.stop_gradient(state.carries)  # stateful TBPTT: no gradient across batches
+        (loss, finals), grads = jax.value_and_grad(loss_and_carries, has_aux=True)(
+            state.params, batch, carries
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = TrainState(params, opt_state, finals if task.stateful else None)
+        return new, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    def evaluate(params, batch: Batch):
+        _, outputs = model.apply(
+            cell, params, batch.inputs, lengths=batch.lengths, resets=batch.resets
+        )
+        return outputs
+
+    mesh = None
+    if jax.device_count() > 1:
+        if config.training.batch_size % jax.device_count():
+            raise ConfigError(
+                f"training.batch_size={config.training.batch_size} must be divisible by the "
+                f"{jax.device_count()} devices the batch is sharded over"
+            )
+        mesh = Mesh(np.array(jax.devices()), ("data",))
+    return Experiment(config, task, cell, optimizer, jax.jit(train_step), jax.jit(evaluate), mesh)
+
+
+def init_state(exp: Experiment) -> TrainState:
+    c = exp.config
+    params = model.init(
+        exp.cell,
+        jax.random.key(c.training.seed),
+        exp.task.input_size,
+        c.model.hidden_size,
+        exp.task.output_size,
+        c.model.num_layers,
+    )
+    carries = None
+    if exp.task.stateful:
+        shape = (c.training.batch_size,)
+        carries = tuple(exp.cell.initial_carry(shape, c.model.hidden_size) for _ in params.rnn)
+    return TrainState(params, exp.optimizer.init(params), carries)
+
+
+def shard(exp: Experiment, tree: Any, batch_axis: int) -> Any:
+    """Places `tree` on the mesh, split along `batch_axis` (or replicated when it is None)."""
+    if exp.mesh is None:
+        return tree
+
+    def place(x):
+        spec = [None] * np.ndim(x)
+        if batch_axis is not None and np.ndim(x) > batch_axis:
+            spec[batch_axis] = "data"
+        return jax.device_put(x, NamedSharding(exp.mesh, P(*spec)))
+
+    return jax.tree.map(place, tree)
+
+
+def shard_batch(exp: Experiment, batch: Batch) -> Batch:
+    """Time-major fields are split along axis 1, `lengths` along axis 0."""
+    return Batch(
+        inputs=shard(exp, batch.inputs, 1),
+        targets=shard(exp, batch.targets, 1),
+        mask=shard(exp, batch.mask, 1),
+        lengths=shard(exp, batch.lengths, 0),
+        resets=None if batch.resets is None else shard(exp, batch.resets, 1),
+    )
+
+
+def shard_state(exp: Experiment, state: TrainState) -> TrainState:
+    return TrainState(
+        shard(exp, state.params, None),
+        shard(exp, state.opt_state, None),
+        None if state.carries is None else shard(exp, state.carries, 0),
+    )
+
+
+def evaluate(exp: Experiment, params: model.ModelParams, test: Batch) -> dict[str, float]:
+    outputs = exp.evaluate(params, shard_batch(exp, test))
+    loss = model.LOSSES[exp.task.loss](outputs, test.targets, test.mask)
+    return {"loss": float(loss), **exp.task.metrics(np.asarray(outputs), test)}
+
+
+def train(
+    config: Config,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Summary:
+    """Runs (or resumes) the experiment `config` in `out_dir`; see the module docstring."""
+    out = Path(out_dir)
+    exp = build(config)
+    t = config.training
+    state, start = init_state(exp), 0
+    if resume:
+        state, start = _resume(exp, state, out)
+    elif (out / CHECKPOINT).exists() or (out / METRICS).exists():
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump(config))
+    state = shard_state(exp, state)
+    test = exp.task.test_set(t.seed, t.eval_size)
+    status, solved_at, final_eval, step = "budget", None, {}, start
+    with open(out / METRICS, "a") as metrics_file, _progress(progress, start, t.steps) as bar:
+        for step in range(start + 1, t.steps + 1):
+            batch = shard_batch(exp, exp.task.batch(t.seed, step - 1, t.batch_size))
+            new_state, stats = exp.train_step(state, batch)
+            loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                status = "diverged"
+                message = (
+                    f"loss became {loss} (gradient norm {grad_norm}) at step {step}; the "
+                    f"update was not applied. Last good checkpoint: {_last_checkpoint(out)}. Lower "
+                    "optimizer.learning_rate or set optimizer.clip_norm."
+                )
+                _write_summary(out, status, step - 1, t, final_eval, solved_at, message)
+                raise Diverged(message)
+            state = new_state
+            _write(metrics_file, {"step": step, "loss": loss, "grad_norm": grad_norm})
+            if step % t.eval_every == 0 or step == t.steps:
+                final_eval = evaluate(exp, state.params, test)
+                _write(metrics_file, {"step": step, "eval": final_eval})
+                bar.set_postfix(loss=f"{loss:.4g}", **_headline(final_eval))
+                if solved_at is None and exp.task.solved(final_eval):
+                    solved_at = step
+                    if t.stop_when_solved:
+                        status = "solved"
+            if step % t.checkpoint_every == 0 or step == t.steps or status == "solved":
+                metrics_file.flush()
+                checkpoint.save(out / CHECKPOINT, state, {"step": step, "config": config.to_dict()})
+            bar.update(1)
+            if status == "solved":
+                break
+    if solved_at is not None:
+        status = "solved"
+    summary = _write_summary(out, status, step, t, final_eval, solved_at, None)
+    _plot_learning_curve(out)
+    log(f"{status} after {step} steps ({step * t.batch_size} sequences); test: {final_eval}")
+    return summary
+
+
+def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, int]:
+    """Loads the checkpoint, checks it belongs to this config, and trims later metrics."""
+    state, meta = checkpoint.load(out / CHECKPOINT, template)
+    if meta.get("config") != exp.config.to_dict():
+        theirs, ours = _flatten(meta.get("config") or {}), _flatten(exp.config.to_dict())
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
+    step = int(meta["step"])
+    lines = (out / METRICS).read_text().splitlines() if (out / METRICS).exists() else []
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    (out / METRICS).write_text("".join(line + "\n" for line in kept))
+    return state, step
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, str]:
+    return {k: f"{v:.4g}" for k, v in metrics.items() if k != "loss"}
+
+
+def _write(f, record: dict[str, Any]) -> None:
+    f.write(json.dumps(record) + "\n")
+
+
+def _last_checkpoint(out: Path) -> str:
+    path = out / CHECKPOINT
+    if not path.exists():
+        return "none (none was written before the failure)"
+    try:
+        return f"{path} (step {checkpoint.read_meta(path).get('step')})"
+    except checkpoint.CheckpointError as err:
+        return f"{path} is unreadable: {err}"
+
+
+def _write_summary(out, status, step, t, final_eval, solved_at, message) -> Summary:
+    summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
+    record = {**summary._asdict(), "out_dir": str(out), "message": message, "time": time.time()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(record, indent=2))
+    return summary
+
+
+def _plot_learning_curve(out: Path) -> None:
+    from lstm_jax.plotting import plot_curves
+
+    records = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line]
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r and "eval" not in r]
+    evals = [(r["step"], r["eval"]) for r in records if "eval" in r]
+    curves = {}
+    if train:
+        steps, losses = zip(*train, strict=True)
+        curves["train loss"] = (steps, losses)
+    for key in evals[0][1] if evals else {}:
+        curves[f"test {key}"] = ([s for s, _ in evals], [e[key] for _, e in evals])
+    if curves:
+        plot_curves(
+            curves, out / "learning_curve.png", title=out.name, xlabel="step", ylabel="value"
+        )
+
+
+class _NoBar:
+    def set_postfix(self, **kwargs: Any) -> None: ...
+
+    def update(self, n: int) -> None: ...
+
+
+def _progress(enabled: bool, start: int, total: int):
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext(_NoBar())
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)

@@ -1,0 +1,137 @@
+"""Config loading, overrides and their errors; atomic checkpoints and their errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_jax import checkpoint
+from lstm_jax.config import ConfigError, dump, load
+
+CONFIG = """\
+# A test config
+task:
+  name: adding
+  options: {length: 20}
+model:
+  cell: lstm
+  hidden_size: 8
+optimizer:
+  name: adam
+  learning_rate: 0.01
+training:
+  steps: 10
+variants:
+  tiny:
+    training.steps: 2
+    task.options.length: 10
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_load_applies_variant_then_overrides(config_file):
+    cfg = load(config_file)
+    assert (
+        cfg.training.steps == 10 and cfg.model.hidden_size == 8 and cfg.task.options["length"] == 20
+    )
+    assert cfg.optimizer.learning_rate == 0.01 and cfg.model.gradient == "full"  # default kept
+    tiny = load(
+        config_file, "tiny", ("training.steps=5", "optimizer.clip_norm=1", "model.window=null")
+    )
+    assert tiny.training.steps == 5 and tiny.task.options["length"] == 10
+    assert tiny.optimizer.clip_norm == 1.0 and isinstance(tiny.optimizer.clip_norm, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny.training.steps = 3
+    with pytest.raises(TypeError):
+        tiny.task.options["length"] = 3  # options are read-only too
+    assert load(config_file, "tiny").to_dict()["task"]["options"] == {"length": 10}
+    assert "hidden_size: 8" in dump(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (
+            ("training.stpes=5",),
+            r"unknown key 'stpes' \(did you mean 'steps'\?\); valid keys are \[",
+        ),
+        (("trainig.steps=5",), r"unknown key 'trainig' \(did you mean 'training'\?\)"),
+        (("training.steps=abc",), r"training.steps expects int, got str 'abc'"),
+        (("training.steps=1.5",), r"training.steps expects int, got float 1.5"),
+        (("optimizer.learning_rate=fast",), r"optimizer.learning_rate expects float, got str"),
+        (("model.window=true",), r"model.window expects int or null, got bool True"),
+        (("training.steps",), r"--set takes key=value, got 'training.steps'"),
+        (("training",), r"takes key=value"),
+        (("model.hidden_size.x=1",), r"too deep"),
+    ],
+)
+def test_override_errors(config_file, overrides, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load(config_file, None, overrides)
+
+
+def test_file_errors(tmp_path, config_file):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(bad)
+    bad.write_text("task: {name: adding}\nmodle: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'modle' \(did you mean 'model'\?\)"):
+        load(bad)
+    bad.write_text("model: {hidden_size: 3}\n")
+    with pytest.raises(ConfigError, match="needs a task section"):
+        load(bad)
+    bad.write_text("task: {name: adding}\nmodel: {hidden_size: '8'}\n")
+    with pytest.raises(ConfigError, match="model.hidden_size expects int, got str '8'"):
+        load(bad)
+    with pytest.raises(ConfigError, match=r"has no variant 'huge'; its variants are \['tiny'\]"):
+        load(config_file, "huge")
+
+
+def _state():
+    return {"params": (jnp.arange(3.0), {"w": jnp.ones((2, 2))}), "step": jnp.asarray(7)}
+
+
+def test_checkpoint_round_trip_and_atomic_replace(tmp_path):
+    path = tmp_path / "ck" / "state.msgpack"
+    checkpoint.save(path, _state(), {"step": 7})
+    state, meta = checkpoint.load(path, _state())
+    assert meta == {"step": 7}
+    jax.tree.map(np.testing.assert_array_equal, state, _state())
+    assert checkpoint.read_meta(path) == {"step": 7}
+    assert [p.name for p in path.parent.iterdir()] == ["state.msgpack"]  # no temp file left
+
+
+def test_corrupt_and_foreign_checkpoints_raise_and_are_left_alone(tmp_path):
+    path = tmp_path / "state.msgpack"
+    checkpoint.save(path, _state(), {"step": 7})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a write cut short
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt or truncated.*left as it is"):
+        checkpoint.load(path, _state())
+    assert path.read_bytes() == data[: len(data) // 2]
+    path.write_bytes(b"\x81\xa1a\x01")  # valid msgpack, not ours
+    with pytest.raises(checkpoint.CheckpointError, match="not an lstm_jax checkpoint"):
+        checkpoint.load(path, _state())
+    checkpoint.save(path, _state(), {"step": 7})
+    other = {"params": (jnp.arange(4.0), {"w": jnp.ones((2, 2))}), "step": jnp.asarray(0)}
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"has shape \(3,\), this run expects \(4,\)"
+    ):
+        checkpoint.load(path, other)
+    with pytest.raises(checkpoint.CheckpointError, match="does not match this run's state"):
+        checkpoint.load(path, {"params": _state()["params"], "extra": jnp.zeros(1), "step": 0})
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint at"):
+        checkpoint.load(tmp_path / "none.msgpack", _state())
