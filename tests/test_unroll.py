@@ -146,3 +146,33 @@ def test_gradient_modes_accept_strings_and_enum():
             lstm_jax.unroll(cell, params, xs, gradient=a)[1],
             lstm_jax.unroll(cell, params, xs, gradient=b)[1],
         )
+
+
+@pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
+def test_resets_restart_each_segment_from_zeros(x64, kind, cell):
+    """A reset before step t equals running the rest of that sequence from a zero carry."""
+    params, carry, xs = _setup(cell, 8)
+    resets = np.zeros((T, B), bool)
+    resets[3, 0] = resets[5, 1] = resets[0, 2] = True
+    final, ys = lstm_jax.unroll(cell, params, xs, carry, resets=jnp.asarray(resets))
+    zero = cell.initial_carry((), H, jnp.float64)
+    for b in range(B):
+        start = [t for t in range(T) if resets[t, b]]
+        cut = start[0] if start else 0
+        if cut:
+            head, _ = run(kind, cell.options, params, xs[:cut, b], _row(carry, b))
+            np.testing.assert_allclose(ys[:cut, b], head, rtol=1e-12, atol=1e-12)
+        tail, want = run(kind, cell.options, params, xs[cut:, b], zero if start else _row(carry, b))
+        np.testing.assert_allclose(ys[cut:, b], tail, rtol=1e-12, atol=1e-12)
+        _close(tuple(jax.tree.leaves(_row(final, b))), want)
+    # no gradient crosses a reset: the loss after the reset does not reach earlier inputs
+    grad = jax.grad(
+        lambda xs: jnp.sum(
+            lstm_jax.unroll(cell, params, xs, carry, resets=jnp.asarray(resets))[1][3:, 0]
+        )
+    )(xs)
+    np.testing.assert_array_equal(grad[:3, 0], 0.0)
+    with pytest.raises(TypeError, match="resets must be a boolean array"):
+        lstm_jax.unroll(cell, params, xs, resets=jnp.zeros((T, B)))
+    with pytest.raises(ValueError, match=r"resets must have the shape .*\(7, 4\).*got \(4, 7\)"):
+        lstm_jax.unroll(cell, params, xs, resets=jnp.zeros((B, T), bool))
