@@ -38,12 +38,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fresh(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`, ...: a default run directory never reuses an old run."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from lstm_jax.train import Diverged, train  # imports jax: keep `list` and `--help` fast
 
     cfg = config.load(args.config, args.variant, tuple(args.set))
     name = Path(args.config).stem + (f"-{args.variant}" if args.variant else "")
-    out = Path(args.out) if args.out else Path("runs") / name
+    out = Path(args.out) if args.out else _fresh(Path("runs") / name)
     try:
         summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     except Diverged as err:

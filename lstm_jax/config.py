@@ -9,6 +9,7 @@ unknown key is an error listing the valid keys at that level.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -177,8 +178,12 @@ def _check_keys(values: Mapping[str, Any], valid: Mapping[str, Any], where: str)
 def _typed(key: str, value: Any, hint: Any) -> Any:
     """`value` if it fits the field's annotation (an int is accepted for a float), else an
     error naming the key, the expected and the received type."""
+    allowed = {hint, *typing.get_args(hint)}
+    if isinstance(value, str) and float in allowed and str not in allowed:
+        # YAML 1.1 reads 1e-3 (no dot) as a string; a float field takes it as the number it is.
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if _fits(value, hint):
-        allowed = {hint, *typing.get_args(hint)}
         whole = isinstance(value, int) and not isinstance(value, bool)
         return float(value) if whole and float in allowed and int not in allowed else value
     raise ConfigError(f"{key} expects {_describe(hint)}, got {type(value).__name__} {value!r}")

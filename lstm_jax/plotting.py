@@ -16,7 +16,7 @@ def _pyplot():
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise ImportError(
-            'plotting needs matplotlib (a dependency of lstm-jax): pip install matplotlib'
+            "plotting needs matplotlib (a dependency of lstm-jax): pip install matplotlib"
         ) from err
     return plt
 

@@ -130,7 +130,7 @@ def build(config: Config) -> Experiment:
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = TrainState(params, opt_state, finals if task.stateful else None)
-        return new, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        return new, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     def evaluate(params, batch: Batch):
         _, outputs = model.apply(
@@ -180,8 +180,29 @@ def shard(exp: Experiment, tree: Any, batch_axis: int) -> Any:
     return jax.tree.map(place, tree)
 
 
+def pad_time(batch: Batch, multiple: int = 16) -> Batch:
+    """Pads the time axis up to a multiple of `multiple` (mask 0, lengths unchanged), so tasks
+    whose batches vary in length (Reber strings) compile a few shapes, not one per batch."""
+    steps = batch.inputs.shape[0]
+    extra = -steps % multiple
+    if extra == 0:
+        return batch
+
+    def pad(x):
+        return np.pad(x, [(0, extra)] + [(0, 0)] * (x.ndim - 1))
+
+    return Batch(
+        inputs=pad(batch.inputs),
+        targets=pad(batch.targets),
+        mask=pad(batch.mask),
+        lengths=batch.lengths,
+        resets=None if batch.resets is None else pad(batch.resets),
+    )
+
+
 def shard_batch(exp: Experiment, batch: Batch) -> Batch:
     """Time-major fields are split along axis 1, `lengths` along axis 0."""
+    batch = pad_time(batch)
     return Batch(
         inputs=shard(exp, batch.inputs, 1),
         targets=shard(exp, batch.targets, 1),
@@ -200,7 +221,7 @@ def shard_state(exp: Experiment, state: TrainState) -> TrainState:
 
 
 def evaluate(exp: Experiment, params: model.ModelParams, test: Batch) -> dict[str, float]:
-    outputs = exp.evaluate(params, shard_batch(exp, test))
+    outputs = exp.evaluate(params, shard_batch(exp, test))[: test.inputs.shape[0]]  # unpad
     loss = model.LOSSES[exp.task.loss](outputs, test.targets, test.mask)
     return {"loss": float(loss), **exp.task.metrics(np.asarray(outputs), test)}
 
@@ -292,7 +313,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _headline(metrics: dict[str, float]) -> dict[str, str]:
-    return {k: f"{v:.4g}" for k, v in metrics.items() if k != "loss"}
+    return {k: f"{v:.4g}" for k, v in metrics.items() if k not in ("loss", "sequences")}
 
 
 def _write(f, record: dict[str, Any]) -> None:
@@ -328,7 +349,10 @@ def _plot_learning_curve(out: Path) -> None:
         steps, losses = zip(*train, strict=True)
         curves["train loss"] = (steps, losses)
     for key in evals[0][1] if evals else {}:
-        curves[f"test {key}"] = ([s for s, _ in evals], [e[key] for _, e in evals])
+        values = [e[key] for _, e in evals]
+        # the loss, and the fractions (accuracies, share correct); counts would swamp the axis
+        if key == "loss" or all(0.0 <= v <= 1.0 for v in values):
+            curves[f"test {key}"] = ([s for s, _ in evals], values)
     if curves:
         plot_curves(
             curves, out / "learning_curve.png", title=out.name, xlabel="step", ylabel="value"

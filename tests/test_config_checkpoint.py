@@ -94,7 +94,7 @@ def test_file_errors(tmp_path, config_file):
     with pytest.raises(ConfigError, match="needs a task section"):
         load(bad)
     bad.write_text("task: {name: adding}\nmodel: {hidden_size: '8'}\n")
-    with pytest.raises(ConfigError, match="model.hidden_size expects int, got str '8'"):
+    with pytest.raises(ConfigError, match=r"model\.hidden_size expects int, got str '8'"):
         load(bad)
     with pytest.raises(ConfigError, match=r"has no variant 'huge'; its variants are \['tiny'\]"):
         load(config_file, "huge")
@@ -119,7 +119,7 @@ def test_corrupt_and_foreign_checkpoints_raise_and_are_left_alone(tmp_path):
     checkpoint.save(path, _state(), {"step": 7})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # a write cut short
-    with pytest.raises(checkpoint.CheckpointError, match="corrupt or truncated.*left as it is"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"corrupt or truncated.*left as it is"):
         checkpoint.load(path, _state())
     assert path.read_bytes() == data[: len(data) // 2]
     path.write_bytes(b"\x81\xa1a\x01")  # valid msgpack, not ours
@@ -135,3 +135,11 @@ def test_corrupt_and_foreign_checkpoints_raise_and_are_left_alone(tmp_path):
         checkpoint.load(path, {"params": _state()["params"], "extra": jnp.zeros(1), "step": 0})
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint at"):
         checkpoint.load(tmp_path / "none.msgpack", _state())
+
+
+def test_scientific_notation_is_a_float(config_file):
+    """YAML 1.1 reads `1e-3` as a string; float fields accept it as a number."""
+    cfg = load(config_file, None, ("optimizer.learning_rate=1e-3", "optimizer.clip_norm=5e0"))
+    assert cfg.optimizer.learning_rate == 1e-3 and cfg.optimizer.clip_norm == 5.0
+    with pytest.raises(ConfigError, match=r"training\.steps expects int, got str '1e3'"):
+        load(config_file, None, ("training.steps=1e3",))

@@ -1,0 +1,321 @@
+"""The trainer, its configs and command line: learning, resume, data parallelism, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lstm_jax import checkpoint, cli
+from lstm_jax.config import load
+from lstm_jax.train import Diverged, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _train_losses(out: Path) -> list[float]:
+    return [r["loss"] for r in _records(out) if "eval" not in r]
+
+
+def _tiny(name: str, *overrides: str):
+    extra = (f"task.options.path={ROOT / 'README.md'}",) if name == "char_lm" else ()
+    return load(ROOT / "configs" / f"{name}.yaml", "tiny", extra + overrides)
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_runs_its_tiny_variant(tmp_path, config_path):
+    summary = train(_tiny(config_path.stem), tmp_path / "run", progress=False, log=lambda s: None)
+    assert summary.status in ("budget", "solved")
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "learning_curve.png",
+        "checkpoint.msgpack",
+    ):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert any("eval" in r for r in _records(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("mode", ["full", "truncated"])
+@pytest.mark.parametrize("task", ["adding_1997", "embedded_reber"])
+def test_tiny_configs_learn(tmp_path, task, mode):
+    cfg = _tiny(
+        task,
+        f"model.gradient={mode}",
+        "model.hidden_size=8",
+        "optimizer.name=adam",
+        "optimizer.learning_rate=0.02",
+        "training.steps=150",
+        "training.eval_every=150",
+    )
+    train(cfg, tmp_path, progress=False, log=lambda s: None)
+    losses = _train_losses(tmp_path)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.5 * first, (first, last)  # measured: 0.04-0.33 of the start
+
+
+def test_stateful_task_carries_state_across_batches(tmp_path):
+    """Continual Reber trains on consecutive chunks of streams; the carry is part of the state."""
+    cfg = _tiny("continual_reber", "training.steps=4")
+    train(cfg, tmp_path, progress=False, log=lambda s: None)
+    from lstm_jax.train import build, init_state
+
+    exp = build(cfg)
+    state, _ = checkpoint.load(tmp_path / "checkpoint.msgpack", init_state(exp))
+    assert state.carries is not None and float(abs(state.carries[0].c).sum()) > 0
+
+
+def _run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_jax", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    done = _run_cli(
+        "run",
+        "configs/quickstart.yaml",
+        "--variant",
+        "tiny",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "training.steps=12",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run directory" in done.stdout
+    assert "steps: 12" in (out / "config.yaml").read_text()  # the resolved config, override applied
+    assert [r["step"] for r in _records(out) if "eval" not in r] == list(range(1, 13))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["status"] in ("budget", "solved")
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the same program in-process: bad input gets a one-line error and exit code 2
+    code = cli.main(
+        ["run", "configs/quickstart.yaml", "--out", str(out), "--set", "training.stpes=5"]
+    )
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT
+    assert "unknown key 'stpes' (did you mean 'steps'?); valid keys are [" in err
+    assert "Traceback" not in err
+    code = cli.main(
+        ["run", str(ROOT / "configs/quickstart.yaml"), "--out", str(out), "--variant", "tiny"]
+    )
+    assert (
+        code == cli.EXIT_BAD_INPUT
+        and "already holds a run; pass --resume" in capsys.readouterr().err
+    )
+    for setting, message in [
+        ("task.name=addition", "unknown task 'addition'; valid tasks: adding, char_lm"),
+        ("model.cell=lsmt", "cell must be one of ['lstm', 'gru', 'rnn'], got 'lsmt'"),
+        ("model.variant=CIGF", "variant must be one of"),
+        ("optimizer.name=adamw", "optimizer.name must be one of ['sgd', 'momentum', 'adam']"),
+        ("task.options.lenght=5", "lenght"),
+    ]:
+        code = cli.main(
+            [
+                "run",
+                str(ROOT / "configs/quickstart.yaml"),
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                setting,
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_BAD_INPUT and message in err, (setting, err)
+
+    assert cli.main(["list", "--dir", str(ROOT / "configs")]) == 0
+    listing = capsys.readouterr().out
+    assert "quickstart.yaml" in listing and "adding problem" in listing
+
+
+def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
+    args = [
+        "--set",
+        "training.steps=300",
+        "--set",
+        "training.checkpoint_every=20",
+        "--set",
+        "model.hidden_size=32",
+        "--set",
+        "training.batch_size=32",
+        "--set",
+        "training.eval_every=50",
+        "--no-progress",
+    ]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lstm_jax",
+            "run",
+            "configs/quickstart.yaml",
+            "--variant",
+            "tiny",
+            "--out",
+            str(killed),
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = killed / "checkpoint.msgpack"
+        if ckpt.exists() and checkpoint.read_meta(ckpt).get("step", 0) >= 60:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    assert not (killed / "summary.json").exists()  # it really died mid-run
+    killed_at = checkpoint.read_meta(killed / "checkpoint.msgpack")["step"]
+    assert 60 <= killed_at < 300
+
+    resumed = _run_cli(
+        "run",
+        "configs/quickstart.yaml",
+        "--variant",
+        "tiny",
+        "--out",
+        str(killed),
+        "--resume",
+        *args,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    straight = _run_cli(
+        "run", "configs/quickstart.yaml", "--variant", "tiny", "--out", str(whole), *args
+    )
+    assert straight.returncode == 0, straight.stderr
+    assert (killed / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+
+    changed = _run_cli(
+        "run",
+        "configs/quickstart.yaml",
+        "--variant",
+        "tiny",
+        "--out",
+        str(killed),
+        "--resume",
+        *args,
+        "--set",
+        "optimizer.learning_rate=0.1",
+    )
+    assert changed.returncode == cli.EXIT_BAD_INPUT
+    assert "the config differs in ['optimizer.learning_rate']" in changed.stderr
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = _tiny(
+        "quickstart",
+        "optimizer.name=sgd",
+        "optimizer.learning_rate=1e30",
+        "optimizer.clip_norm=null",
+        "training.checkpoint_every=1",
+    )
+    with pytest.raises(
+        Diverged, match=r"loss became (nan|inf) .* at step (\d+); the update was not applied"
+    ) as err:
+        train(cfg, tmp_path, progress=False, log=lambda s: None)
+    step = int(err.value.args[0].split(" at step ")[1].split(";")[0])
+    assert step >= 2
+    assert f"Last good checkpoint: {tmp_path / 'checkpoint.msgpack'} (step {step - 1})" in str(
+        err.value
+    )
+    assert checkpoint.read_meta(tmp_path / "checkpoint.msgpack")["step"] == step - 1
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_corrupt_checkpoint_on_resume_is_a_clear_error_and_nothing_is_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "run",
+        str(ROOT / "configs/quickstart.yaml"),
+        "--variant",
+        "tiny",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert cli.main(args) == 0
+    ckpt = out / "checkpoint.msgpack"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert cli.main([*args, "--resume"]) == cli.EXIT_CHECKPOINT
+    err = capsys.readouterr().err
+    assert "is corrupt or truncated" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+DATA_PARALLEL = textwrap.dedent(
+    """
+    import json, sys
+    import jax, numpy as np
+    from lstm_jax.config import load
+    from lstm_jax.train import build, init_state, shard_batch, shard_state
+    cfg = load(sys.argv[1], "tiny", ("training.batch_size=8",))
+    exp = build(cfg)
+    assert exp.mesh is not None and exp.mesh.size == 4
+    state = init_state(exp)
+    batch = exp.task.batch(0, 0, 8)
+    sharded_batch = shard_batch(exp, batch)
+    s4, stats4 = exp.train_step(shard_state(exp, state), sharded_batch)
+    one = exp._replace(mesh=None)
+    s1, stats1 = one.train_step(shard_state(one, state), shard_batch(one, batch))
+    gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+              for a, b in zip(jax.tree.leaves(s4.params), jax.tree.leaves(s1.params)))
+    print(json.dumps({
+        "devices": jax.device_count(),
+        "input_shards": len(sharded_batch.inputs.sharding.device_set),
+        "shard_shape": list(sharded_batch.inputs.addressable_shards[0].data.shape),
+        "params_replicated": all(
+            l.sharding.is_fully_replicated for l in jax.tree.leaves(s4.params)
+        ),
+        "loss4": float(stats4["loss"]), "loss1": float(stats1["loss"]),
+        "grad_norm4": float(stats4["grad_norm"]), "grad_norm1": float(stats1["grad_norm"]),
+        "max_param_gap": gap,
+    }))
+    """
+)
+
+
+@pytest.mark.parametrize("config", ["quickstart", "embedded_reber"])
+def test_data_parallel_step_equals_single_device_step(config):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL, str(ROOT / "configs" / f"{config}.yaml")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["devices"] == 4 and r["input_shards"] == 4 and r["shard_shape"][1] == 2
+    assert r["params_replicated"]
+    assert abs(r["loss4"] - r["loss1"]) <= 1e-6 * abs(r["loss1"])
+    assert abs(r["grad_norm4"] - r["grad_norm1"]) <= 1e-5 * abs(r["grad_norm1"])
+    assert r["max_param_gap"] < 1e-6
