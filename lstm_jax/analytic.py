@@ -169,16 +169,15 @@ def elman_step_backward(
     return dparams, d_pre @ params.w.T, dh_prev
 
 
-def lstm_step_backward(
+def lstm_step_delta(
     options: lstm_lib.LSTMOptions,
     params: lstm_lib.LSTMParams,
     carry: lstm_lib.LSTMCarry,
     p: lstm_lib.LSTMParts,
-    x: Array,
     dcarry: lstm_lib.LSTMCarry,
     full: bool,
-) -> tuple[lstm_lib.LSTMParams, Array, lstm_lib.LSTMCarry]:
-    """One LSTM step backwards (SPEC §4.4, Greff et al. 2015 appendix), every variant.
+) -> tuple[Array, lstm_lib.LSTMCarry]:
+    """The recurrent half of one LSTM step backwards (SPEC §4.4, Greff et al. 2015 appendix).
 
     `dcarry` is ∂L/∂(h_t, c_t, gates_t) in total: the output's gradient already added to `h`,
     and `c` holding what step t+1 sends back (`dc_{t+1} ⊙ f_{t+1}` plus its peephole terms)::
@@ -191,7 +190,10 @@ def lstm_step_backward(
         dh_{t-1} = Σ_* R_*ᵀ d*̄_t,   dc_{t-1} = dc_t ⊙ f_t + p_i ⊙ dī_t + p_f ⊙ df̄_t
 
     TRUNCATED (`full` False) drops every term that crosses a cut: `dh_{t-1}`, the three
-    peephole terms and the FGR gate recurrence; `dc_t ⊙ f_t` and every weight gradient stay.
+    peephole terms and the FGR gate recurrence; `dc_t ⊙ f_t` stays.
+
+    Returns `(d_pre, dcarry_prev)`: `d_pre [*batch, G·H]` the pre-activation gradients in gate
+    order, from which every weight gradient follows (`lstm_step_backward`).
     """
     g = activation(options.input_activation, "input_activation")
     k = activation(options.output_activation, "output_activation")
@@ -214,19 +216,6 @@ def lstm_step_backward(
     if p.f_pre is not None:
         d_pre["f"] = d_f * sigmoid.grad(p.f_pre)
     d_all = jnp.concatenate([d_pre[name] for name in options.gates], axis=-1)  # [*batch, G·H]
-
-    # Peephole weights: ī, f̄ see c_{t-1}, ō sees c_t (their weight gradients survive the cut).
-    peephole_input = {"i": carry.c, "f": carry.c, "o": p.c}
-    d_peep = {n: _sum_batch(peephole_input[n] * d_pre[n]) for n in options.peephole_gates}
-    dparams = lstm_lib.LSTMParams(
-        w=_outer(x, d_all),
-        r=_outer(carry.h, d_all),
-        b=_sum_batch(d_all),
-        p_i=d_peep.get("i"),
-        p_f=d_peep.get("f"),
-        p_o=d_peep.get("o"),
-        r_gate=None,
-    )
     dc_prev = dc * p.f  # the constant error carousel: never cut
     dh_prev = d_all @ params.r.T if full else jnp.zeros_like(carry.h)
     if full:
@@ -236,9 +225,114 @@ def lstm_step_backward(
     dgates_prev = None
     if options.gate_recurrence:
         d_sig = jnp.concatenate([d_pre[name] for name in sig], axis=-1)
-        dparams = dparams._replace(r_gate=_outer(carry.gates, d_sig))
         dgates_prev = d_sig @ params.r_gate.T if full else jnp.zeros_like(carry.gates)
-    return dparams, d_all @ params.w.T, lstm_lib.LSTMCarry(h=dh_prev, c=dc_prev, gates=dgates_prev)
+    return d_all, lstm_lib.LSTMCarry(h=dh_prev, c=dc_prev, gates=dgates_prev)
+
+
+def lstm_weight_grads(
+    options: lstm_lib.LSTMOptions,
+    x: Array,
+    carry: lstm_lib.LSTMCarry,
+    c: Array,
+    d_all: Array,
+) -> lstm_lib.LSTMParams:
+    """`δW = Σ x ⊗ d̄`, `δR = Σ h_{t-1} ⊗ d̄`, `δb = Σ d̄`, peepholes `δp_i = Σ c_{t-1} ⊙ dī`,
+    `δp_f = Σ c_{t-1} ⊙ df̄`, `δp_o = Σ c_t ⊙ dō`, FGR `δR_gate = Σ gates_{t-1} ⊗ d̄_sig`.
+
+    Sums over every leading axis: one step's `[*batch, ·]` arrays or a whole sequence's
+    `[T, *batch, ·]` (the fused unroll hoists these products out of its scan). Weight
+    gradients survive the truncation: they are sums over steps, not paths through time.
+    """
+    blocks = dict(zip(options.gates, jnp.split(d_all, len(options.gates), axis=-1), strict=True))
+    peephole_input = {"i": carry.c, "f": carry.c, "o": c}  # ī, f̄ see c_{t-1}; ō sees c_t
+    d_peep = {n: _sum_batch(peephole_input[n] * blocks[n]) for n in options.peephole_gates}
+    r_gate = None
+    if options.gate_recurrence:
+        d_sig = jnp.concatenate([blocks[name] for name in options.sigmoid_gates], axis=-1)
+        r_gate = _outer(carry.gates, d_sig)
+    return lstm_lib.LSTMParams(
+        w=_outer(x, d_all),
+        r=_outer(carry.h, d_all),
+        b=_sum_batch(d_all),
+        p_i=d_peep.get("i"),
+        p_f=d_peep.get("f"),
+        p_o=d_peep.get("o"),
+        r_gate=r_gate,
+    )
+
+
+def lstm_step_backward(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    carry: lstm_lib.LSTMCarry,
+    p: lstm_lib.LSTMParts,
+    x: Array,
+    dcarry: lstm_lib.LSTMCarry,
+    full: bool,
+) -> tuple[lstm_lib.LSTMParams, Array, lstm_lib.LSTMCarry]:
+    """One LSTM step backwards, every variant: `lstm_step_delta`, then the step's weight
+    gradients and `dx_t = Σ_* W_*ᵀ d*̄_t`. Returns `(dparams, dx_t, dcarry_prev)`."""
+    d_all, dcarry_prev = lstm_step_delta(options, params, carry, p, dcarry, full)
+    dparams = lstm_weight_grads(options, x, carry, p.c, d_all)
+    return dparams, d_all @ params.w.T, dcarry_prev
+
+
+def gru_step_delta(
+    options: gru_cell.GRUOptions,
+    params: gru_cell.GRUParams,
+    h_prev: Array,
+    p: gru_cell.GRUParts,
+    dh: Array,
+    full: bool,
+) -> tuple[Array, Array, Array]:
+    """The recurrent half of one GRU step backwards; `dh` is the total ∂L/∂h_t::
+
+        dĥ_t = dh_t ⊙ u_t,   dū_t = dh_t ⊙ (ĥ_t - h_{t-1}) ⊙ σ'(ū_t),   dh̄_t = dĥ_t ⊙ (1 - ĥ_t²)
+        reset after:  dr̄_t = dh̄_t ⊙ (R_h h_{t-1} + b_rh) ⊙ σ'(r̄_t),  d(R_h h_{t-1}) = dh̄_t ⊙ r_t
+        reset before: d(r_t ⊙ h_{t-1}) = R_hᵀ dh̄_t,  dr̄_t = d(r_t ⊙ h_{t-1}) ⊙ h_{t-1} ⊙ σ'(r̄_t)
+        dh_{t-1} = dh_t ⊙ (1 - u_t) + [the paths through R_*]
+
+    TRUNCATED (`full` False) keeps only `dh_t ⊙ (1 - u_t)`. Returns `(d_x_side, d_h_side,
+    dh_prev)`: the gradients of `x_t W + b` (`[*batch, 3H]`) and of `h_{t-1} R` (all three
+    blocks with reset after; `[dr̄, dū]` with reset before, whose third block multiplies
+    `r_t ⊙ h_{t-1}` instead).
+    """
+    hidden = h_prev.shape[-1]
+    d_u = dh * (p.h_cand - h_prev) * sigmoid.grad(p.u_pre)
+    d_hpre = dh * p.u * (1 - p.h_cand**2)
+    if options.reset_after:
+        d_r = d_hpre * p.rh * sigmoid.grad(p.r_pre)
+        d_h_side = jnp.concatenate([d_r, d_u, d_hpre * p.r], axis=-1)  # ∂L/∂(h_{t-1} r)
+        dh_in = d_h_side @ params.r.T if full else 0.0
+    else:
+        d_rh = d_hpre @ params.r[:, 2 * hidden :].T  # ∂L/∂(r ⊙ h_{t-1})
+        d_r = d_rh * h_prev * sigmoid.grad(p.r_pre)
+        d_h_side = jnp.concatenate([d_r, d_u], axis=-1)
+        dh_in = d_h_side @ params.r[:, : 2 * hidden].T + d_rh * p.r if full else 0.0
+    d_x_side = jnp.concatenate([d_r, d_u, d_hpre], axis=-1)
+    return d_x_side, d_h_side, dh * (1 - p.u) + dh_in
+
+
+def gru_weight_grads(
+    options: gru_cell.GRUOptions,
+    x: Array,
+    h_prev: Array,
+    p: gru_cell.GRUParts,
+    d_x_side: Array,
+    d_h_side: Array,
+) -> gru_cell.GRUParams:
+    """Weight gradients from `gru_step_delta`'s outputs, summed over every leading axis (one
+    step, or a whole `[T, *batch]` sequence in the fused unroll)."""
+    hidden = h_prev.shape[-1]
+    if options.reset_after:
+        dr = _outer(h_prev, d_h_side)
+        db_rh = _sum_batch(d_h_side[..., 2 * hidden :])  # b_rh sits beside R_h h_{t-1}
+    else:
+        dr = jnp.concatenate(
+            [_outer(h_prev, d_h_side), _outer(p.rh, d_x_side[..., 2 * hidden :])], axis=-1
+        )
+        db_rh = None
+    return gru_cell.GRUParams(w=_outer(x, d_x_side), r=dr, b=_sum_batch(d_x_side), b_rh=db_rh)
 
 
 def gru_step_backward(
@@ -250,38 +344,10 @@ def gru_step_backward(
     dh: Array,
     full: bool,
 ) -> tuple[gru_cell.GRUParams, Array, Array]:
-    """One GRU step backwards; `dh` is the total ∂L/∂h_t::
-
-        dĥ_t = dh_t ⊙ u_t,   dū_t = dh_t ⊙ (ĥ_t - h_{t-1}) ⊙ σ'(ū_t),   dh̄_t = dĥ_t ⊙ (1 - ĥ_t²)
-        reset after:  dr̄_t = dh̄_t ⊙ (R_h h_{t-1} + b_rh) ⊙ σ'(r̄_t),  d(R_h h_{t-1}) = dh̄_t ⊙ r_t
-        reset before: d(r_t ⊙ h_{t-1}) = R_hᵀ dh̄_t,  dr̄_t = d(r_t ⊙ h_{t-1}) ⊙ h_{t-1} ⊙ σ'(r̄_t)
-        dh_{t-1} = dh_t ⊙ (1 - u_t) + [the paths through R_*]
-
-    TRUNCATED (`full` False) keeps only `dh_t ⊙ (1 - u_t)`.
-    """
-    hidden = h_prev.shape[-1]
-    d_cand = dh * p.u
-    d_u = dh * (p.h_cand - h_prev) * sigmoid.grad(p.u_pre)
-    d_hpre = d_cand * (1 - p.h_cand**2)
-    if options.reset_after:
-        d_r = d_hpre * p.rh * sigmoid.grad(p.r_pre)
-        d_side = jnp.concatenate([d_r, d_u, d_hpre * p.r], axis=-1)  # ∂L/∂(h_{t-1} r)
-        dr_kernel = _outer(h_prev, d_side)
-        db_rh = _sum_batch(d_hpre * p.r)
-        dh_in = d_side @ params.r.T
-    else:
-        r_h = params.r[:, 2 * hidden :]
-        d_rh = d_hpre @ r_h.T  # ∂L/∂(r ⊙ h_{t-1})
-        d_r = d_rh * h_prev * sigmoid.grad(p.r_pre)
-        d_side = jnp.concatenate([d_r, d_u], axis=-1)
-        dr_kernel = jnp.concatenate([_outer(h_prev, d_side), _outer(p.rh, d_hpre)], axis=-1)
-        db_rh = None
-        dh_in = d_side @ params.r[:, : 2 * hidden].T + d_rh * p.r
-    d_x_side = jnp.concatenate([d_r, d_u, d_hpre], axis=-1)
-    dparams = gru_cell.GRUParams(
-        w=_outer(x, d_x_side), r=dr_kernel, b=_sum_batch(d_x_side), b_rh=db_rh
-    )
-    dh_prev = dh * (1 - p.u) + (dh_in if full else 0.0)
+    """One GRU step backwards: `gru_step_delta`, then the step's weight gradients and
+    `dx_t = Σ_* W_*ᵀ d*̄_t`. Returns `(dparams, dx_t, dh_{t-1})`."""
+    d_x_side, d_h_side, dh_prev = gru_step_delta(options, params, h_prev, p, dh, full)
+    dparams = gru_weight_grads(options, x, h_prev, p, d_x_side, d_h_side)
     return dparams, d_x_side @ params.w.T, dh_prev
 
 

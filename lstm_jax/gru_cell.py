@@ -103,14 +103,18 @@ def parts(
     options: GRUOptions,
     params: GRUParams,
     carry: Array,
-    x: Array,
+    x: Array | None,
     cut: Callable[[Any], Any] = keep,
+    x_proj: Array | None = None,
 ) -> GRUParts:
     """One GRU step with every intermediate; `cut` wraps `h_{t-1}` where it enters a
-    pre-activation (never the linear path `(1 - u) ⊙ h_{t-1}`)."""
+    pre-activation (never the linear path `(1 - u) ⊙ h_{t-1}`). `x_proj = x @ w + b`, when
+    given, replaces `x` (the fused unroll computes it for all steps in one matmul)."""
     hidden = carry.shape[-1]
     h_in = cut(carry)
-    xr, xu, xh = jnp.split(x @ params.w + params.b, 3, axis=-1)
+    if x_proj is None:
+        x_proj = x @ params.w + params.b
+    xr, xu, xh = jnp.split(x_proj, 3, axis=-1)
     if options.reset_after:
         hr, hu, hh = jnp.split(h_in @ params.r, 3, axis=-1)
         r = sigmoid.fn(xr + hr)

@@ -256,15 +256,20 @@ def parts(
     options: LSTMOptions,
     params: LSTMParams,
     carry: LSTMCarry,
-    x: Array,
+    x: Array | None,
     cut: Callable[[Any], Any] = keep,
+    x_proj: Array | None = None,
 ) -> LSTMParts:
-    """One LSTM step with every intermediate returned (the step, analytic code and diagnostics
-    all use this one function). `cut` is applied to each recurrent input of a pre-activation."""
+    """One LSTM step with every intermediate returned (the step, analytic code, diagnostics and
+    the fused unroll all use this one function). `cut` is applied to each recurrent input of a
+    pre-activation. `x_proj = x @ w + b`, when given, replaces `x` (the fused unroll computes it
+    for all steps in one matmul)."""
     g = activation(options.input_activation, "input_activation")
     k = activation(options.output_activation, "output_activation")
     h_prev = cut(carry.h)
-    pre = x @ params.w + h_prev @ params.r + params.b
+    if x_proj is None:
+        x_proj = x @ params.w + params.b
+    pre = x_proj + h_prev @ params.r
     blocks = dict(zip(options.gates, jnp.split(pre, len(options.gates), axis=-1), strict=True))
     if options.gate_recurrence:
         from_gates = cut(carry.gates) @ params.r_gate

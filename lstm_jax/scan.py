@@ -11,11 +11,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import checks
+from lstm_jax import checks, fused
 from lstm_jax.cell import Carry, Cell, Params, StepFn
 from lstm_jax.gradients import Gradient, as_gradient, cut_window
 
 Array = jax.Array
+
+IMPLS = ("auto", "fused", "scan")
 
 
 def unroll(
@@ -32,6 +34,7 @@ def unroll(
     time_major: bool = True,
     unroll: int = 1,
     remat: bool = False,
+    impl: str = "auto",
 ) -> tuple[Carry, Array]:
     """Runs `cell` over a sequence with one `jax.lax.scan`.
 
@@ -57,6 +60,14 @@ def unroll(
       unroll: steps per scan iteration (`lax.scan(unroll=...)`).
       remat: recompute each step in the backward pass (`jax.checkpoint`) instead of storing
         its intermediates; the scan then stores only the carries.
+      impl: "scan" differentiates through the scan with JAX's autodiff (any order, forward
+        and reverse mode, every option). "fused" (`lstm_jax.fused`) hoists the input
+        projection and the weight-gradient matmuls out of the loops with a hand-derived
+        backward pass: reverse mode only, no `lengths`, `window`, `resets` or `remat`.
+        "auto", the default, takes "fused" only where it measured faster on CPU at every
+        benchmark shape (the Elman RNN: 1.1-2.4x) and where it applies, and "scan" otherwise
+        (`experiments/benchmarks/`); pass "scan" for `jax.jvp`/`jax.jacfwd` and higher
+        derivatives of an Elman RNN.
 
     Returns:
       `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
@@ -73,8 +84,31 @@ def unroll(
         if not time_major and resets.ndim == 2:
             resets = jnp.swapaxes(resets, 0, 1)
         checks.check_resets(resets, xs.shape[:-1])
-    step = cell.step if mode is Gradient.FULL else cell.truncated_step
-    carry, ys = scan_steps(step, params, xs, carry, lengths, window, reverse, unroll, remat, resets)
+    unsupported = (
+        [
+            name
+            for name, value in (("lengths", lengths), ("window", window), ("resets", resets))
+            if value is not None
+        ]
+        + (["remat"] if remat else [])
+        + ([] if fused.supports(cell.options) else ["this cell"])
+    )
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
+    if impl == "fused" and unsupported:
+        raise ValueError(f"impl='fused' does not support {', '.join(unsupported)}; use impl='scan'")
+    if impl == "fused" or (impl == "auto" and not unsupported and fused.preferred(cell.options)):
+        full = mode is Gradient.FULL
+        if reverse:
+            carry, ys = fused.fused_unroll(cell.options, params, xs[::-1], carry, full)
+            ys = ys[::-1]
+        else:
+            carry, ys = fused.fused_unroll(cell.options, params, xs, carry, full)
+    else:
+        step = cell.step if mode is Gradient.FULL else cell.truncated_step
+        carry, ys = scan_steps(
+            step, params, xs, carry, lengths, window, reverse, unroll, remat, resets
+        )
     if not time_major and ys.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)
     return carry, ys

@@ -1,0 +1,171 @@
+"""Speed of one forward + backward pass of mean(h²) (gradient w.r.t. the params): lstm_jax's
+fused and scan paths, FULL and TRUNCATED, against flax and, when installed, PyTorch.
+
+    python experiments/benchmarks/benchmark.py [--cells lstm gru rnn] [--repeats 10]
+
+float32, median wall time of `--repeats` calls after a warm-up, everything in one process.
+`GEMM x` is the time over the GEMM limit: all matmul FLOPs of the pass (3x the forward's) at
+the f32 matmul rate measured here on a large square product. Then compile time of
+`jit(grad(...))` against T. `pip install torch` (CPU build) adds the PyTorch columns; it is
+never a dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+import lstm_jax
+
+SHAPES = [(100, 32, 128, 128), (100, 64, 256, 256), (1000, 16, 64, 64), (50, 128, 512, 512)]
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+CELLS = {"lstm": lstm_jax.lstm, "gru": lstm_jax.gru, "rnn": lstm_jax.rnn}
+FLAX_CELLS = {
+    "lstm": ("OptimizedLSTMCell", nn.OptimizedLSTMCell),
+    "gru": ("GRUCell", nn.GRUCell),
+    "rnn": ("SimpleCell", nn.SimpleCell),
+}
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up (and compile)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(repeats: int) -> float:
+    """Measured f32 GEMM rate (FLOP/s) on a 2048 x 2048 product."""
+    n = 2048
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    f = jax.jit(lambda a: a @ a)
+    seconds = median_time(lambda: f(a).block_until_ready(), repeats)
+    return 2 * n**3 / seconds
+
+
+def ours(cell_name, shape, gradient, impl):
+    T, B, I, H = shape
+    cell = CELLS[cell_name]()
+    params = cell.init(jax.random.key(0), I, H)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I))
+
+    def loss(params):
+        return jnp.mean(lstm_jax.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(grad(params))
+
+
+def flax_rnn(cell_name, shape):
+    T, B, I, H = shape
+    module = nn.RNN(FLAX_CELLS[cell_name][1](features=H), time_major=True)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I))
+    variables = module.init(jax.random.key(0), xs)
+
+    def loss(variables):
+        return jnp.mean(module.apply(variables, xs) ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(grad(variables))
+
+
+def torch_rnn(cell_name, shape):
+    import torch
+
+    T, B, I, H = shape
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell_name](I, H)
+    xs = torch.randn(T, B, I)
+
+    def step():
+        module.zero_grad()
+        ys, _ = module(xs)
+        (ys**2).mean().backward()
+
+    return step
+
+
+def compile_seconds(cell_name, impl, steps: int) -> float:
+    cell = CELLS[cell_name]()
+    params = cell.init(jax.random.key(0), 16, 32)
+    xs = jnp.zeros((steps, 8, 16))
+
+    def loss(params):
+        return jnp.mean(lstm_jax.unroll(cell, params, xs, impl=impl)[1] ** 2)
+
+    start = time.perf_counter()
+    jax.jit(jax.grad(loss)).lower(params).compile()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    peak = matmul_peak(args.repeats)
+    print(f"jax {jax.__version__}, devices {jax.devices()}, torch {torch_version}")
+    print(f"measured f32 GEMM peak: {peak / 1e9:.1f} GFLOP/s (2048^3 product)")
+    for cell_name in args.cells:
+        flax_name = FLAX_CELLS[cell_name][0]
+        print(
+            f"\n{cell_name.upper()}: ms per forward+backward; "
+            f"ratio = time / torch.nn.{cell_name.upper()}"
+        )
+        header = (
+            f"{'T, B, I, H':<22}{'impl':<28}{'ms':>9}{'vs torch':>10}{'vs flax':>9}{'GEMM x':>8}"
+        )
+        print(header)
+        for shape in SHAPES:
+            T, B, I, H = shape
+            flops = 3 * 2 * T * B * (I + H) * GATES[cell_name] * H
+            gemm = flops / peak
+            runs = {
+                "ours fused FULL": ours(cell_name, shape, "full", "fused"),
+                "ours scan FULL": ours(cell_name, shape, "full", "scan"),
+                "ours fused TRUNCATED": ours(cell_name, shape, "truncated", "fused"),
+                "ours scan TRUNCATED": ours(cell_name, shape, "truncated", "scan"),
+                f"flax {flax_name}": flax_rnn(cell_name, shape),
+            }
+            if torch_version:
+                runs[f"torch nn.{cell_name.upper()}"] = torch_rnn(cell_name, shape)
+            repeats = max(3, args.repeats // (4 if H >= 512 else 1))
+            seconds = {name: median_time(fn, repeats) for name, fn in runs.items()}
+            ref_torch = seconds.get(f"torch nn.{cell_name.upper()}")
+            ref_flax = seconds[f"flax {flax_name}"]
+            for name, s in seconds.items():
+                vs_torch = f"{s / ref_torch:>10.2f}" if ref_torch else f"{'-':>10}"
+                print(
+                    f"{shape!s:<22}{name:<28}{s * 1e3:>9.2f}{vs_torch}"
+                    f"{s / ref_flax:>9.2f}{s / gemm:>8.2f}"
+                )
+            full, trunc = seconds["ours fused FULL"], seconds["ours fused TRUNCATED"]
+            print(f"{'':<22}{'fused TRUNCATED / FULL':<28}{trunc / full:>9.2f}")
+    print("\ncompile time of jit(grad(mean(h²))) vs T (LSTM, B=8, I=16, H=32), seconds")
+    print(
+        f"{'impl':<8}"
+        + "".join(f"{'T=' + str(t):>10}" for t in (100, 1000, 10000))
+        + f"{'1e4/1e2':>10}"
+    )
+    for impl in ("fused", "scan"):
+        times = [compile_seconds("lstm", impl, t) for t in (100, 1000, 10000)]
+        print(
+            f"{impl:<8}" + "".join(f"{s:>10.3f}" for s in times) + f"{times[-1] / times[0]:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The fused unroll (custom_vjp, hoisted matmuls) gives the scan path's values and gradients."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import CELL_IDS, CELLS, random_carry, random_params
+
+import lstm_jax
+
+T, B, I, H = 6, 3, 4, 5
+
+
+def _loss(cell, mode, impl, reverse=False):
+    def loss(params, xs, carry):
+        final, ys = lstm_jax.unroll(
+            cell, params, xs, carry, gradient=mode, impl=impl, reverse=reverse
+        )
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))
+
+    return loss
+
+
+@pytest.mark.parametrize("mode", ["full", "truncated"])
+@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+def test_fused_equals_scan_float64(x64, name, kind, cell, mode):
+    params = random_params(cell, jax.random.key(0), I, H)
+    carry = random_carry(cell, jax.random.key(1), (B,), H)
+    xs = jax.random.normal(jax.random.key(2), (T, B, I), jnp.float64)
+    for reverse in (False, True):
+        fused = jax.value_and_grad(_loss(cell, mode, "fused", reverse), argnums=(0, 1, 2))
+        scan = jax.value_and_grad(_loss(cell, mode, "scan", reverse), argnums=(0, 1, 2))
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12),
+            fused(params, xs, carry),
+            scan(params, xs, carry),
+        )
+
+
+@pytest.mark.parametrize("mode", ["full", "truncated"])
+@pytest.mark.parametrize(
+    "cell", [lstm_jax.lstm(), lstm_jax.gru(), lstm_jax.rnn()], ids=["lstm", "gru", "rnn"]
+)
+def test_fused_equals_scan_float32(cell, mode):
+    params = random_params(cell, jax.random.key(3), I, H, jnp.float32, scale=0.3)
+    carry = random_carry(cell, jax.random.key(4), (B,), H, jnp.float32)
+    xs = jax.random.normal(jax.random.key(5), (20, B, I))
+    fused = jax.jit(jax.value_and_grad(_loss(cell, mode, "fused"), argnums=(0, 1, 2)))
+    scan = jax.jit(jax.value_and_grad(_loss(cell, mode, "scan"), argnums=(0, 1, 2)))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5),
+        fused(params, xs, carry),
+        scan(params, xs, carry),
+    )
+
+
+def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
+    cell = lstm_jax.lstm()
+    params = cell.init(jax.random.key(0), I, H)
+    xs = jnp.ones((T, B, I))
+    lengths = jnp.array([T, 2, 3])
+    from lstm_jax import fused
+
+    assert fused.preferred(lstm_jax.rnn().options) and not fused.preferred(cell.options)
+    auto = lstm_jax.unroll(cell, params, xs, lengths=lengths)  # falls back to the scan
+    scan = lstm_jax.unroll(cell, params, xs, lengths=lengths, impl="scan")
+    jax.tree.map(np.testing.assert_array_equal, auto, scan)
+    with pytest.raises(
+        ValueError, match="impl='fused' does not support lengths, window; use impl='scan'"
+    ):
+        lstm_jax.unroll(cell, params, xs, lengths=lengths, window=2, impl="fused")
+    with pytest.raises(
+        ValueError, match=r"impl must be one of \['auto', 'fused', 'scan'\], got 'fast'"
+    ):
+        lstm_jax.unroll(cell, params, xs, impl="fast")
+
+
+def test_forward_mode_needs_the_scan_path():
+    cell = lstm_jax.lstm()
+    params = cell.init(jax.random.key(0), I, H)
+    xs = jnp.ones((T, I))
+
+    def f(xs, impl):
+        return lstm_jax.unroll(cell, params, xs, impl=impl)[1]
+
+    with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
+        jax.jacfwd(f)(xs, "fused")
+    jax.jacfwd(f)(xs, "auto")  # the LSTM's default is the scan path: forward mode works
+    np.testing.assert_allclose(
+        jax.jacfwd(f)(xs, "scan"), jax.jacrev(f)(xs, "fused"), rtol=1e-5, atol=1e-6
+    )
