@@ -27,7 +27,7 @@ from lstm_jax import lstm_cell as lstm_lib
 from lstm_jax.activations import activation, sigmoid
 from lstm_jax.cell import Carry, Cell, Params
 from lstm_jax.elman_cell import ElmanParams
-from lstm_jax.gradients import Gradient, as_gradient
+from lstm_jax.gradients import Gradient, as_gradient, keep
 
 Array = jax.Array
 
@@ -145,28 +145,40 @@ class Trace(NamedTuple):
     final: Carry  # the carry after the last step
 
 
-def _sum_batch(a: Array) -> Array:
+def sum_batch(a: Array) -> Array:
     """Sums the leading (batch) axes of `[*batch, n]`."""
     return a.reshape(-1, a.shape[-1]).sum(0)
 
 
 def _outer(a: Array, b: Array) -> Array:
-    """`Σ_batch a ⊗ b`: `[*batch, m], [*batch, n] -> [m, n]` (a weight gradient)."""
-    return jnp.einsum("...m,...n->mn", a, b)
+    """`Σ_batch a ⊗ b`: `[*batch, m], [*batch, n] -> [m, n]` (a weight gradient), as one
+    `[m, N] × [N, n]` matmul over the flattened leading axes."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def elman_step_delta(
+    params: ElmanParams, h_prev: Array, h: Array, dh: Array, full: bool
+) -> tuple[Array, Array]:
+    """One step of `h_t = tanh(x w + h_{t-1} r + b)` backwards, recurrent half.
+
+    `dh` is the total ∂L/∂h_t. Returns `(d_pre, dh_{t-1})` with `d_pre = dh ⊙ (1 - h_t²)` and
+    `dh_{t-1} = d_pre Rᵀ`; under TRUNCATED (`full` False) `dh_{t-1} = 0`: nothing survives.
+    """
+    d_pre = dh * (1 - h**2)
+    return d_pre, (d_pre @ params.r.T if full else jnp.zeros_like(h_prev))
+
+
+def elman_weight_grads(x: Array, h_prev: Array, d_pre: Array) -> ElmanParams:
+    """`δW = Σ x ⊗ d`, `δR = Σ h_{t-1} ⊗ d`, `δb = Σ d` over every leading axis."""
+    return ElmanParams(w=_outer(x, d_pre), r=_outer(h_prev, d_pre), b=sum_batch(d_pre))
 
 
 def elman_step_backward(
     params: ElmanParams, h_prev: Array, h: Array, x: Array, dh: Array, full: bool
 ) -> tuple[ElmanParams, Array, Array]:
-    """One step of `h_t = tanh(x w + h_{t-1} r + b)` backwards.
-
-    `dh` is the total ∂L/∂h_t. Returns `(dparams, dx_t, dh_{t-1})`; under TRUNCATED (`full`
-    False) `dh_{t-1} = 0`: nothing survives the cut.
-    """
-    d_pre = dh * (1 - h**2)
-    dparams = ElmanParams(w=_outer(x, d_pre), r=_outer(h_prev, d_pre), b=_sum_batch(d_pre))
-    dh_prev = d_pre @ params.r.T if full else jnp.zeros_like(h_prev)
-    return dparams, d_pre @ params.w.T, dh_prev
+    """One Elman step backwards: `(dparams, dx_t, dh_{t-1})`."""
+    d_pre, dh_prev = elman_step_delta(params, h_prev, h, dh, full)
+    return elman_weight_grads(x, h_prev, d_pre), d_pre @ params.w.T, dh_prev
 
 
 def lstm_step_delta(
@@ -204,17 +216,17 @@ def lstm_step_delta(
     dh = dcarry.h
     d_pre: dict[str, Array] = {}
     if options.output_gate:
-        d_pre["o"] = (dh * k.fn(p.c) + d_act["o"]) * sigmoid.grad(p.o_pre)
-    dc = dcarry.c + dh * p.o * k.grad(p.c)
+        d_pre["o"] = (dh * p.kc + d_act["o"]) * sigmoid.grad_out(p.o)
+    dc = dcarry.c + dh * p.o * k.grad_out(p.kc)
     if full and options.peepholes and options.output_gate:
         dc = dc + params.p_o * d_pre["o"]
-    d_pre["z"] = dc * p.i * g.grad(p.z_pre)
+    d_pre["z"] = dc * p.i * g.grad_out(p.z)
     d_f = dc * carry.c + d_act["f"]  # ∂L/∂f_t
     if options.input_gate:
         d_i = dc * p.z + d_act["i"] - (d_f if options.coupled else 0.0)
-        d_pre["i"] = d_i * sigmoid.grad(p.i_pre)
-    if p.f_pre is not None:
-        d_pre["f"] = d_f * sigmoid.grad(p.f_pre)
+        d_pre["i"] = d_i * sigmoid.grad_out(p.i)
+    if "f" in options.gates:
+        d_pre["f"] = d_f * sigmoid.grad_out(p.f)
     d_all = jnp.concatenate([d_pre[name] for name in options.gates], axis=-1)  # [*batch, G·H]
     dc_prev = dc * p.f  # the constant error carousel: never cut
     dh_prev = d_all @ params.r.T if full else jnp.zeros_like(carry.h)
@@ -245,7 +257,7 @@ def lstm_weight_grads(
     """
     blocks = dict(zip(options.gates, jnp.split(d_all, len(options.gates), axis=-1), strict=True))
     peephole_input = {"i": carry.c, "f": carry.c, "o": c}  # ī, f̄ see c_{t-1}; ō sees c_t
-    d_peep = {n: _sum_batch(peephole_input[n] * blocks[n]) for n in options.peephole_gates}
+    d_peep = {n: sum_batch(peephole_input[n] * blocks[n]) for n in options.peephole_gates}
     r_gate = None
     if options.gate_recurrence:
         d_sig = jnp.concatenate([blocks[name] for name in options.sigmoid_gates], axis=-1)
@@ -253,7 +265,7 @@ def lstm_weight_grads(
     return lstm_lib.LSTMParams(
         w=_outer(x, d_all),
         r=_outer(carry.h, d_all),
-        b=_sum_batch(d_all),
+        b=sum_batch(d_all),
         p_i=d_peep.get("i"),
         p_f=d_peep.get("f"),
         p_o=d_peep.get("o"),
@@ -298,15 +310,15 @@ def gru_step_delta(
     `r_t ⊙ h_{t-1}` instead).
     """
     hidden = h_prev.shape[-1]
-    d_u = dh * (p.h_cand - h_prev) * sigmoid.grad(p.u_pre)
+    d_u = dh * (p.h_cand - h_prev) * sigmoid.grad_out(p.u)
     d_hpre = dh * p.u * (1 - p.h_cand**2)
     if options.reset_after:
-        d_r = d_hpre * p.rh * sigmoid.grad(p.r_pre)
+        d_r = d_hpre * p.rh * sigmoid.grad_out(p.r)
         d_h_side = jnp.concatenate([d_r, d_u, d_hpre * p.r], axis=-1)  # ∂L/∂(h_{t-1} r)
         dh_in = d_h_side @ params.r.T if full else 0.0
     else:
         d_rh = d_hpre @ params.r[:, 2 * hidden :].T  # ∂L/∂(r ⊙ h_{t-1})
-        d_r = d_rh * h_prev * sigmoid.grad(p.r_pre)
+        d_r = d_rh * h_prev * sigmoid.grad_out(p.r)
         d_h_side = jnp.concatenate([d_r, d_u], axis=-1)
         dh_in = d_h_side @ params.r[:, : 2 * hidden].T + d_rh * p.r if full else 0.0
     d_x_side = jnp.concatenate([d_r, d_u, d_hpre], axis=-1)
@@ -326,13 +338,13 @@ def gru_weight_grads(
     hidden = h_prev.shape[-1]
     if options.reset_after:
         dr = _outer(h_prev, d_h_side)
-        db_rh = _sum_batch(d_h_side[..., 2 * hidden :])  # b_rh sits beside R_h h_{t-1}
+        db_rh = sum_batch(d_h_side[..., 2 * hidden :])  # b_rh sits beside R_h h_{t-1}
     else:
         dr = jnp.concatenate(
             [_outer(h_prev, d_h_side), _outer(p.rh, d_x_side[..., 2 * hidden :])], axis=-1
         )
         db_rh = None
-    return gru_cell.GRUParams(w=_outer(x, d_x_side), r=dr, b=_sum_batch(d_x_side), b_rh=db_rh)
+    return gru_cell.GRUParams(w=_outer(x, d_x_side), r=dr, b=sum_batch(d_x_side), b_rh=db_rh)
 
 
 def gru_step_backward(
@@ -354,27 +366,43 @@ def gru_step_backward(
 def forward_trace(cell: Cell, params: Params, xs: Array, carry: Carry) -> Trace:
     """Runs the cell forward and keeps, per step, the carry it entered with and its parts.
 
-    `xs` is time-major `[T, *batch, I]`. Shared by `backward`, the online algorithm's tests
-    and the diagnostics.
+    `xs` is time-major `[T, *batch, I]`. Shared by `backward` and the diagnostics.
     """
-    options = cell.options
+    return trace_steps(cell.options, params, xs, carry)
+
+
+def trace_steps(
+    options: Any,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    *,
+    hoist: bool = False,
+    slim: bool = False,
+) -> Trace:
+    """`forward_trace` by options. `hoist` computes `x W + b` for all steps in one matmul;
+    `slim` keeps no pre-activations (the step deltas use activations only: σ' = σ(1 - σ))."""
     if isinstance(options, lstm_lib.LSTMOptions):
 
         def forward(carry, x):
-            p = lstm_lib.parts(options, params, carry, x)
-            return lstm_lib.carry_from_parts(options, p), (carry, p)
+            p = lstm_lib.parts(options, params, carry, *((None, keep, x) if hoist else (x,)))
+            kept = p._replace(z_pre=None, i_pre=None, f_pre=None, o_pre=None) if slim else p
+            return lstm_lib.carry_from_parts(options, p), (carry, kept)
     elif isinstance(options, gru_cell.GRUOptions):
 
         def forward(carry, x):
-            p = gru_cell.parts(options, params, carry, x)
-            return p.h, (carry, p)
+            p = gru_cell.parts(options, params, carry, *((None, keep, x) if hoist else (x,)))
+            kept = p._replace(r_pre=None, u_pre=None, h_pre=None) if slim else p
+            return p.h, (carry, kept)
     elif isinstance(options, elman_cell.ElmanOptions):
 
         def forward(carry, x):
-            h, _ = elman_cell.step(params, carry, x)
+            h, _ = elman_cell.step(params, carry, *((None, keep, x) if hoist else (x,)))
             return h, (carry, h)
     else:
         raise TypeError(f"no analytic derivation for cells with options {type(options).__name__}")
+    if hoist:
+        xs = xs @ params.w + params.b  # one [T·B, I] × [I, G·H] matmul for all steps
     final, (carries, parts) = jax.lax.scan(forward, carry, xs)
     return Trace(carries=carries, parts=parts, final=final)
 

@@ -54,3 +54,9 @@ class Cell(NamedTuple):
     step: StepFn
     truncated_step: StepFn
     options: Hashable
+
+    def step_for(self, gradient: Any) -> StepFn:
+        """`step` for `Gradient.FULL` / "full", `truncated_step` for "truncated"."""
+        from lstm_jax.gradients import Gradient, as_gradient  # gradients does not import cell
+
+        return self.step if as_gradient(gradient) is Gradient.FULL else self.truncated_step

@@ -16,12 +16,6 @@ import numpy as np
 from lstm_jax.cell import Cell
 
 
-def _describe(x: Any) -> str:
-    shape = getattr(x, "shape", None)
-    dtype = getattr(x, "dtype", None)
-    return f"{type(x).__name__} with shape {shape} and dtype {dtype}" if shape else repr(x)
-
-
 def check_float_array(name: str, x: Any) -> None:
     """TypeError unless `x` is an array with a floating-point dtype."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
@@ -57,22 +51,43 @@ def _expected_params(cell: Cell, input_size: int, hidden: int) -> Any:
     return jax.eval_shape(lambda: cell.init(jax.random.key(0), input_size, hidden))
 
 
-def check_params(cell: Cell, params: Any, input_size: int, hidden: int) -> None:
-    """params must have the structure and shapes `cell.init(key, I, H)` gives."""
-    expected = _expected_params(cell, input_size, hidden)
+@functools.cache
+def _expected_carry(cell: Cell, batch_shape: tuple[int, ...], hidden: int, dtype: Any) -> Any:
+    return jax.eval_shape(lambda: cell.initial_carry(batch_shape, hidden, dtype))
+
+
+def _check_like(
+    name: str, got: Any, expected: Any, shape_hint: str, structure_hint: str
+) -> list[tuple[str, Any, Any]]:
+    """Same tree structure and leaf shapes as `expected`; returns `(name, got, expected)` per
+    leaf for further checks."""
     exp_leaves, exp_tree = jax.tree_util.tree_flatten_with_path(expected)
-    got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(params)
+    got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(got)
     if exp_tree != got_tree:
         raise ValueError(
-            f"params do not belong to this cell: got {got_tree}, but cell.init(key, {input_size}, "
-            f"{hidden}) gives {exp_tree}"
+            f"{name} has structure {got_tree} but this cell expects {exp_tree} ({structure_hint})"
         )
-    for (path, exp), (_, got) in zip(exp_leaves, got_leaves, strict=True):
-        if tuple(got.shape) != tuple(exp.shape):
+    leaves = []
+    for (path, exp), (_, leaf) in zip(exp_leaves, got_leaves, strict=True):
+        leaf_name = f"{name}{jax.tree_util.keystr(path)}"
+        shape = tuple(getattr(leaf, "shape", ()))
+        if shape != tuple(exp.shape):
             raise ValueError(
-                f"params{jax.tree_util.keystr(path)} has shape {tuple(got.shape)} but this cell "
-                f"with input_size={input_size}, hidden_size={hidden} expects {tuple(exp.shape)}"
+                f"{leaf_name} has shape {shape} but expected {tuple(exp.shape)} {shape_hint}"
             )
+        leaves.append((leaf_name, leaf, exp))
+    return leaves
+
+
+def check_params(cell: Cell, params: Any, input_size: int, hidden: int) -> None:
+    """params must have the structure and shapes `cell.init(key, I, H)` gives."""
+    _check_like(
+        "params",
+        params,
+        _expected_params(cell, input_size, hidden),
+        f"for input_size={input_size}, hidden_size={hidden}",
+        f"params of another cell? compare cell.init(key, {input_size}, {hidden})",
+    )
 
 
 def check_xs(xs: Any, input_size: int, time_major: bool) -> None:
@@ -95,25 +110,14 @@ def check_xs(xs: Any, input_size: int, time_major: bool) -> None:
 
 def check_carry(cell: Cell, carry: Any, batch_shape: tuple[int, ...], hidden: int, dtype) -> None:
     """The carry must have the structure, shapes and dtype of `cell.initial_carry`."""
-    expected = jax.eval_shape(lambda: cell.initial_carry(batch_shape, hidden, dtype))
-    exp_leaves, exp_tree = jax.tree_util.tree_flatten_with_path(expected)
-    got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(carry)
-    if exp_tree != got_tree:
-        raise ValueError(
-            f"carry has structure {got_tree} but this cell expects {exp_tree} "
-            f"(build it with cell.initial_carry(batch_shape={batch_shape}, hidden_size={hidden}))"
-        )
-    for (path, exp), (_, got) in zip(exp_leaves, got_leaves, strict=True):
-        name = f"carry{jax.tree_util.keystr(path)}"
-        check_float_array(name, got)
-        if tuple(got.shape) != tuple(exp.shape):
-            raise ValueError(
-                f"{name} has shape {tuple(got.shape)} but expected {tuple(exp.shape)} for xs "
-                f"batch shape {batch_shape} and hidden_size {hidden}"
-            )
-        if got.dtype != exp.dtype:
+    expected = _expected_carry(cell, tuple(batch_shape), hidden, jnp.dtype(dtype))
+    shape_hint = f"for xs batch shape {batch_shape} and hidden_size {hidden}"
+    build = f"build it with cell.initial_carry(batch_shape={batch_shape}, hidden_size={hidden})"
+    for name, leaf, exp in _check_like("carry", carry, expected, shape_hint, build):
+        check_float_array(name, leaf)
+        if leaf.dtype != exp.dtype:
             raise TypeError(
-                f"{name} has dtype {got.dtype} but the step computes in {exp.dtype} (the "
+                f"{name} has dtype {leaf.dtype} but the step computes in {exp.dtype} (the "
                 "promoted dtype of xs and params); cast the carry to match"
             )
 

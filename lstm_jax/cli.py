@@ -52,7 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config, args.variant, tuple(args.set))
     name = Path(args.config).stem + (f"-{args.variant}" if args.variant else "")
-    out = Path(args.out) if args.out else _fresh(Path("runs") / name)
+    default = Path("runs") / name
+    out = Path(args.out) if args.out else (default if args.resume else _fresh(default))
     try:
         summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     except Diverged as err:
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a value, e.g. --set training.steps=200 (repeatable)",
     )
-    run.add_argument("--out", help="run directory (default: runs/<config name>)")
+    run.add_argument(
+        "--out",
+        help="run directory (default: a new runs/<config>[-N]; with --resume: runs/<config>)",
+    )
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)

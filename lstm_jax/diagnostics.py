@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +20,13 @@ import jax.numpy as jnp
 from lstm_jax import analytic, checks
 from lstm_jax import lstm_cell as lstm_lib
 from lstm_jax.cell import Carry, Cell, Params, StepFn
-from lstm_jax.gradients import Gradient, as_gradient
+from lstm_jax.gradients import Gradient
 from lstm_jax.scan import scan_steps
 
 Array = jax.Array
 
 
+@functools.cache  # one wrapper per step: `scan_steps` is jitted with it as a static arg
 def _probed(step: StepFn) -> StepFn:
     """A step that adds `probe_t` to the carry it hands on. The probes are zero, so the
     forward pass is unchanged, and `∂L/∂probe_t = ∂L/∂carry_t` (the carry after step t, with
@@ -68,7 +70,7 @@ def per_lag_gradients(
       ∏_{j=k+1..T} f_j` for k < T), and `.c[T]` is zero since L reads only `h_T`.
     """
     xs, carry = checks.prepare(cell, params, xs, carry)
-    step = cell.step if as_gradient(gradient) is Gradient.FULL else cell.truncated_step
+    step = cell.step_for(gradient)
     probes = jax.tree.map(lambda c: jnp.zeros((xs.shape[0], *c.shape), c.dtype), carry)
 
     def loss(probes: Carry, carry: Carry) -> Array:

@@ -68,8 +68,15 @@ def initial_carry(
 
 
 def step(
-    params: ElmanParams, carry: Array, x: Array, cut: Callable[[Any], Any] = keep
+    params: ElmanParams,
+    carry: Array,
+    x: Array | None,
+    cut: Callable[[Any], Any] = keep,
+    x_proj: Array | None = None,
 ) -> tuple[Array, Array]:
-    """`h_t = tanh(x_t @ w + h_{t-1} @ r + b)`; returns `(h_t, h_t)`."""
-    h = jnp.tanh(x @ params.w + cut(carry) @ params.r + params.b)
+    """`h_t = tanh(x_t @ w + b + h_{t-1} @ r)`; returns `(h_t, h_t)`. `x_proj = x @ w + b`,
+    when given, replaces `x` (the fused unroll computes it for all steps in one matmul)."""
+    if x_proj is None:
+        x_proj = x @ params.w + params.b
+    h = jnp.tanh(x_proj + cut(carry) @ params.r)
     return h, h

@@ -10,8 +10,9 @@ the loops; everything else is one large matmul over all `T·B` rows:
     backward:  scan (reverse): d_t from the gates (`analytic.*_step_delta`), dh_{t-1} = d_t Rᵀ
                dW = Xᵀ D,  dR = H_prevᵀ D,  db = Σ D,  dX = D Wᵀ   (one matmul each)
 
-Under TRUNCATED the backward loop has no matmul at all (`dh_{t-1}` is cut), only the
-elementwise cell-state recurrence.
+Under TRUNCATED the backward loop drops the recurrent product `dh_{t-1} = d_t Rᵀ` (it is
+cut): for the LSTM and the Elman RNN only elementwise work remains (the paper-convention GRU,
+`reset_after=False`, still needs `R_hᵀ dh̄_t` inside its step for the reset gate).
 
 Reverse-mode only: `jax.jvp`/`jax.jacfwd` of a custom_vjp function is an error, so forward-mode
 and higher-order differentiation use `unroll(..., impl="scan")`. The gradients equal the scan
@@ -24,7 +25,6 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from lstm_jax import analytic, elman_cell, gru_cell
 from lstm_jax import lstm_cell as lstm_lib
@@ -35,10 +35,10 @@ Array = jax.Array
 SUPPORTED = (lstm_lib.LSTMOptions, gru_cell.GRUOptions, elman_cell.ElmanOptions)
 
 
-# Where `impl="auto"` picks the fused path: only where it measured faster than the scan path at
-# every benchmark shape (experiments/benchmarks/README.md). For the LSTM and GRU, XLA's own
-# autodiff of the scan was as fast or faster at 3 of 4 shapes, so "auto" keeps the scan there.
-PREFERRED = (elman_cell.ElmanOptions,)
+# Where `impl="auto"` picks the fused path: where it measured faster than the scan path
+# (experiments/benchmarks/README.md): the Elman RNN and the LSTM. For the GRU, XLA's own autodiff
+# of the scan was faster at the two larger shapes, so "auto" keeps the scan there.
+PREFERRED = (lstm_lib.LSTMOptions, elman_cell.ElmanOptions)
 
 
 def supports(options: Any) -> bool:
@@ -51,62 +51,40 @@ def preferred(options: Any) -> bool:
     return isinstance(options, PREFERRED)
 
 
-def fused_unroll(options: Any, params: Params, xs: Array, carry: Carry, full: bool):
+def fused_unroll(
+    options: Any, params: Params, xs: Array, carry: Carry, full: bool
+) -> tuple[Carry, Array]:
     """`(final_carry, ys)` of the cell over time-major `xs: [T, *batch, I]`, forward values
-    identical to `unroll(impl="scan")`, gradients by the hand-derived backward pass."""
+    those of `unroll(impl="scan")`, gradients by the hand-derived backward pass."""
     return _fused(options, full, params, xs, carry)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fused(options, full, params, xs, carry):
-    (final, ys), _ = _forward(options, params, xs, carry)
-    return final, ys
+def _fused(options: Any, full: bool, params: Params, xs: Array, carry: Carry):
+    trace = analytic.trace_steps(options, params, xs, carry, hoist=True, slim=True)
+    return trace.final, _outputs(trace)
 
 
-def _forward(options, params, xs, carry):
-    """Forward pass; returns `((final, ys), residuals)`."""
-    if isinstance(options, lstm_lib.LSTMOptions):
-        x_proj = xs @ params.w + params.b  # hoisted: one matmul for all steps
-
-        def step(carry, xp):
-            p = lstm_lib.parts(options, params, carry, None, x_proj=xp)
-            return lstm_lib.carry_from_parts(options, p), (carry, p)
-
-        final, (carries, parts) = jax.lax.scan(step, carry, x_proj)
-        return (final, parts.h), (carries, parts)
-    if isinstance(options, gru_cell.GRUOptions):
-        x_proj = xs @ params.w + params.b
-
-        def step(h, xp):
-            p = gru_cell.parts(options, params, h, None, x_proj=xp)
-            return p.h, (h, p)
-
-        final, (carries, parts) = jax.lax.scan(step, carry, x_proj)
-        return (final, parts.h), (carries, parts)
-    x_proj = xs @ params.w + params.b
-
-    def step(h, xp):
-        h_new = jnp.tanh(xp + h @ params.r)
-        return h_new, (h, h_new)
-
-    final, (carries, hs) = jax.lax.scan(step, carry, x_proj)
-    return (final, hs), (carries, hs)
+def _outputs(trace: analytic.Trace) -> Array:
+    """`ys`: every cell here outputs its hidden state (the Elman trace keeps `h` itself)."""
+    return trace.parts if isinstance(trace.parts, jax.Array) else trace.parts.h
 
 
-def _fused_fwd(options, full, params, xs, carry):
-    (final, ys), residuals = _forward(options, params, xs, carry)
-    return (final, ys), (params, xs, residuals)
+def _fused_fwd(options: Any, full: bool, params: Params, xs: Array, carry: Carry):
+    trace = analytic.trace_steps(options, params, xs, carry, hoist=True, slim=True)
+    return (trace.final, _outputs(trace)), (params, xs, trace.carries, trace.parts)
 
 
-def _fused_bwd(options, full, saved, cotangents):
-    params, xs, (carries, parts) = saved
+def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
+    params, xs, carries, parts = saved
     dfinal, dys = cotangents
     if isinstance(options, lstm_lib.LSTMOptions):
 
         def delta(dcarry, inputs):
             carry_prev, p, dy = inputs
+            dcarry = dcarry._replace(h=dcarry.h + dy)
             d_all, dcarry_prev = analytic.lstm_step_delta(
-                options, params, carry_prev, p, dcarry._replace(h=dcarry.h + dy), full
+                options, params, carry_prev, p, dcarry, full
             )
             return dcarry_prev, d_all
 
@@ -116,10 +94,8 @@ def _fused_bwd(options, full, saved, cotangents):
 
         def delta(dh, inputs):
             h_prev, p, dy = inputs
-            d_x_side, d_h_side, dh_prev = analytic.gru_step_delta(
-                options, params, h_prev, p, dh + dy, full
-            )
-            return dh_prev, (d_x_side, d_h_side)
+            d_x, d_h, dh_prev = analytic.gru_step_delta(options, params, h_prev, p, dh + dy, full)
+            return dh_prev, (d_x, d_h)
 
         dcarry0, (d_all, d_h_side) = jax.lax.scan(
             delta, dfinal, (carries, parts, dys), reverse=True
@@ -129,16 +105,21 @@ def _fused_bwd(options, full, saved, cotangents):
 
         def delta(dh, inputs):
             h_prev, h, dy = inputs
-            d_pre = (dh + dy) * (1 - h**2)
-            return (d_pre @ params.r.T if full else jnp.zeros_like(h_prev)), d_pre
+            d_pre, dh_prev = analytic.elman_step_delta(params, h_prev, h, dh + dy, full)
+            return dh_prev, d_pre
 
         dcarry0, d_all = jax.lax.scan(delta, dfinal, (carries, parts, dys), reverse=True)
-        dparams = elman_cell.ElmanParams(
-            w=analytic._outer(xs, d_all),
-            r=analytic._outer(carries, d_all),
-            b=analytic._sum_batch(d_all),
-        )
-    return dparams, d_all @ params.w.T, dcarry0
+        dparams = analytic.elman_weight_grads(xs, carries, d_all)
+    # Cotangents take their primals' dtypes (the hoisted matmuls promote, e.g. bf16 xs).
+    return (
+        _cast_like(dparams, params),
+        (d_all @ params.w.T).astype(xs.dtype),
+        _cast_like(dcarry0, dfinal),
+    )
+
+
+def _cast_like(tree: Any, like: Any) -> Any:
+    return jax.tree.map(lambda g, ref: g.astype(ref.dtype), tree, like)
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)

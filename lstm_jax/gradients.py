@@ -68,6 +68,3 @@ def cut_window(carry: Any, boundary: jax.Array) -> Any:
         return jnp.where(mask, jax.lax.stop_gradient(x), x)
 
     return jax.tree.map(cut, carry)
-
-
-CUTS = {Gradient.FULL: keep, Gradient.TRUNCATED: cut_gate_recurrence}

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cell import Carry, Cell
-from lstm_jax.gradients import Gradient, as_gradient
+from lstm_jax.gradients import Gradient
 from lstm_jax.scan import init_stacked, stacked
 
 Array = jax.Array
@@ -38,12 +38,7 @@ class CellModule(nn.RNNCellBase):
             "cell",
             lambda key: self.cell.init(key, inputs.shape[-1], self.hidden_size, self.param_dtype),
         )
-        step = (
-            self.cell.step
-            if as_gradient(self.gradient) is Gradient.FULL
-            else self.cell.truncated_step
-        )
-        return step(params, carry, inputs)
+        return self.cell.step_for(self.gradient)(params, carry, inputs)
 
     @nn.nowrap
     def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> Carry:

@@ -70,7 +70,8 @@ class LSTMParts(NamedTuple):
     f: Array  # σ(f̄_t), 1 (NFG) or 1 - i_t (CIFG)
     o: Array  # σ(ō_t), or 1 (NOG)
     c: Array  # c_t
-    h: Array  # h_t
+    kc: Array  # k(c_t)
+    h: Array  # h_t = o_t ⊙ k(c_t)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,8 +294,9 @@ def parts(
     if options.output_gate:
         o_pre = blocks["o"] + params.p_o * cut(c) if options.peepholes else blocks["o"]
         o = sigmoid.fn(o_pre)
-    h = o * k.fn(c)
-    return LSTMParts(z_pre, i_pre, f_pre, o_pre, z, _full(i, c), _full(f, c), _full(o, c), c, h)
+    kc = k.fn(c)
+    h = o * kc
+    return LSTMParts(z_pre, i_pre, f_pre, o_pre, z, _full(i, c), _full(f, c), _full(o, c), c, kc, h)
 
 
 def _full(value: Array | float, like: Array) -> Array:

@@ -14,16 +14,10 @@ from lstm_jax.cell import Carry, Cell
 from lstm_jax.elman_cell import rnn
 from lstm_jax.gru_cell import gru
 from lstm_jax.lstm_cell import lstm
+from lstm_jax.online import Readout
 from lstm_jax.scan import init_stacked, stacked
 
 Array = jax.Array
-
-
-class Readout(NamedTuple):
-    """A linear readout `prediction_t = h_t @ w + b`."""
-
-    w: Array  # [H, O]
-    b: Array  # [O]
 
 
 class ModelParams(NamedTuple):

@@ -31,11 +31,18 @@ import jax.numpy as jnp
 from lstm_jax import checks
 from lstm_jax import lstm_cell as lstm_lib
 from lstm_jax.activations import activation, sigmoid
+from lstm_jax.analytic import sum_batch
 from lstm_jax.cell import Cell
-from lstm_jax.model import Readout
 
 Array = jax.Array
 LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> scalar
+
+
+class Readout(NamedTuple):
+    """A linear readout `prediction_t = h_t @ w + b`."""
+
+    w: Array  # [H, O]
+    b: Array  # [O]
 
 
 class OnlineGradients(NamedTuple):
@@ -84,6 +91,22 @@ def online_gradient(
             f"the online truncated gradient is derived for LSTM cells, got {type(options).__name__}"
         )
     xs, carry = checks.prepare(cell, params, xs, carry)
+    hidden, num_steps = carry.c.shape[-1], xs.shape[0]
+    if getattr(readout.w, "ndim", 0) != 2 or readout.w.shape[0] != hidden:
+        raise ValueError(
+            f"readout.w must have shape [H={hidden}, O], got {getattr(readout.w, 'shape', None)}"
+        )
+    if tuple(getattr(readout.b, "shape", ())) != (readout.w.shape[1],):
+        raise ValueError(
+            f"readout.b must have shape ({readout.w.shape[1]},) to match readout.w "
+            f"{readout.w.shape}, got {getattr(readout.b, 'shape', None)}"
+        )
+    for path, leaf in jax.tree_util.tree_flatten_with_path(targets)[0]:
+        if not getattr(leaf, "shape", ()) or leaf.shape[0] != num_steps:
+            raise ValueError(
+                f"targets{jax.tree_util.keystr(path)} must have a leading time axis of "
+                f"T={num_steps}, got shape {getattr(leaf, 'shape', None)}"
+            )
     return _online(options, params, readout, xs, targets, loss_fn, carry, every_step)
 
 
@@ -142,8 +165,8 @@ def _online(options, params, readout, xs, targets, loss_fn, carry, every_step) -
             "loss": acc["loss"] + weight * loss,
             "readout": jax.tree.map(lambda a, d: a + weight * d, acc["readout"], d_readout),
             "traced": acc["traced"] + jnp.einsum("...h,...chd->chd", dc, e),
-            "p_i": acc["p_i"] + _sum_batch(dc * p_i),
-            "p_f": acc["p_f"] + _sum_batch(dc * p_f),
+            "p_i": acc["p_i"] + sum_batch(dc * p_i),
+            "p_f": acc["p_f"] + sum_batch(dc * p_f),
             "c0": acc["c0"] + dc * traces.c0,
             "o": acc["o"],
             "p_o": acc["p_o"],
@@ -151,7 +174,7 @@ def _online(options, params, readout, xs, targets, loss_fn, carry, every_step) -
         if options.output_gate:  # no trace: ō_t reaches the loss only through h_t
             d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
             acc["o"] = acc["o"] + jnp.einsum("...h,...d->hd", d_o, in_t)
-            acc["p_o"] = acc["p_o"] + _sum_batch(d_o * p.c)
+            acc["p_o"] = acc["p_o"] + sum_batch(d_o * p.c)
         return (lstm_lib.carry_from_parts(options, p), traces, acc), None
 
     traces = _Traces(
@@ -178,10 +201,6 @@ def _online(options, params, readout, xs, targets, loss_fn, carry, every_step) -
         readout=acc["readout"],
         c0=acc["c0"],
     )
-
-
-def _sum_batch(a: Array) -> Array:
-    return a.reshape(-1, a.shape[-1]).sum(0)
 
 
 def _to_params(options, params, acc, input_size: int, hidden: int) -> lstm_lib.LSTMParams:

@@ -1,5 +1,7 @@
-"""The one `lax.scan` driver: `unroll`, and the layers composed from it (`bidirectional`,
-`stacked`). No other module loops over time."""
+"""The `lax.scan` driver that runs cells: `unroll`, and the layers composed from it
+(`bidirectional`, `stacked`). The other scans in the package are the analytic reference
+passes (`analytic`, `fused`, `online`) and the diagnostics' products, each over explicit
+formulas, not over a cell's step."""
 
 from __future__ import annotations
 
@@ -64,10 +66,9 @@ def unroll(
         and reverse mode, every option). "fused" (`lstm_jax.fused`) hoists the input
         projection and the weight-gradient matmuls out of the loops with a hand-derived
         backward pass: reverse mode only, no `lengths`, `window`, `resets` or `remat`.
-        "auto", the default, takes "fused" only where it measured faster on CPU at every
-        benchmark shape (the Elman RNN: 1.1-2.4x) and where it applies, and "scan" otherwise
-        (`experiments/benchmarks/`); pass "scan" for `jax.jvp`/`jax.jacfwd` and higher
-        derivatives of an Elman RNN.
+        "auto", the default, takes "fused" where it applies and measured faster on CPU (the
+        LSTM and the Elman RNN; `experiments/benchmarks/`) and "scan" otherwise. Pass "scan"
+        for `jax.jvp`/`jax.jacfwd` and higher derivatives.
 
     Returns:
       `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
@@ -105,7 +106,7 @@ def unroll(
         else:
             carry, ys = fused.fused_unroll(cell.options, params, xs, carry, full)
     else:
-        step = cell.step if mode is Gradient.FULL else cell.truncated_step
+        step = cell.step_for(mode)
         carry, ys = scan_steps(
             step, params, xs, carry, lengths, window, reverse, unroll, remat, resets
         )
@@ -284,6 +285,9 @@ def _context(where: str) -> Iterator[None]:
     try:
         yield
     except (ValueError, TypeError) as err:
+        if type(err) not in (ValueError, TypeError):  # JAX's own errors take other arguments
+            err.add_note(f"in {where}")
+            raise
         raise type(err)(f"{where}: {err}") from err
 
 

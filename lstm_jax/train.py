@@ -23,6 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from lstm_jax import checkpoint, model
 from lstm_jax.config import Config, ConfigError, dump
+from lstm_jax.gradients import as_gradient
 from lstm_jax.tasks import Batch, Task, make_task
 
 CHECKPOINT = "checkpoint.msgpack"
@@ -99,13 +100,29 @@ def build(config: Config) -> Experiment:
         task = make_task(config.task.name, **dict(config.task.options))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"task: {err}") from err
-    m = config.model
+    m, t = config.model, config.training
+    positive = {
+        "model.hidden_size": m.hidden_size,
+        "model.num_layers": m.num_layers,
+        "model.unroll": m.unroll,
+        "model.window": 1 if m.window is None else m.window,
+        "training.batch_size": t.batch_size,
+        "training.steps": t.steps,
+        "training.eval_every": t.eval_every,
+        "training.eval_size": t.eval_size,
+        "training.checkpoint_every": t.checkpoint_every,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key} must be >= 1, got {value}")
     try:
         cell = model.make_cell(m.cell, m.variant, dict(m.options))
     except ValueError as err:
         raise ConfigError(f"model: {err}") from err
-    if m.gradient not in ("full", "truncated"):
-        raise ConfigError(f"model.gradient must be 'full' or 'truncated', got {m.gradient!r}")
+    try:
+        as_gradient(m.gradient)
+    except ValueError as err:
+        raise ConfigError(f"model.{err}") from err
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
     unroll_kwargs = dict(gradient=m.gradient, window=m.window, unroll=m.unroll, remat=m.remat)
@@ -140,11 +157,12 @@ def build(config: Config) -> Experiment:
 
     mesh = None
     if jax.device_count() > 1:
-        if config.training.batch_size % jax.device_count():
-            raise ConfigError(
-                f"training.batch_size={config.training.batch_size} must be divisible by the "
-                f"{jax.device_count()} devices the batch is sharded over"
-            )
+        for key in ("batch_size", "eval_size"):
+            if getattr(t, key) % jax.device_count():
+                raise ConfigError(
+                    f"training.{key}={getattr(t, key)} must be divisible by the "
+                    f"{jax.device_count()} devices the batch is sharded over"
+                )
         mesh = Mesh(np.array(jax.devices()), ("data",))
     return Experiment(config, task, cell, optimizer, jax.jit(train_step), jax.jit(evaluate), mesh)
 
@@ -226,6 +244,15 @@ def evaluate(exp: Experiment, params: model.ModelParams, test: Batch) -> dict[st
     return {"loss": float(loss), **exp.task.metrics(np.asarray(outputs), test)}
 
 
+class Progress(NamedTuple):
+    """What a checkpoint records besides the state, so a resumed run ends as an uninterrupted
+    one would (the data of step k are a function of (seed, k): no RNG state to keep)."""
+
+    step: int = 0  # updates applied
+    solved_at: int | None = None  # first step whose evaluation met the success criterion
+    final_eval: dict[str, float] | None = None  # the latest test metrics
+
+
 def train(
     config: Config,
     out_dir: str | Path,
@@ -238,68 +265,71 @@ def train(
     out = Path(out_dir)
     exp = build(config)
     t = config.training
-    state, start = init_state(exp), 0
+    state, done = init_state(exp), Progress()
     if resume:
-        state, start = _resume(exp, state, out)
+        state, done = _resume(exp, state, out)
     elif (out / CHECKPOINT).exists() or (out / METRICS).exists():
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump(config))
-    state = shard_state(exp, state)
-    test = exp.task.test_set(t.seed, t.eval_size)
-    status, solved_at, final_eval, step = "budget", None, {}, start
-    with open(out / METRICS, "a") as metrics_file, _progress(progress, start, t.steps) as bar:
-        for step in range(start + 1, t.steps + 1):
-            batch = shard_batch(exp, exp.task.batch(t.seed, step - 1, t.batch_size))
-            new_state, stats = exp.train_step(state, batch)
-            loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                status = "diverged"
-                message = (
-                    f"loss became {loss} (gradient norm {grad_norm}) at step {step}; the "
-                    f"update was not applied. Last good checkpoint: {_last_checkpoint(out)}. Lower "
-                    "optimizer.learning_rate or set optimizer.clip_norm."
-                )
-                _write_summary(out, status, step - 1, t, final_eval, solved_at, message)
-                raise Diverged(message)
-            state = new_state
-            _write(metrics_file, {"step": step, "loss": loss, "grad_norm": grad_norm})
-            if step % t.eval_every == 0 or step == t.steps:
-                final_eval = evaluate(exp, state.params, test)
-                _write(metrics_file, {"step": step, "eval": final_eval})
-                bar.set_postfix(loss=f"{loss:.4g}", **_headline(final_eval))
-                if solved_at is None and exp.task.solved(final_eval):
-                    solved_at = step
-                    if t.stop_when_solved:
-                        status = "solved"
-            if step % t.checkpoint_every == 0 or step == t.steps or status == "solved":
-                metrics_file.flush()
-                checkpoint.save(out / CHECKPOINT, state, {"step": step, "config": config.to_dict()})
-            bar.update(1)
-            if status == "solved":
-                break
-    if solved_at is not None:
-        status = "solved"
+    step, solved_at, final_eval = done.step, done.solved_at, done.final_eval or {}
+    stop = solved_at is not None and t.stop_when_solved
+    if step < t.steps and not stop:
+        state = shard_state(exp, state)
+        test = exp.task.test_set(t.seed, t.eval_size)
+        with open(out / METRICS, "a") as metrics_file, _progress(progress, step, t.steps) as bar:
+            for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
+                batch = shard_batch(exp, exp.task.batch(t.seed, step - 1, t.batch_size))
+                new_state, stats = exp.train_step(state, batch)
+                loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    message = (
+                        f"loss became {loss} (gradient norm {grad_norm}) at step {step}; the "
+                        f"update was not applied. Last good checkpoint: {_last_checkpoint(out)}. "
+                        "Lower optimizer.learning_rate or set optimizer.clip_norm."
+                    )
+                    _write_summary(out, "diverged", step - 1, t, final_eval, solved_at, message)
+                    raise Diverged(message)
+                state = new_state
+                _write(metrics_file, {"step": step, "loss": loss, "grad_norm": grad_norm})
+                if step % t.eval_every == 0 or step == t.steps:
+                    final_eval = evaluate(exp, state.params, test)
+                    _write(metrics_file, {"step": step, "eval": final_eval})
+                    bar.set_postfix(loss=f"{loss:.4g}", **_headline(final_eval))
+                    if solved_at is None and exp.task.solved(final_eval):
+                        solved_at = step
+                        stop = t.stop_when_solved
+                if step % t.checkpoint_every == 0 or step == t.steps or stop:
+                    metrics_file.flush()
+                    meta = {
+                        "config": config.to_dict(),
+                        **Progress(step, solved_at, final_eval)._asdict(),
+                    }
+                    checkpoint.save(out / CHECKPOINT, state, meta)
+                bar.update(1)
+                if stop:
+                    break
+    status = "solved" if solved_at is not None else "budget"
     summary = _write_summary(out, status, step, t, final_eval, solved_at, None)
     _plot_learning_curve(out)
     log(f"{status} after {step} steps ({step * t.batch_size} sequences); test: {final_eval}")
     return summary
 
 
-def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, int]:
+def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, Progress]:
     """Loads the checkpoint, checks it belongs to this config, and trims later metrics."""
     state, meta = checkpoint.load(out / CHECKPOINT, template)
     if meta.get("config") != exp.config.to_dict():
         theirs, ours = _flatten(meta.get("config") or {}), _flatten(exp.config.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
-    step = int(meta["step"])
+    done = Progress(int(meta["step"]), meta.get("solved_at"), dict(meta.get("final_eval") or {}))
     lines = (out / METRICS).read_text().splitlines() if (out / METRICS).exists() else []
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= done.step]
     (out / METRICS).write_text("".join(line + "\n" for line in kept))
-    return state, step
+    return state, done
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

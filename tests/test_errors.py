@@ -29,6 +29,7 @@ def no_scan(monkeypatch):
         raise Traced("unroll reached the scan: the bad input was not caught by validation")
 
     monkeypatch.setattr(scan_module, "scan_steps", forbidden)
+    monkeypatch.setattr(scan_module.fused, "fused_unroll", forbidden)  # the LSTM's default path
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
     lengths = jnp.array([T, 2, 3])
     from lstm_jax import fused
 
-    assert fused.preferred(lstm_jax.rnn().options) and not fused.preferred(cell.options)
+    assert fused.preferred(lstm_jax.rnn().options) and fused.preferred(cell.options)
+    assert not fused.preferred(lstm_jax.gru().options)
     auto = lstm_jax.unroll(cell, params, xs, lengths=lengths)  # falls back to the scan
     scan = lstm_jax.unroll(cell, params, xs, lengths=lengths, impl="scan")
     jax.tree.map(np.testing.assert_array_equal, auto, scan)
@@ -87,7 +88,25 @@ def test_forward_mode_needs_the_scan_path():
 
     with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
         jax.jacfwd(f)(xs, "fused")
-    jax.jacfwd(f)(xs, "auto")  # the LSTM's default is the scan path: forward mode works
+    with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
+        jax.jacfwd(f)(xs, "auto")  # the LSTM's default is the fused path
     np.testing.assert_allclose(
         jax.jacfwd(f)(xs, "scan"), jax.jacrev(f)(xs, "fused"), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "cell", [lstm_jax.lstm(), lstm_jax.gru(), lstm_jax.rnn()], ids=["lstm", "gru", "rnn"]
+)
+def test_fused_gradients_have_their_primals_dtypes(cell):
+    params = cell.init(jax.random.key(0), I, H)
+    xs = jnp.ones((T, B, I), jnp.bfloat16)
+    g_params, g_xs = jax.grad(
+        lambda p, x: jnp.sum(lstm_jax.unroll(cell, p, x, impl="fused")[1].astype(jnp.float32)),
+        argnums=(0, 1),
+    )(params, xs)
+    assert g_xs.dtype == jnp.bfloat16
+    assert all(
+        g.dtype == p.dtype
+        for g, p in zip(jax.tree.leaves(g_params), jax.tree.leaves(params), strict=True)
     )

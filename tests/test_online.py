@@ -97,3 +97,22 @@ def test_online_rejects_non_lstm_cells():
             None,
             squared_error,
         )
+
+
+def test_online_rejects_mismatched_readout_and_targets():
+    cell = lstm_jax.lstm()
+    params = cell.init(jax.random.key(0), I, H)
+    xs, targets = jnp.ones((5, 2, I)), jnp.ones((5, 2, O))
+    good = Readout(jnp.ones((H, O)), jnp.zeros(O))
+    with pytest.raises(ValueError, match=r"readout.w must have shape \[H=4, O\], got \(5, 2\)"):
+        online_gradient(
+            cell, params, Readout(jnp.ones((5, O)), jnp.zeros(O)), xs, targets, squared_error
+        )
+    with pytest.raises(ValueError, match=r"readout.b must have shape \(2,\)"):
+        online_gradient(
+            cell, params, Readout(jnp.ones((H, O)), jnp.zeros(3)), xs, targets, squared_error
+        )
+    with pytest.raises(
+        ValueError, match=r"targets must have a leading time axis of T=5, got shape \(4, 2, 2\)"
+    ):
+        online_gradient(cell, params, good, xs, targets[:4], squared_error)

@@ -319,3 +319,67 @@ def test_data_parallel_step_equals_single_device_step(config):
     assert abs(r["loss4"] - r["loss1"]) <= 1e-6 * abs(r["loss1"])
     assert abs(r["grad_norm4"] - r["grad_norm1"]) <= 1e-5 * abs(r["grad_norm1"])
     assert r["max_param_gap"] < 1e-6
+
+
+def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
+    """A solved (or budget-exhausted) run resumed again trains no further and reports the same
+    status, step and test metrics; its checkpoint is not rewritten."""
+    cfg = _tiny(
+        "quickstart",
+        "training.steps=400",
+        "training.eval_every=20",
+        "optimizer.learning_rate=0.02",
+        "training.eval_size=32",
+    )
+    first = train(cfg, tmp_path, progress=False, log=lambda s: None)
+    ckpt = (tmp_path / "checkpoint.msgpack").read_bytes()
+    again = train(cfg, tmp_path, resume=True, progress=False, log=lambda s: None)
+    assert (again.status, again.steps, again.solved_at_step) == (
+        first.status,
+        first.steps,
+        first.solved_at_step,
+    )
+    assert again.final_eval == first.final_eval and again.final_eval
+    assert (tmp_path / "checkpoint.msgpack").read_bytes() == ckpt
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "training.eval_every=0",
+        "training.checkpoint_every=0",
+        "model.window=0",
+        "model.hidden_size=0",
+        "training.batch_size=0",
+        "model.gradient=fulll",
+    ],
+)
+def test_out_of_range_settings_are_config_errors(tmp_path, capsys, setting):
+    code = cli.main(
+        [
+            "run",
+            str(ROOT / "configs/quickstart.yaml"),
+            "--variant",
+            "tiny",
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            setting,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT and setting.split("=")[0] in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing written before the config is known good
+
+
+def test_resume_without_out_continues_the_default_run_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = str(ROOT / "configs/quickstart.yaml")
+    assert cli.main(["run", config, "--variant", "tiny", "--no-progress"]) == 0
+    assert cli.main(["run", config, "--variant", "tiny", "--no-progress"]) == 0  # a fresh dir
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "quickstart-tiny",
+        "quickstart-tiny-2",
+    ]
+    assert cli.main(["run", config, "--variant", "tiny", "--no-progress", "--resume"]) == 0
+    assert "runs/quickstart-tiny" in capsys.readouterr().out

@@ -16,8 +16,7 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax
-from lstm_jax import diagnostics
-from lstm_jax.lstm_cell import parts
+from lstm_jax import analytic, diagnostics
 from lstm_jax.plotting import plot_curves
 
 jax.config.update("jax_enable_x64", True)  # products of 200 forget gates underflow float32
@@ -63,13 +62,10 @@ def main() -> None:
     # The seeds' claim: under truncation the error on c_k is ∂L/∂h_T ⊙ o_T ⊙ k'(c_T) ⊙ ∏ f_j.
     cell = lstm_jax.lstm(forget_bias=1.0)
     params = cell.init(key_p, args.inputs, args.hidden, jnp.float64)
-    trace_fs, carry = [], cell.initial_carry((args.batch,), args.hidden, jnp.float64)
-    for x in xs:
-        p = parts(cell.options, params, carry, x)
-        trace_fs.append(p.f)
-        carry, _ = cell.step(params, carry, x)
-    fs = jnp.stack(trace_fs)  # [T, B, H], fs[j] = f at step j + 1
-    head = p.o * (1 - jnp.tanh(p.c) ** 2)  # ∂L/∂h_T ⊙ o_T ⊙ k'(c_T), with ∂L/∂h_T = 1
+    zero = cell.initial_carry((args.batch,), args.hidden, jnp.float64)
+    steps = analytic.forward_trace(cell, params, xs, zero).parts
+    fs = steps.f  # [T, B, H], fs[j] = f at step j + 1
+    head = steps.o[-1] * (1 - steps.kc[-1] ** 2)  # ∂L/∂h_T ⊙ o_T ⊙ k'(c_T), with ∂L/∂h_T = 1
     suffix = jnp.cumprod(fs[::-1], axis=0)[::-1]  # suffix[k] = ∏_{j=k+1..T} f_j, k = 0..T-1
     predicted = jnp.linalg.norm(head * suffix, axis=-1)  # [T, B]
     measured = diagnostics.per_lag_norms(cell, params, xs, gradient="truncated").c[:-1]
