@@ -25,9 +25,11 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from lstm_jax import analytic, elman_cell, gru_cell
 from lstm_jax import lstm_cell as lstm_lib
+from lstm_jax.activations import activation
 from lstm_jax.cell import Carry, Params
 
 Array = jax.Array
@@ -88,7 +90,10 @@ def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
             )
             return dcarry_prev, d_all
 
-        dcarry0, d_all = jax.lax.scan(delta, dfinal, (carries, parts, dys), reverse=True)
+        if full:
+            dcarry0, d_all = jax.lax.scan(delta, dfinal, (carries, parts, dys), reverse=True)
+        else:
+            dcarry0, d_all = _lstm_truncated_delta(options, params, carries, parts, dys, dfinal)
         dparams = analytic.lstm_weight_grads(options, xs, carries, parts.c, d_all)
     elif isinstance(options, gru_cell.GRUOptions):
 
@@ -116,6 +121,42 @@ def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
         (d_all @ params.w.T).astype(xs.dtype),
         _cast_like(dcarry0, dfinal),
     )
+
+
+def _lstm_truncated_delta(options, params, carries, parts, dys, dfinal):
+    """The TRUNCATED LSTM backward pass without a sequential loop.
+
+    With every path into the gates cut, nothing reaches `h_{t-1}` (`dh_{t-1} = 0`), so each
+    step's `dh_t` is its own output's gradient (plus the final carry's at T), and the only
+    recurrence left is the linear one of the cell state,
+
+        dc_t = e_t + f_{t+1} ⊙ dc_{t+1},   e_t = dh_t ⊙ o_t ⊙ k'(c_t)   (dc_T adds ∂L/∂c_T),
+
+    which `lax.associative_scan` solves in O(log T) parallel steps. The gate deltas then follow
+    for all steps at once from `analytic.lstm_step_delta`, fed the error arriving from t+1.
+    Returns `(dcarry_0, d_pre [T, *batch, G·H])`, as the sequential loop would.
+    """
+    k = activation(options.output_activation, "output_activation")
+    dh = dys.at[-1].add(dfinal.h)
+    local = dh * parts.o * k.grad_out(parts.kc)
+    b = local.at[-1].add(dfinal.c)
+    a = jnp.concatenate([parts.f[1:], jnp.zeros_like(parts.f[:1])])  # a_t = f_{t+1}, a_T = 0
+
+    def compose(later, earlier):
+        # maps x ↦ a x + b; `earlier ∘ later`: x_t = a_t (a_{t+1} x + b_{t+1}) + b_t
+        a_l, b_l = later
+        a_e, b_e = earlier
+        return a_e * a_l, a_e * b_l + b_e
+
+    _, dc_total = jax.lax.associative_scan(compose, (a, b), reverse=True)  # dc_t
+    # what reaches c_t from step t+1 (from the final carry at T): f_{t+1} ⊙ dc_{t+1}
+    from_next = jnp.concatenate([a[:-1] * dc_total[1:], dfinal.c[None]])
+    dgates = None
+    if options.gate_recurrence:
+        dgates = jnp.zeros_like(carries.gates).at[-1].set(dfinal.gates)
+    dcarry = lstm_lib.LSTMCarry(h=dh, c=from_next, gates=dgates)
+    d_all, dcarry_prev = analytic.lstm_step_delta(options, params, carries, parts, dcarry, False)
+    return jax.tree.map(lambda x: x[0], dcarry_prev), d_all
 
 
 def _cast_like(tree: Any, like: Any) -> Any:
