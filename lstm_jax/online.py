@@ -116,7 +116,16 @@ def _traced_blocks(options: lstm_lib.LSTMOptions) -> tuple[str, ...]:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 7))
-def _online(options, params, readout, xs, targets, loss_fn, carry, every_step) -> OnlineGradients:
+def _online(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    readout: Readout,
+    xs: Array,
+    targets: Any,
+    loss_fn: LossFn,
+    carry: lstm_lib.LSTMCarry,
+    every_step: bool,
+) -> OnlineGradients:
     g = activation(options.input_activation, "input_activation")
     k = activation(options.output_activation, "output_activation")
     blocks = _traced_blocks(options)
@@ -203,7 +212,13 @@ def _online(options, params, readout, xs, targets, loss_fn, carry, every_step) -
     )
 
 
-def _to_params(options, params, acc, input_size: int, hidden: int) -> lstm_lib.LSTMParams:
+def _to_params(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    acc: dict[str, Any],
+    input_size: int,
+    hidden: int,
+) -> lstm_lib.LSTMParams:
     """Scatters the per-block `[H, D]` gradients back into the fused `LSTMParams` layout."""
     per_block = dict(zip(_traced_blocks(options), acc["traced"], strict=True))
     if options.output_gate:

@@ -8,12 +8,13 @@ params replicated: JAX's own SPMD partitioner inserts the gradient all-reduce.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import jax
 import numpy as np
@@ -22,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lstm_jax import checkpoint, model
-from lstm_jax.config import Config, ConfigError, dump
+from lstm_jax.config import Config, ConfigError, TrainingConfig, dump
 from lstm_jax.gradients import as_gradient
 from lstm_jax.tasks import Batch, Task, make_task
 
@@ -184,7 +185,7 @@ def init_state(exp: Experiment) -> TrainState:
     return TrainState(params, exp.optimizer.init(params), carries)
 
 
-def shard(exp: Experiment, tree: Any, batch_axis: int) -> Any:
+def shard(exp: Experiment, tree: Any, batch_axis: int | None) -> Any:
     """Places `tree` on the mesh, split along `batch_axis` (or replicated when it is None)."""
     if exp.mesh is None:
         return tree
@@ -346,7 +347,7 @@ def _headline(metrics: dict[str, float]) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in metrics.items() if k not in ("loss", "sequences")}
 
 
-def _write(f, record: dict[str, Any]) -> None:
+def _write(f: TextIO, record: dict[str, Any]) -> None:
     f.write(json.dumps(record) + "\n")
 
 
@@ -360,7 +361,15 @@ def _last_checkpoint(out: Path) -> str:
         return f"{path} is unreadable: {err}"
 
 
-def _write_summary(out, status, step, t, final_eval, solved_at, message) -> Summary:
+def _write_summary(
+    out: Path,
+    status: str,
+    step: int,
+    t: TrainingConfig,
+    final_eval: dict[str, float],
+    solved_at: int | None,
+    message: str | None,
+) -> Summary:
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
     record = {**summary._asdict(), "out_dir": str(out), "message": message, "time": time.time()}
     out.mkdir(parents=True, exist_ok=True)
@@ -395,9 +404,7 @@ class _NoBar:
     def update(self, n: int) -> None: ...
 
 
-def _progress(enabled: bool, start: int, total: int):
-    import contextlib
-
+def _progress(enabled: bool, start: int, total: int) -> contextlib.AbstractContextManager:
     if not enabled:
         return contextlib.nullcontext(_NoBar())
     from tqdm import tqdm
