@@ -383,3 +383,37 @@ def test_resume_without_out_continues_the_default_run_directory(tmp_path, monkey
     ]
     assert cli.main(["run", config, "--variant", "tiny", "--no-progress", "--resume"]) == 0
     assert "runs/quickstart-tiny" in capsys.readouterr().out
+
+
+def test_vanishing_gradients_experiment_runs_end_to_end(tmp_path):
+    """The experiment script's code path, on the tiny variant: 4 steps, all five setups."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "experiments/vanishing_gradients/vanishing.py",
+            "--variant",
+            "tiny",
+            "--steps",
+            "4",
+            "--probe-every",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["setup"] for r in results] == [
+        "Elman RNN",
+        "GRU",
+        "LSTM bias 0",
+        "LSTM bias 1",
+        "LSTM chrono",
+    ]
+    assert [h["step"] for h in results[0]["history"]] == [0, 2, 4]
+    lstm = results[3]["history"][-1]
+    assert set(lstm["terms"]) == {"A", "B", "C", "D", "P"} and len(lstm["forget_product"]) == 5
+    assert (tmp_path / "per_lag.png").is_file() and (tmp_path / "terms.png").is_file()

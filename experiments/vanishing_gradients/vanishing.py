@@ -1,0 +1,158 @@
+"""Vanishing gradients before and after training (issue 6, experiment 1).
+
+Trains an Elman RNN, a GRU and an LSTM (forget-gate bias 0, bias 1, chrono) on the adding
+problem with the library's trainer, and measures, at initialisation and every `--probe-every`
+steps, the per-lag gradient norms (FULL and TRUNCATED) of the network's output at the last step
+and, for the LSTMs, the spectral norms of the terms A, B, C, D of ∂c_t/∂c_{t-1}.
+
+    python experiments/vanishing_gradients/vanishing.py [--config configs/vanishing_gradients.yaml]
+        [--steps 1500] [--out experiments/vanishing_gradients]
+
+Writes results.json and per_lag.png, terms.png beside this file (or in --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+
+from lstm_jax import analytic, diagnostics
+from lstm_jax.config import load
+from lstm_jax.plotting import plot_curves
+from lstm_jax.train import build, evaluate, init_state, shard_batch
+
+SETUPS = {
+    "Elman RNN": ("model.cell=rnn",),
+    "GRU": ("model.cell=gru",),
+    "LSTM bias 0": ("model.cell=lstm", "model.options.forget_bias=0.0"),
+    "LSTM bias 1": ("model.cell=lstm", "model.options.forget_bias=1.0"),
+    "LSTM chrono": ("model.cell=lstm", "model.options.chrono=30"),
+}
+LAGS = (1, 5, 10, 20, 29)
+
+
+def probe(exp, params, xs):
+    """Per-lag norms of ∂(Σ output_T)/∂h_(T-lag) (FULL and TRUNCATED) and the mean A/B/C/D
+    spectral norms, on the first layer (the configs here have one)."""
+    readout = params.readout
+
+    def loss(h_last):
+        return jnp.sum(h_last @ readout.w + readout.b)
+
+    out = {}
+    for mode in ("full", "truncated"):
+        norms = diagnostics.per_lag_norms(exp.cell, params.rnn[0], xs, loss, gradient=mode)
+        h = norms.h if hasattr(norms, "h") else norms
+        per_lag = jnp.mean(h, axis=1)[::-1]  # index = lag
+        out[f"h_{mode}"] = [float(per_lag[lag]) for lag in LAGS]
+        if hasattr(norms, "c"):
+            per_lag_c = jnp.mean(norms.c, axis=1)[::-1]
+            out[f"c_{mode}"] = [float(per_lag_c[lag]) for lag in LAGS]
+    if hasattr(exp.cell.options, "gates"):
+        terms = diagnostics.jacobian_term_norms(exp.cell, params.rnn[0], xs)
+        out["terms"] = {name: float(jnp.mean(v[1:])) for name, v in terms._asdict().items()}
+        zero = exp.cell.initial_carry(xs.shape[1:-1], params.rnn[0].r.shape[0])
+        f = analytic.forward_trace(exp.cell, params.rnn[0], xs, zero).parts.f  # [T, B, H]
+        suffix = jnp.cumprod(f[::-1], axis=0)  # suffix[j] = ∏ of the last j + 1 forget gates
+        out["forget_product"] = [float(jnp.mean(suffix[lag - 1])) for lag in LAGS]
+    return out
+
+
+def run(
+    config_path: str,
+    variant: str | None,
+    name: str,
+    overrides: tuple[str, ...],
+    steps: int,
+    probe_every: int,
+) -> dict:
+    cfg = load(config_path, variant, (*overrides, f"training.steps={steps}"))
+    exp = build(cfg)
+    state = init_state(exp)
+    test = exp.task.test_set(cfg.training.seed, cfg.training.eval_size)
+    xs = jnp.asarray(test.inputs[:, :64])  # a fixed probe batch of (up to) 64 test sequences
+    history = [{"step": 0, **probe(exp, state.params, xs)}]
+    for step in range(1, steps + 1):
+        batch = shard_batch(
+            exp, exp.task.batch(cfg.training.seed, step - 1, cfg.training.batch_size)
+        )
+        state, _ = exp.train_step(state, batch)
+        if step % probe_every == 0 or step == steps:
+            history.append({"step": step, **probe(exp, state.params, xs)})
+    final = evaluate(exp, state.params, test)
+    return {"setup": name, "overrides": list(overrides), "test": final, "history": history}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/vanishing_gradients.yaml")
+    parser.add_argument("--variant", help="a variant of the config, e.g. tiny (for the tests)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--probe-every", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    args = parser.parse_args()
+    results = [
+        run(args.config, args.variant, name, overrides, args.steps, args.probe_every)
+        for name, overrides in SETUPS.items()
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+    print(
+        f"‖∂L/∂h_(T-lag)‖ (mean over 64 test sequences), adding T=30, {args.steps} training steps"
+    )
+    header = "".join(f"{'lag ' + str(lag):>10}" for lag in LAGS)
+    print(f"{'setup':<14}{'when':<8}{'gradient':<11}{header}{'test correct':>14}")
+    for r in results:
+        for when, h in (("init", r["history"][0]), ("trained", r["history"][-1])):
+            # an LSTM's truncated error lives in c (∂L/∂h_k = 0 for k < T): show c there
+            rows = [("full", h["h_full"])]
+            rows.append(
+                ("trunc. (c)", h["c_truncated"])
+                if "c_truncated" in h
+                else ("truncated", h["h_truncated"])
+            )
+            if "forget_product" in h:
+                rows.append(("∏ f", h["forget_product"]))
+            for mode, values in rows:
+                row = "".join(f"{v:>10.2e}" for v in values)
+                correct = f"{r['test']['correct_fraction']:>14.3f}" if when == "trained" else ""
+                print(f"{r['setup']:<14}{when:<8}{mode:<11}{row}{correct}")
+    print("\nLSTM: mean spectral norms of the terms of ∂c_t/∂c_{t-1}, init -> trained")
+    for r in results:
+        if "terms" in r["history"][0]:
+            a, b = r["history"][0]["terms"], r["history"][-1]["terms"]
+            cells = "  ".join(f"{k} {a[k]:.3f}->{b[k]:.3f}" for k in "ABCD")
+            print(f"{r['setup']:<14}{cells}")
+
+    curves = {}
+    for r in results:
+        curves[f"{r['setup']} init"] = (LAGS, r["history"][0]["h_full"])
+        curves[f"{r['setup']} trained"] = (LAGS, r["history"][-1]["h_full"])
+    plot_curves(
+        curves,
+        args.out / "per_lag.png",
+        title="‖∂L/∂h_(T-lag)‖ (FULL), adding T=30: at initialisation and trained",
+        xlabel="lag",
+        ylabel="norm",
+    )
+    terms = {}
+    for r in results:
+        if "terms" in r["history"][0]:
+            steps = [h["step"] for h in r["history"]]
+            for k in "ABD":
+                terms[f"{r['setup']} ‖{k}‖"] = (steps, [h["terms"][k] for h in r["history"]])
+    plot_curves(
+        terms,
+        args.out / "terms.png",
+        title="LSTM: A, B, D over training",
+        xlabel="training step",
+        ylabel="mean spectral norm",
+    )
+
+
+if __name__ == "__main__":
+    main()
