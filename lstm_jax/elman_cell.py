@@ -27,22 +27,28 @@ class ElmanParams(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class ElmanOptions:
-    """The Elman RNN has no options; the type tags the cell for the analytic code."""
+    """recurrent_scale: `R` is initialised as `recurrent_scale` × an orthogonal matrix, so all its
+    singular values equal the scale: above 1 the gradient can explode, below 1 it vanishes at
+    least geometrically (Pascanu et al. 2013, SPEC §4.5)."""
+
+    recurrent_scale: float = 1.0
 
 
-def rnn() -> Cell:
+def rnn(*, recurrent_scale: float = 1.0) -> Cell:
     """An Elman RNN `Cell` with tanh units. The carry is `h: [*batch, H]`; `y_t = h_t`.
 
     Under `Gradient.TRUNCATED` nothing survives the cut (`h_{t-1}` only enters the nonlinear
     pre-activation), so each step's error stays in that step: the one-step gradient.
     """
-    return _rnn_cell(ElmanOptions())
+    if not recurrent_scale > 0:
+        raise ValueError(f"recurrent_scale must be > 0, got {recurrent_scale!r}")
+    return _rnn_cell(ElmanOptions(recurrent_scale=float(recurrent_scale)))
 
 
 @functools.cache
 def _rnn_cell(options: ElmanOptions) -> Cell:
     return Cell(
-        init=init,
+        init=functools.partial(init, options),
         initial_carry=initial_carry,
         step=functools.partial(step, cut=keep),
         truncated_step=functools.partial(step, cut=cut_gate_recurrence),
@@ -50,12 +56,19 @@ def _rnn_cell(options: ElmanOptions) -> Cell:
     )
 
 
-def init(key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32) -> ElmanParams:
-    """LeCun-normal `w`, orthogonal `r`, zero `b`."""
+def init(
+    options: ElmanOptions,
+    key: Array,
+    input_size: int,
+    hidden_size: int,
+    dtype: Any = jnp.float32,
+) -> ElmanParams:
+    """LeCun-normal `w`, `recurrent_scale` × orthogonal `r`, zero `b`."""
     k_w, k_r = jax.random.split(key)
+    r = options.recurrent_scale * initializers.recurrent_kernel(k_r, hidden_size, 1, dtype)
     return ElmanParams(
         w=initializers.input_kernel(k_w, input_size, hidden_size, dtype),
-        r=initializers.recurrent_kernel(k_r, hidden_size, 1, dtype),
+        r=r.astype(dtype),
         b=jnp.zeros((hidden_size,), dtype),
     )
 

@@ -138,3 +138,12 @@ def test_equal_options_give_the_same_cell():
     assert lstm_jax.lstm("CIFG") is lstm_jax.lstm("CIFG")
     assert lstm_jax.lstm("vanilla") is lstm_jax.lstm(peepholes=True)
     assert lstm_jax.lstm("NP") is lstm_jax.lstm()
+
+
+def test_elman_recurrent_scale_sets_every_singular_value():
+    """rnn(recurrent_scale=s): R = s × orthogonal, the knob of Pascanu et al.'s experiments."""
+    r = lstm_jax.rnn(recurrent_scale=1.5).init(jax.random.key(0), I, 16).r
+    np.testing.assert_allclose(jnp.linalg.svd(r, compute_uv=False), 1.5, rtol=1e-5)
+    assert lstm_jax.rnn() is lstm_jax.rnn(recurrent_scale=1.0)
+    with pytest.raises(ValueError, match="recurrent_scale must be > 0, got 0"):
+        lstm_jax.rnn(recurrent_scale=0)

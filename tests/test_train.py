@@ -417,3 +417,27 @@ def test_vanishing_gradients_experiment_runs_end_to_end(tmp_path):
     lstm = results[3]["history"][-1]
     assert set(lstm["terms"]) == {"A", "B", "C", "D", "P"} and len(lstm["forget_product"]) == 5
     assert (tmp_path / "per_lag.png").is_file() and (tmp_path / "terms.png").is_file()
+
+
+def test_exploding_gradients_experiment_runs_end_to_end(tmp_path):
+    """The experiment script's code path on the tiny variant: two seeds, both conditions."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "experiments/exploding_gradients/exploding.py",
+            "--variant",
+            "tiny",
+            "--seeds",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results) == {"no clipping", "clipping at 1 (Algorithm 1)"}
+    assert all(len(runs) == 2 and runs[0]["grad_norms"] for runs in results.values())
+    assert (tmp_path / "grad_norms.png").is_file()
