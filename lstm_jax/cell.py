@@ -6,6 +6,7 @@ explicit params and carry, so that `jax.grad`, `jax.vmap`, `jax.jit` and `lax.sc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple, Protocol
 
@@ -60,3 +61,24 @@ class Cell(NamedTuple):
         from lstm_jax.gradients import Gradient, as_gradient  # gradients does not import cell
 
         return self.step if as_gradient(gradient) is Gradient.FULL else self.truncated_step
+
+
+def zero_state(batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32) -> Array:
+    """Zeros of shape `[*batch_shape, H]`: the initial state of every cell here."""
+    return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
+
+
+def make_cell(
+    options: Hashable, init: InitFn, initial_carry: InitialCarryFn, step: Callable[..., Any]
+) -> Cell:
+    """A `Cell` from a step `step(params, carry, x, cut=...)`: `step` cuts nothing
+    (`gradients.keep`), `truncated_step` cuts with `gradients.cut_gate_recurrence`."""
+    from lstm_jax.gradients import cut_gate_recurrence, keep  # gradients does not import cell
+
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=functools.partial(step, cut=keep),
+        truncated_step=functools.partial(step, cut=cut_gate_recurrence),
+        options=options,
+    )

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import initializers
-from lstm_jax.cell import Cell
-from lstm_jax.gradients import cut_gate_recurrence, keep
+from lstm_jax.cell import Cell, make_cell, zero_state
+from lstm_jax.gradients import keep
 
 Array = jax.Array
 
@@ -47,13 +47,7 @@ def rnn(*, recurrent_scale: float = 1.0) -> Cell:
 
 @functools.cache
 def _rnn_cell(options: ElmanOptions) -> Cell:
-    return Cell(
-        init=functools.partial(init, options),
-        initial_carry=initial_carry,
-        step=functools.partial(step, cut=keep),
-        truncated_step=functools.partial(step, cut=cut_gate_recurrence),
-        options=options,
-    )
+    return make_cell(options, functools.partial(init, options), zero_state, step)
 
 
 def init(
@@ -71,13 +65,6 @@ def init(
         r=r.astype(dtype),
         b=jnp.zeros((hidden_size,), dtype),
     )
-
-
-def initial_carry(
-    batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
-) -> Array:
-    """Zero `h: [*batch_shape, H]`."""
-    return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
 
 
 def step(

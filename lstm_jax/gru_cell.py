@@ -21,8 +21,8 @@ import jax.numpy as jnp
 
 from lstm_jax import initializers
 from lstm_jax.activations import sigmoid
-from lstm_jax.cell import Cell
-from lstm_jax.gradients import cut_gate_recurrence, keep
+from lstm_jax.cell import Cell, make_cell, zero_state
+from lstm_jax.gradients import keep
 
 Array = jax.Array
 
@@ -70,12 +70,8 @@ def gru(*, reset_after: bool = True) -> Cell:
 
 @functools.cache
 def _gru_cell(options: GRUOptions) -> Cell:
-    return Cell(
-        init=functools.partial(init, options),
-        initial_carry=initial_carry,
-        step=functools.partial(step, options, cut=keep),
-        truncated_step=functools.partial(step, options, cut=cut_gate_recurrence),
-        options=options,
+    return make_cell(
+        options, functools.partial(init, options), zero_state, functools.partial(step, options)
     )
 
 
@@ -90,13 +86,6 @@ def init(
         b=jnp.zeros((3 * hidden_size,), dtype),
         b_rh=jnp.zeros((hidden_size,), dtype) if options.reset_after else None,
     )
-
-
-def initial_carry(
-    batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
-) -> Array:
-    """Zero `h: [*batch_shape, H]`."""
-    return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
 
 
 def parts(

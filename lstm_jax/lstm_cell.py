@@ -25,8 +25,8 @@ import jax.numpy as jnp
 
 from lstm_jax import initializers
 from lstm_jax.activations import activation, sigmoid
-from lstm_jax.cell import Cell
-from lstm_jax.gradients import cut_gate_recurrence, keep
+from lstm_jax.cell import Cell, make_cell, zero_state
+from lstm_jax.gradients import keep
 
 Array = jax.Array
 
@@ -196,12 +196,11 @@ def lstm(variant: str = "standard", **overrides: Any) -> Cell:
 @functools.cache
 def _lstm_cell(options: LSTMOptions) -> Cell:
     # Cached so that equal options give the same Cell, and jit caches keyed on it are reused.
-    return Cell(
-        init=functools.partial(init, options),
-        initial_carry=functools.partial(initial_carry, options),
-        step=functools.partial(step, options, cut=keep),
-        truncated_step=functools.partial(step, options, cut=cut_gate_recurrence),
-        options=options,
+    return make_cell(
+        options,
+        functools.partial(init, options),
+        functools.partial(initial_carry, options),
+        functools.partial(step, options),
     )
 
 
@@ -245,11 +244,10 @@ def initial_carry(
     options: LSTMOptions, batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
 ) -> LSTMCarry:
     """Zero `h` and `c` of shape `[*batch_shape, H]` (and zero previous gates for FGR)."""
-    zeros = jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
+    zeros = zero_state(batch_shape, hidden_size, dtype)
     gates = None
     if options.gate_recurrence:
-        n_sig = len(options.sigmoid_gates)
-        gates = jnp.zeros((*tuple(batch_shape), n_sig * hidden_size), dtype)
+        gates = zero_state(batch_shape, len(options.sigmoid_gates) * hidden_size, dtype)
     return LSTMCarry(h=zeros, c=zeros, gates=gates)
 
 

@@ -8,7 +8,6 @@ params replicated: JAX's own SPMD partitioner inserts the gradient all-reduce.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -398,15 +397,8 @@ def _plot_learning_curve(out: Path) -> None:
         )
 
 
-class _NoBar:
-    def set_postfix(self, **kwargs: Any) -> None: ...
-
-    def update(self, n: int) -> None: ...
-
-
-def _progress(enabled: bool, start: int, total: int) -> contextlib.AbstractContextManager:
-    if not enabled:
-        return contextlib.nullcontext(_NoBar())
+def _progress(enabled: bool, start: int, total: int):
+    """A tqdm bar (a no-op one when disabled), used as a context manager."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, disable=not enabled)
