@@ -179,6 +179,9 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
     """`value` if it fits the field's annotation (an int is accepted for a float), else an
     error naming the key, the expected and the received type."""
     allowed = {hint, *typing.get_args(hint)}
+    if type(value) is int and str in allowed and int not in allowed:
+        # YAML reads `--set model.variant=1997` as a number; a text field takes its digits.
+        value = str(value)
     if isinstance(value, str) and float in allowed and str not in allowed:
         # YAML 1.1 reads 1e-3 (no dot) as a string; a float field takes it as the number it is.
         with contextlib.suppress(ValueError):

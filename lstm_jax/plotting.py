@@ -57,3 +57,44 @@ def plot_curves(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_strips(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    logy: bool = True,
+) -> Path:
+    """One panel per key of `panels`, one column of points per setting: each point one run's
+    value (e.g. sequences to success). Infinite values (runs that never succeeded) are drawn as
+    crosses on a "not solved" line above the panel's largest finite value."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1, 4.2), squeeze=False)
+    for ax, (panel, settings) in zip(axes[0], panels.items(), strict=True):
+        finite = [v for vs in settings.values() for v in vs if np.isfinite(v)]
+        top = (max(finite) * (3 if logy else 1.2)) if finite else 1.0
+        for i, values in enumerate(settings.values()):
+            v = np.asarray(values, dtype=float)
+            jitter = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(1)
+            ok = np.isfinite(v)
+            ax.scatter(i + jitter[ok], v[ok], s=18, color=f"C{i}")
+            ax.scatter(i + jitter[~ok], np.full((~ok).sum(), top), marker="x", color=f"C{i}")
+            if len(v):  # the median over all runs; unsolved ones count as infinite
+                ax.hlines(min(np.median(v), top), i - 0.25, i + 0.25, color="k", lw=1)
+        ax.axhline(top, color="0.7", ls=":", lw=1)
+        ax.text(len(settings) - 0.5, top, "not solved", ha="right", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(settings)), list(settings), rotation=30, ha="right", fontsize=8)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(panel, fontsize=9)
+        ax.grid(True, axis="y", which="major", alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

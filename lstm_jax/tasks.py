@@ -616,8 +616,8 @@ class _ReberStream:
     only their own symbols; a window that starts earlier regenerates the stream from scratch.
     """
 
-    def __init__(self, seed: int, purpose: int, index: int) -> None:
-        self._key = (seed, purpose, index)
+    def __init__(self, seed: int, purpose: int, *index: int) -> None:
+        self._key = (seed, purpose, *index)
         self._restart()
 
     def _restart(self) -> None:
@@ -643,16 +643,18 @@ class _ReberStream:
         return self._text[: j - i], self._nexts[: j - i], self._starts[: j - i]
 
 
-_TRAIN_STREAMS: dict[tuple[int, int], _ReberStream] = {}
+_TRAIN_STREAMS: dict[tuple[int, ...], _ReberStream] = {}
 
 
-def _train_stream(seed: int, index: int) -> _ReberStream:
-    """The cached training stream `index` of `seed` (the cache is only a speed-up)."""
+def _train_stream(seed: int, index: int, segment: int = 0) -> _ReberStream:
+    """The cached training stream `index` of `seed`, restarted `segment` times (the cache is
+    only a speed-up)."""
     if len(_TRAIN_STREAMS) > 4096:
         _TRAIN_STREAMS.clear()
-    if (seed, index) not in _TRAIN_STREAMS:
-        _TRAIN_STREAMS[seed, index] = _ReberStream(seed, _STREAM, index)
-    return _TRAIN_STREAMS[seed, index]
+    key = (index,) if segment == 0 else (index, segment)
+    if (seed, *key) not in _TRAIN_STREAMS:
+        _TRAIN_STREAMS[seed, *key] = _ReberStream(seed, _STREAM, *key)
+    return _TRAIN_STREAMS[seed, *key]
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -671,7 +673,11 @@ class ContinualEmbeddedReber(_ReberIO):
     chunk_length), of streams 0..B-1 of `seed` (chunks may split strings), so the trainer
     carries the state across batches. `external_reset=True` sets `resets` at the first
     symbol (B) of every string: the carry is zeroed at each string boundary (Gers et al.'s
-    "external reset" baseline); else `resets` is None. `test_set(seed, size)` is `size`
+    "external reset" baseline). `restart_every = n > 0` starts every training stream afresh
+    every n chunks, its carry zeroed (`resets` at the new stream's first symbol): like Gers et
+    al., who began a new stream from a reset net after each error, it lets the net see the
+    zero state it starts each test stream from. Without either, `resets` is None.
+    `test_set(seed, size)` is `size`
     separate streams of `test_symbols` symbols each. Success: every test stream predicted
     without an error (Gers et al.: 10 streams of 100,000 symbols). Published (100 nets each):
     LSTM without forget gate 0 % solved; with forget gates 18 % (62 % with learning-rate
@@ -684,19 +690,27 @@ class ContinualEmbeddedReber(_ReberIO):
     chunk_length: int = 100
     external_reset: bool = False
     test_symbols: int = 100_000
+    restart_every: int = 0
 
     def __post_init__(self) -> None:
         _check_int("chunk_length", self.chunk_length, 1)
+        _check_int("restart_every", self.restart_every, 0)
         _check_int("test_symbols", self.test_symbols, 1)
         if not isinstance(self.external_reset, bool | np.bool_):
             raise ValueError(f"external_reset must be a bool, got {self.external_reset!r}")
 
     def batch(self, seed: int, step: int, batch_size: int) -> Batch:
         seed = _check_int("seed", seed, 0)
-        start = _check_int("step", step, 0) * self.chunk_length
+        step = _check_int("step", step, 0)
         streams = range(_check_int("batch_size", batch_size, 1))
-        stop = start + self.chunk_length
-        return self._chunk([_train_stream(seed, b).window(start, stop) for b in streams])
+        segment, step = divmod(step, self.restart_every) if self.restart_every else (0, step)
+        start, stop = step * self.chunk_length, (step + 1) * self.chunk_length
+        batch = self._chunk([_train_stream(seed, b, segment).window(start, stop) for b in streams])
+        if self.restart_every and not self.external_reset:
+            resets = np.zeros(batch.mask.shape, dtype=bool)
+            resets[0] = step == 0  # a fresh stream: zero the carry before its first symbol
+            batch = batch._replace(resets=resets)
+        return batch
 
     def test_set(self, seed: int, size: int) -> Batch:
         seed = _check_int("seed", seed, 0)

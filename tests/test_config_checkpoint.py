@@ -143,3 +143,13 @@ def test_scientific_notation_is_a_float(config_file):
     assert cfg.optimizer.learning_rate == 1e-3 and cfg.optimizer.clip_norm == 5.0
     with pytest.raises(ConfigError, match=r"training\.steps expects int, got str '1e3'"):
         load(config_file, None, ("training.steps=1e3",))
+
+
+def test_digits_for_a_text_field_are_text(config_file):
+    """`--set model.variant=1997` (YAML: an int) names the 1997 variant; a float or a bool for a
+    text field is still an error naming the field."""
+    assert load(config_file, None, ("model.variant=1997",)).model.variant == "1997"
+    with pytest.raises(ConfigError, match=r"model\.variant expects str, got float 19\.97"):
+        load(config_file, None, ("model.variant=19.97",))
+    with pytest.raises(ConfigError, match=r"model\.variant expects str, got bool True"):
+        load(config_file, None, ("model.variant=true",))

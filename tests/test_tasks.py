@@ -328,6 +328,30 @@ def test_continual_chunks_continue_one_stream():
     np.testing.assert_array_equal(chunked.batch(5, 2, 5).inputs[:, :3], parts[2].inputs)
 
 
+def test_continual_restart_every_starts_fresh_streams_from_a_zeroed_carry():
+    """Every 3 chunks each training stream starts afresh (a new embedded Reber stream whose
+    first symbol is B) and `resets` zeroes the carry there and nowhere else."""
+    plain = ContinualEmbeddedReber(chunk_length=20)
+    task = ContinualEmbeddedReber(chunk_length=20, restart_every=3)
+    batches = [task.batch(1, k, 4) for k in range(7)]
+    for k, batch in enumerate(batches):
+        flags = batch.resets
+        assert flags.shape == (20, 4) and flags.dtype == bool
+        assert flags[0].tolist() == [k % 3 == 0] * 4 and not flags[1:].any()
+        if k % 3 == 0:
+            assert set(symbols(batch.inputs[0], REBER_SYMBOLS)) == {"B"}
+    # the first segment is the plain stream; later segments are new streams, not its sequel
+    for k in range(3):
+        np.testing.assert_array_equal(batches[k].inputs, plain.batch(1, k, 4).inputs)
+    assert not np.array_equal(batches[3].inputs, plain.batch(1, 3, 4).inputs)
+    assert not np.array_equal(batches[3].inputs, batches[6].inputs)
+    # with external resets the string starts already include each fresh stream's start
+    both = ContinualEmbeddedReber(chunk_length=20, restart_every=3, external_reset=True)
+    assert both.batch(1, 3, 4).resets[0].all() and both.batch(1, 4, 4).resets.sum() > 0
+    with pytest.raises(ValueError, match="restart_every"):
+        ContinualEmbeddedReber(restart_every=-1)
+
+
 def test_continual_stream_is_embedded_reber_strings_with_resets_at_their_starts():
     task = ContinualEmbeddedReber(chunk_length=60, external_reset=True)
     batches = [task.batch(0, k, 2) for k in range(5)]

@@ -1,0 +1,66 @@
+"""Greff et al. (2015) LSTM variants on our tasks (issue 6, experiment 6).
+
+Vanilla LSTM (forget gate, peepholes, tanh squashing) and its eight one-change variants (NIG,
+NFG, NOG, NIAF, NOAF, NP, CIFG, FGR; SPEC §2) are trained with the same hyperparameters on each
+task over several seeds. Reported per variant: runs solved, training sequences until success,
+and the median final test metric; the script ends with a ranking by median sequences.
+
+    python experiments/greff_variants/greff_variants.py [--seeds 3] [--workers 2]
+
+Writes results.json and sequences_to_success.png beside this file (or in --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lstm_jax.sweep import Task, compare, stats, write_report
+
+TASKS = {
+    "embedded Reber": Task("configs/embedded_reber.yaml", (), "strings_correct"),
+    "temporal order 6a": Task("configs/temporal_order.yaml", (), "wrong"),
+}
+VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--variant", help="a variant of every config, e.g. tiny (the tests)")
+    parser.add_argument("--tasks", nargs="*", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument("--runs", type=Path, default=Path("runs/greff_variants"))
+    args = parser.parse_args()
+    tasks = {name: TASKS[name] for name in args.tasks}
+    settings = {v: (f"model.variant={v}",) for v in VARIANTS}
+    results = compare(
+        tasks,
+        settings,
+        seeds=args.seeds,
+        runs_dir=args.runs,
+        variant=args.variant,
+        workers=args.workers,
+    )
+    write_report(
+        results,
+        tasks,
+        args.out,
+        title=f"Greff et al. (2015) variants: sequences until success ({args.seeds} seeds)",
+    )
+    # rank per task by (runs solved desc, median sequences asc); then the mean rank over tasks
+    ranks: dict[str, list[int]] = {v: [] for v in VARIANTS}
+    for outcomes in results.values():
+        s = stats(outcomes)
+        order = sorted(VARIANTS, key=lambda v: (-s[v].solved, s[v].median))
+        for rank, v in enumerate(order, 1):
+            ranks[v].append(rank)
+    print(f"\nranking (mean rank over {len(results)} tasks; 1 = best)")
+    for v in sorted(VARIANTS, key=lambda v: sum(ranks[v]) / len(ranks[v])):
+        mean = sum(ranks[v]) / len(ranks[v])
+        print(f"{v:<8}{mean:>6.1f}   per task: {ranks[v]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Many runs of one config (settings × seeds) in parallel worker processes.
+
+The reproductions of issue 6 are grids: a few settings of one config (FULL vs TRUNCATED, a
+variant, a reset flag), each over several seeds. The nets are small, so one XLA CPU process keeps
+about one core busy; `workers` processes side by side use the machine. Workers are *spawned*
+(JAX is not fork-safe), and each run is an ordinary `train.train` run in its own directory.
+
+    runs = grid({"full": ("model.gradient=full",), "truncated": ()}, seeds=range(5))
+    outcomes = sweep("configs/adding_1997.yaml", runs, out_dir="runs/sweep", workers=2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class Run(NamedTuple):
+    """One run of a sweep: `overrides` are `--set` strings applied after the config variant."""
+
+    label: str  # the setting, e.g. "truncated"
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+
+class Outcome(NamedTuple):
+    """What a run ended with (`summary.json`), plus its test curve and, if asked, its trace."""
+
+    label: str
+    seed: int
+    status: str  # "solved" | "budget" | "diverged"
+    steps: int  # updates applied
+    sequences: int  # steps × batch size
+    solved_at_step: int | None  # first evaluation that met the task's criterion
+    solved_at_sequences: int | None
+    final_eval: dict[str, float]
+    evals: list[tuple[int, dict[str, float]]]  # (step, test metrics) at every evaluation
+    grad_norms: list[float] | None  # global gradient norm per step, when `keep_grad_norms`
+    wall_s: float
+    out_dir: str
+
+
+def grid(settings: Mapping[str, Sequence[str]], seeds: Iterable[int]) -> list[Run]:
+    """Every setting × every seed, settings outermost: `{label: overrides}` → `[Run]`."""
+    seeds = list(seeds)
+    return [
+        Run(label, seed, (*overrides, f"training.seed={seed}"))
+        for label, overrides in settings.items()
+        for seed in seeds
+    ]
+
+
+def run_dir(out_dir: str | Path, run: Run) -> Path:
+    """`out_dir/<label>-seed<seed>`, the label reduced to a safe file name."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run.label).strip("_") or "run"
+    return Path(out_dir) / f"{safe}-seed{run.seed}"
+
+
+def run_one(
+    config_path: str, variant: str | None, run: Run, out_dir: str, keep_grad_norms: bool
+) -> Outcome:
+    """Trains one run into `run_dir(out_dir, run)`; a diverged run is an outcome, not an error.
+    An existing finished run directory is read back instead of retrained."""
+    from lstm_jax.config import dump, load  # in the worker: the parent may not need jax
+    from lstm_jax.train import METRICS, Diverged, train
+
+    out = run_dir(out_dir, run)
+    start = time.perf_counter()
+    config = load(config_path, variant, run.overrides)
+    if (out / "summary.json").exists():
+        if (out / "config.yaml").read_text() != dump(config):
+            raise FileExistsError(
+                f"{out} holds a finished run of another config than {config_path} "
+                f"{' '.join(run.overrides)}; remove it or choose another runs directory"
+            )
+    else:
+        # a diverged run is an outcome: train() wrote summary.json with status "diverged"
+        with contextlib.suppress(Diverged):
+            train(config, out, progress=False, log=lambda _: None)
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line]
+    batch = summary["sequences"] // max(summary["steps"], 1)
+    solved = summary["solved_at_step"]
+    return Outcome(
+        label=run.label,
+        seed=run.seed,
+        status=summary["status"],
+        steps=summary["steps"],
+        sequences=summary["sequences"],
+        solved_at_step=solved,
+        solved_at_sequences=None if solved is None else solved * batch,
+        final_eval=summary["final_eval"] or {},
+        evals=[(r["step"], r["eval"]) for r in records if "eval" in r],
+        grad_norms=[r["grad_norm"] for r in records if "grad_norm" in r]
+        if keep_grad_norms
+        else None,
+        wall_s=time.perf_counter() - start,
+        out_dir=str(out),
+    )
+
+
+def sweep(
+    config_path: str | Path,
+    runs: Sequence[Run],
+    *,
+    out_dir: str | Path,
+    variant: str | None = None,
+    workers: int = 2,
+    keep_grad_norms: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[Outcome]:
+    """Trains every run of `runs` (in `workers` spawned processes; 1 = in this process) and
+    returns their outcomes in the order of `runs`. Runs already finished in `out_dir` are read
+    back, so an interrupted sweep continues where it stopped."""
+    from lstm_jax.config import load
+
+    labels = [(r.label, r.seed) for r in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"runs must have distinct (label, seed) pairs, got {labels}")
+    for run in runs:  # every config error before any process starts
+        load(config_path, variant, run.overrides)
+    args = [(str(config_path), variant, run, str(out_dir), keep_grad_norms) for run in runs]
+    outcomes: dict[int, Outcome] = {}
+    if workers <= 1:
+        for i, a in enumerate(args):
+            outcomes[i] = run_one(*a)
+            log(_line(outcomes[i], len(outcomes), len(runs)))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {pool.submit(run_one, *a): i for i, a in enumerate(args)}
+            for future in as_completed(futures):
+                outcomes[futures[future]] = future.result()
+                log(_line(outcomes[futures[future]], len(outcomes), len(runs)))
+    return [outcomes[i] for i in range(len(runs))]
+
+
+def _line(o: Outcome, done: int, total: int) -> str:
+    at = "" if o.solved_at_step is None else f" at step {o.solved_at_step}"
+    return f"[{done}/{total}] {o.label} seed {o.seed}: {o.status}{at} ({o.wall_s:.0f} s)"
+
+
+def to_json(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """Outcomes as JSON-ready dicts (run directories left out: they are machine-local)."""
+    return [{k: v for k, v in o._asdict().items() if k != "out_dir"} for o in outcomes]
+
+
+class Stats(NamedTuple):
+    """Sequences-to-success of one setting over its seeds (unsolved runs count as infinite)."""
+
+    runs: int
+    solved: int
+    diverged: int
+    median: float  # over all runs; inf when half or more did not solve
+    low: float  # fastest solved run (inf if none)
+    high: float  # slowest run (inf if any did not solve)
+
+
+def stats(outcomes: Sequence[Outcome]) -> dict[str, Stats]:
+    """`{label: Stats}` in first-seen label order."""
+    by_label: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_label.setdefault(o.label, []).append(o)
+    result = {}
+    for label, group in by_label.items():
+        seqs = sorted(
+            float("inf") if o.solved_at_sequences is None else float(o.solved_at_sequences)
+            for o in group
+        )
+        n = len(seqs)
+        median = seqs[n // 2] if n % 2 else (seqs[n // 2 - 1] + seqs[n // 2]) / 2
+        result[label] = Stats(
+            runs=n,
+            solved=sum(o.solved_at_step is not None for o in group),
+            diverged=sum(o.status == "diverged" for o in group),
+            median=median,
+            low=seqs[0],
+            high=seqs[-1],
+        )
+    return result
+
+
+def fmt_count(x: float) -> str:
+    """12,300 / 1.2M style; '-' for infinity (not solved)."""
+    if x == float("inf"):
+        return "-"
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x:,.0f}"
+
+
+def table(outcomes: Sequence[Outcome], metric: str | None = None, title: str = "") -> str:
+    """A text table, one row per setting: runs solved, sequences to success (median, fastest,
+    slowest; '-' = not solved within the budget) and the median final test `metric`."""
+    head = f"{'setting':<24}{'solved':>8}{'median':>11}{'fastest':>11}{'slowest':>11}"
+    if metric:
+        head += f"  {'final ' + metric + ' (median)':>30}"
+    lines = [title, head] if title else [head]
+    for label, s in stats(outcomes).items():
+        row = (
+            f"{label:<24}{s.solved:>5}/{s.runs:<2}{fmt_count(s.median):>11}"
+            f"{fmt_count(s.low):>11}{fmt_count(s.high):>11}"
+        )
+        if metric:
+            values = [o.final_eval.get(metric, math.nan) for o in outcomes if o.label == label]
+            row += f"  {statistics.median(values):>30.4g}"
+        lines.append(row)
+    if any(s.diverged for s in stats(outcomes).values()):
+        lines.append(
+            "diverged: "
+            + ", ".join(f"{k} {s.diverged}" for k, s in stats(outcomes).items() if s.diverged)
+        )
+    return "\n".join(lines)
+
+
+class Task(NamedTuple):
+    """One row group of a comparison: a config, overrides every setting shares, the final test
+    metric its table reports."""
+
+    config: str
+    overrides: tuple[str, ...] = ()
+    metric: str | None = None
+
+
+def compare(
+    tasks: Mapping[str, Task],
+    settings: Mapping[str, Sequence[str]],
+    *,
+    seeds: int,
+    runs_dir: str | Path,
+    variant: str | None = None,
+    workers: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict[str, list[Outcome]]:
+    """Every task × setting × seed (`{task: outcomes}`); prints one `table` per task."""
+    results = {}
+    for name, task in tasks.items():
+        runs = grid({k: (*task.overrides, *v) for k, v in settings.items()}, range(seeds))
+        results[name] = sweep(
+            task.config,
+            runs,
+            variant=variant,
+            out_dir=Path(runs_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", name),
+            workers=workers,
+            log=log,
+        )
+        log(table(results[name], task.metric, title=f"\n{name} ({task.config}), {seeds} seeds"))
+    return results
+
+
+def write_report(
+    results: Mapping[str, Sequence[Outcome]],
+    tasks: Mapping[str, Task],
+    out: str | Path,
+    *,
+    title: str,
+    unit: str = "training sequences",
+) -> None:
+    """`results.json` (every outcome and the per-setting stats) and `sequences_to_success.png`
+    (one panel per task, one point per run) in `out`."""
+    from lstm_jax.plotting import plot_strips
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        name: {
+            "config": tasks[name].config,
+            "overrides": list(tasks[name].overrides),
+            "stats": {k: s._asdict() for k, s in stats(outcomes).items()},
+            "runs": to_json(outcomes),
+        }
+        for name, outcomes in results.items()
+    }
+    (out / "results.json").write_text(json.dumps(record, indent=1))
+    panels = {}
+    for name, outcomes in results.items():
+        panel: dict[str, list[float]] = {}
+        for o in outcomes:
+            seqs = math.inf if o.solved_at_sequences is None else float(o.solved_at_sequences)
+            panel.setdefault(o.label, []).append(seqs)
+        panels[name] = panel
+    plot_strips(panels, out / "sequences_to_success.png", title=title, ylabel=unit)
