@@ -6,7 +6,7 @@ steps, the per-lag gradient norms (FULL and TRUNCATED) of the network's output a
 and, for the LSTMs, the spectral norms of the terms A, B, C, D of ∂c_t/∂c_{t-1}.
 
     python experiments/vanishing_gradients/vanishing.py [--config configs/vanishing_gradients.yaml]
-        [--steps 1500] [--out experiments/vanishing_gradients]
+        [--steps 1500] [--seeds 3] [--out experiments/vanishing_gradients]
 
 Writes results.json and per_lag.png, terms.png beside this file (or in --out).
 """
@@ -92,14 +92,27 @@ def main() -> None:
     parser.add_argument("--variant", help="a variant of the config, e.g. tiny (for the tests)")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--probe-every", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=3, help="the tables' first part is seed 0")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     args = parser.parse_args()
-    results = [
-        run(args.config, args.variant, name, overrides, args.steps, args.probe_every)
+    runs = [
+        {
+            "seed": seed,
+            **run(
+                args.config,
+                args.variant,
+                name,
+                (*overrides, f"training.seed={seed}"),
+                args.steps,
+                args.probe_every,
+            ),
+        }
+        for seed in range(args.seeds)
         for name, overrides in SETUPS.items()
     ]
+    results = [r for r in runs if r["seed"] == 0]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    (args.out / "results.json").write_text(json.dumps(runs, indent=2))
 
     print(
         f"‖∂L/∂h_(T-lag)‖ (mean over 64 test sequences), adding T=30, {args.steps} training steps"
@@ -121,11 +134,26 @@ def main() -> None:
                 row = "".join(f"{v:>10.2e}" for v in values)
                 correct = f"{r['test']['correct_fraction']:>14.3f}" if when == "trained" else ""
                 print(f"{r['setup']:<14}{when:<8}{mode:<11}{row}{correct}")
+    print(f"\nevery seed (0-{args.seeds - 1}), trained: test correct | FULL ‖∂L/∂h_(T-29)‖")
+    for name in SETUPS:
+        mine = [r for r in runs if r["setup"] == name]
+        correct = " ".join(f"{r['test']['correct_fraction']:.3f}" for r in mine)
+        lag = " ".join(f"{r['history'][-1]['h_full'][-1]:.1e}" for r in mine)
+        print(f"{name:<14}{correct:<24}| {lag}")
     print("\nLSTM: mean spectral norms of the terms of ∂c_t/∂c_{t-1}, init -> trained")
     for r in results:
         if "terms" in r["history"][0]:
             a, b = r["history"][0]["terms"], r["history"][-1]["terms"]
             cells = "  ".join(f"{k} {a[k]:.3f}->{b[k]:.3f}" for k in "ABCD")
+            print(f"{r['setup']:<14}{cells}")
+    # share = ‖X‖ / (‖A‖ + ‖B‖ + ‖C‖ + ‖D‖): each term's part of the triangle-inequality bound
+    # on ‖∂c_t/∂c_{t-1}‖, so how much of the one-step error scaling each path can carry
+    print("\nLSTM: share of each term in ‖A‖ + ‖B‖ + ‖C‖ + ‖D‖, init -> trained")
+    for r in results:
+        if "terms" in r["history"][0]:
+            a, b = r["history"][0]["terms"], r["history"][-1]["terms"]
+            sa, sb = sum(a[k] for k in "ABCD"), sum(b[k] for k in "ABCD")
+            cells = "  ".join(f"{k} {a[k] / sa:.0%}->{b[k] / sb:.0%}" for k in "ABCD")
             print(f"{r['setup']:<14}{cells}")
 
     curves = {}

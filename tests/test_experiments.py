@@ -1,0 +1,121 @@
+"""Each experiment script's code path, end to end on its configs' tiny variants (seconds, not
+the minutes of the real runs, whose outputs are committed beside the scripts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(path: str, tmp_path: Path, *args: str) -> dict:
+    """Runs `path` with `args` in the repository root; returns its results.json."""
+    done = subprocess.run(
+        [sys.executable, path, *args, "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / "out" / "results.json").read_text())
+
+
+def test_vanishing_gradients(tmp_path):
+    """All five setups, 4 steps, probed every 2."""
+    results = _script(
+        "experiments/vanishing_gradients/vanishing.py",
+        tmp_path,
+        *("--variant", "tiny", "--steps", "4", "--probe-every", "2", "--seeds", "2"),
+    )
+    assert [r["seed"] for r in results] == [0] * 5 + [1] * 5
+    assert results[0]["test"] != results[5]["test"]  # the seeds are different runs
+    assert [r["setup"] for r in results[:5]] == [
+        "Elman RNN",
+        "GRU",
+        "LSTM bias 0",
+        "LSTM bias 1",
+        "LSTM chrono",
+    ]
+    assert [h["step"] for h in results[0]["history"]] == [0, 2, 4]
+    lstm = results[3]["history"][-1]
+    assert set(lstm["terms"]) == {"A", "B", "C", "D", "P"} and len(lstm["forget_product"]) == 5
+    assert (tmp_path / "out" / "per_lag.png").is_file()
+    assert (tmp_path / "out" / "terms.png").is_file()
+
+
+def test_exploding_gradients(tmp_path):
+    """One seed of every condition on both tasks; every run logs its gradient norms."""
+    results = _script(
+        "experiments/exploding_gradients/exploding.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+    )
+    assert set(results) == {"adding T=50", "temporal order T=50"}
+    for by_condition in results.values():
+        assert set(by_condition) == {
+            f"R={r} orth, {c}" for r in (1, 2) for c in ("no clipping", "clipping at 1")
+        }
+        for (run,) in by_condition.values():
+            assert run["steps"] == 10 or run["status"] == "diverged"
+            assert run["grad_norm"]["max"] > 0
+            assert len(run["grad_norm"]["trace_max_per_50_steps"]) == 1
+    assert (tmp_path / "out" / "grad_norms.png").is_file()
+
+
+def _check_report(results: dict, tasks: set[str], settings: list[str], seeds: int) -> None:
+    assert set(results) == tasks
+    for task in results.values():
+        assert list(task["stats"]) == settings
+        assert [(r["label"], r["seed"]) for r in task["runs"]] == [
+            (s, seed) for s in settings for seed in range(seeds)
+        ]
+        assert all(r["status"] in ("solved", "budget") and r["evals"] for r in task["runs"])
+
+
+def test_truncated_vs_full(tmp_path):
+    results = _script(
+        "experiments/truncated_vs_full/truncated_vs_full.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "2", "--workers", "1", "--runs", str(tmp_path / "r")),
+        *("--tasks", "adding T=100", "embedded Reber"),
+    )
+    _check_report(results, {"adding T=100", "embedded Reber"}, ["full", "truncated"], 2)
+    runs = results["adding T=100"]["runs"]  # the two modes are different runs
+    assert runs[0]["final_eval"] != runs[2]["final_eval"]
+    assert (tmp_path / "out" / "sequences_to_success.png").is_file()
+
+
+def test_adding_1997(tmp_path):
+    results = _script(
+        "experiments/adding_1997/adding_1997.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "1", "--seeds-500", "1", "--workers", "1"),
+        *("--runs", str(tmp_path / "r")),
+    )
+    _check_report(results, {"adding T=100", "adding T=500"}, ["truncated, SGD"], 1)
+    lengths = [r["final_eval"]["sequences"] for t in results.values() for r in t["runs"]]
+    assert lengths == [64.0, 64.0]
+
+
+def test_continual_reber(tmp_path):
+    results = _script(
+        "experiments/continual_reber/continual_reber.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+    )
+    settings = ["no forget gate", "forget gate", "no forget gate, reset"]
+    _check_report(results, {"continual embedded Reber"}, settings, 1)
+
+
+def test_greff_variants(tmp_path):
+    results = _script(
+        "experiments/greff_variants/greff_variants.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+        *("--tasks", "embedded Reber"),
+    )
+    variants = ["vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"]
+    _check_report(results, {"embedded Reber"}, variants, 1)

@@ -1,0 +1,127 @@
+"""Sweeps: grids of runs, outcomes read from the run directories, statistics and tables."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from lstm_jax import sweep
+from lstm_jax.config import ConfigError
+from lstm_jax.sweep import Outcome, Run, grid, stats, table
+
+QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+
+
+def _outcome(label: str, seed: int, solved_at: int | None, status: str = "solved") -> Outcome:
+    return Outcome(
+        label,
+        seed,
+        status,
+        100,
+        800,
+        None if solved_at is None else solved_at // 8,
+        solved_at,
+        {"wrong": float(seed)},
+        [],
+        None,
+        0.0,
+        "",
+    )
+
+
+def test_grid_is_settings_times_seeds_with_the_seed_set():
+    runs = grid({"a": ("model.gradient=full",), "b": ()}, range(2))
+    assert runs == [
+        Run("a", 0, ("model.gradient=full", "training.seed=0")),
+        Run("a", 1, ("model.gradient=full", "training.seed=1")),
+        Run("b", 0, ("training.seed=0",)),
+        Run("b", 1, ("training.seed=1",)),
+    ]
+    assert sweep.run_dir("/x", Run("no forget gate, reset", 3)) == Path(
+        "/x/no_forget_gate_reset-seed3"
+    )
+
+
+def test_stats_count_unsolved_runs_as_infinite():
+    outcomes = [
+        _outcome("a", 0, 800),
+        _outcome("a", 1, 1600),
+        _outcome("a", 2, None, "budget"),
+        _outcome("b", 0, None, "diverged"),
+        _outcome("b", 1, 400),
+    ]
+    s = stats(outcomes)
+    assert list(s) == ["a", "b"]
+    assert s["a"] == sweep.Stats(runs=3, solved=2, diverged=0, median=1600, low=800, high=math.inf)
+    assert s["b"].median == math.inf and s["b"].diverged == 1 and s["b"].low == 400
+    text = table(outcomes, "wrong")
+    assert "a" in text and "2/3" in text and "1,600" in text and "diverged: b 1" in text
+    assert sweep.fmt_count(2_500_000) == "2.50M" and sweep.fmt_count(math.inf) == "-"
+
+
+def test_sweep_trains_each_run_and_reads_finished_ones_back(tmp_path):
+    runs = grid({"full": ("model.gradient=full",), "truncated": ()}, range(2))
+    first = sweep.sweep(
+        QUICKSTART,
+        runs,
+        variant="tiny",
+        out_dir=tmp_path,
+        workers=1,
+        keep_grad_norms=True,
+        log=lambda _: None,
+    )
+    assert [(o.label, o.seed) for o in first] == [(r.label, r.seed) for r in runs]
+    for o in first:
+        assert o.status in ("budget", "solved") and o.steps == 20 and o.sequences == 160
+        assert [s for s, _ in o.evals] == [10, 20] and len(o.grad_norms) == 20
+        assert o.final_eval == o.evals[-1][1]
+    # the two seeds are different runs; a second sweep reads the same outcomes back
+    assert first[0].grad_norms != first[1].grad_norms
+    again = sweep.sweep(
+        QUICKSTART,
+        runs,
+        variant="tiny",
+        out_dir=tmp_path,
+        workers=1,
+        keep_grad_norms=True,
+        log=lambda _: None,
+    )
+    assert [o._replace(wall_s=0) for o in again] == [o._replace(wall_s=0) for o in first]
+    # a directory holding another config's run is not silently reused
+    other = [Run("full", 0, ("model.gradient=full", "training.seed=0", "model.hidden_size=4"))]
+    with pytest.raises(FileExistsError, match="holds a finished run of another config"):
+        sweep.sweep(QUICKSTART, other, variant="tiny", out_dir=tmp_path, workers=1)
+
+
+def test_sweep_in_spawned_workers_equals_one_process(tmp_path):
+    runs = grid({"truncated": ()}, range(2))
+    one = sweep.sweep(
+        QUICKSTART,
+        runs,
+        variant="tiny",
+        out_dir=tmp_path / "1",
+        workers=1,
+        keep_grad_norms=True,
+        log=lambda _: None,
+    )
+    two = sweep.sweep(
+        QUICKSTART,
+        runs,
+        variant="tiny",
+        out_dir=tmp_path / "2",
+        workers=2,
+        keep_grad_norms=True,
+        log=lambda _: None,
+    )
+    assert [o.grad_norms for o in one] == [o.grad_norms for o in two]
+    assert [o.final_eval for o in one] == [o.final_eval for o in two]
+
+
+def test_sweep_rejects_bad_runs_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'hiden_size'"):
+        sweep.sweep(QUICKSTART, [Run("x", 0, ("model.hiden_size=3",))], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="distinct"):
+        sweep.sweep(QUICKSTART, [Run("x", 0), Run("x", 0)], out_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
