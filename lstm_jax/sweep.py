@@ -154,6 +154,17 @@ def to_json(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
     return [{k: v for k, v in o._asdict().items() if k != "out_dir"} for o in outcomes]
 
 
+def _rounded(value: Any) -> Any:
+    """`value` with every float (in nested dicts and lists) rounded to 5 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
 class Stats(NamedTuple):
     """Sequences-to-success of one setting over its seeds (unsolved runs count as infinite)."""
 
@@ -278,7 +289,8 @@ def write_report(
         }
         for name, outcomes in results.items()
     }
-    (out / "results.json").write_text(json.dumps(record, indent=1))
+    # compact, metrics to 5 significant digits: a committed record, not a checkpoint
+    (out / "results.json").write_text(json.dumps(_rounded(record)))
     panels = {}
     for name, outcomes in results.items():
         panel: dict[str, list[float]] = {}
