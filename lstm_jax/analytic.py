@@ -380,30 +380,47 @@ def trace_steps(
     hoist: bool = False,
     slim: bool = False,
 ) -> Trace:
-    """`forward_trace` by options. `hoist` computes `x W + b` for all steps in one matmul;
-    `slim` keeps no pre-activations (the step deltas use activations only: σ' = σ(1 - σ))."""
+    """`forward_trace` by options. `hoist` computes `x W + b` for all steps in one matmul.
+
+    `slim` (the fused unroll) writes as little per step as the backward pass needs: no
+    pre-activations (the step deltas use activations only: σ' = σ(1 - σ)), no copy of the
+    entering carry (it is the previous step's, rebuilt by one shift after the loop) and no
+    LSTM `k(c_t)` (recomputed for all steps at once). Every array written inside the loop is a
+    per-step store; on CPU these stores cost as much as the gate arithmetic
+    (experiments/benchmarks/README.md).
+    """
     if isinstance(options, lstm_lib.LSTMOptions):
 
         def forward(carry, x):
             p = lstm_lib.parts(options, params, carry, *((None, keep, x) if hoist else (x,)))
-            kept = p._replace(z_pre=None, i_pre=None, f_pre=None, o_pre=None) if slim else p
-            return lstm_lib.carry_from_parts(options, p), (carry, kept)
+            if slim:
+                p = p._replace(z_pre=None, i_pre=None, f_pre=None, o_pre=None, kc=None)
+            return lstm_lib.carry_from_parts(options, p), p
     elif isinstance(options, gru_cell.GRUOptions):
 
         def forward(carry, x):
             p = gru_cell.parts(options, params, carry, *((None, keep, x) if hoist else (x,)))
             kept = p._replace(r_pre=None, u_pre=None, h_pre=None) if slim else p
-            return p.h, (carry, kept)
+            return p.h, kept
     elif isinstance(options, elman_cell.ElmanOptions):
 
         def forward(carry, x):
             h, _ = elman_cell.step(params, carry, *((None, keep, x) if hoist else (x,)))
-            return h, (carry, h)
+            return h, h
     else:
         raise TypeError(f"no analytic derivation for cells with options {type(options).__name__}")
     if hoist:
         xs = xs @ params.w + params.b  # one [T·B, I] × [I, G·H] matmul for all steps
-    final, (carries, parts) = jax.lax.scan(forward, carry, xs)
+    final, parts = jax.lax.scan(forward, carry, xs)
+    if isinstance(options, lstm_lib.LSTMOptions):
+        if slim:
+            k = activation(options.output_activation, "output_activation")
+            parts = parts._replace(kc=k.fn(parts.c))
+        after = lstm_lib.carry_from_parts(options, parts)
+    else:
+        after = parts if isinstance(parts, jax.Array) else parts.h
+    # The carry entering step t is the one step t - 1 handed on (the initial carry at t = 0).
+    carries = jax.tree.map(lambda c0, seq: jnp.concatenate([c0[None], seq[:-1]]), carry, after)
     return Trace(carries=carries, parts=parts, final=final)
 
 
