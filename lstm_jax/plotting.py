@@ -36,7 +36,7 @@ def plot_curves(
     of a log plot rather than drawn at -inf."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in curves.items():
+    for n, (name, curve) in enumerate(curves.items()):
         if isinstance(curve, tuple) and len(curve) == 2:
             x, values = np.asarray(curve[0], dtype=float), np.asarray(curve[1], dtype=float)
         else:
@@ -45,7 +45,8 @@ def plot_curves(
         if logy:
             keep = values > 0
             x, values = x[keep], values[keep]
-        ax.plot(x, values, label=name)
+        # past the 10 colours of the cycle, change the line style so no two curves look alike
+        ax.plot(x, values, label=name, linestyle=("-", "--", ":")[n // 10 % 3])
     if logy:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)

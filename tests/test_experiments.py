@@ -42,7 +42,8 @@ def test_vanishing_gradients(tmp_path):
     assert [h["step"] for h in results[0]["history"]] == [0, 2, 4]
     lstm = results[3]["history"][-1]
     assert set(lstm["terms"]) == {"A", "B", "C", "D", "P"} and len(lstm["forget_product"]) == 5
-    assert (tmp_path / "out" / "per_lag.png").is_file()
+    for png in ("per_lag.png", "per_lag_truncated.png", "terms.png"):
+        assert (tmp_path / "out" / png).is_file()
     assert (tmp_path / "out" / "terms.png").is_file()
 
 

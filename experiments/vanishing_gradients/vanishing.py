@@ -8,7 +8,8 @@ and, for the LSTMs, the spectral norms of the terms A, B, C, D of ∂c_t/∂c_{t
     python experiments/vanishing_gradients/vanishing.py [--config configs/vanishing_gradients.yaml]
         [--steps 1500] [--seeds 3] [--out experiments/vanishing_gradients]
 
-Writes results.json and per_lag.png, terms.png beside this file (or in --out).
+Writes results.json, per_lag.png (FULL), per_lag_truncated.png and terms.png (the terms' shares
+over training) beside this file (or in --out).
 """
 
 from __future__ import annotations
@@ -121,13 +122,13 @@ def main() -> None:
     print(f"{'setup':<14}{'when':<8}{'gradient':<11}{header}{'test correct':>14}")
     for r in results:
         for when, h in (("init", r["history"][0]), ("trained", r["history"][-1])):
-            # an LSTM's truncated error lives in c (∂L/∂h_k = 0 for k < T): show c there
+            # an LSTM's truncated error lives in c (∂L/∂h_k = 0 for k < T): show c there, and
+            # FULL on c beside it, so that like is compared with like
             rows = [("full", h["h_full"])]
-            rows.append(
-                ("trunc. (c)", h["c_truncated"])
-                if "c_truncated" in h
-                else ("truncated", h["h_truncated"])
-            )
+            if "c_truncated" in h:
+                rows += [("full (c)", h["c_full"]), ("trunc. (c)", h["c_truncated"])]
+            else:
+                rows.append(("truncated", h["h_truncated"]))
             if "forget_product" in h:
                 rows.append(("∏ f", h["forget_product"]))
             for mode, values in rows:
@@ -148,13 +149,14 @@ def main() -> None:
             print(f"{r['setup']:<14}{cells}")
     # share = ‖X‖ / (‖A‖ + ‖B‖ + ‖C‖ + ‖D‖): each term's part of the triangle-inequality bound
     # on ‖∂c_t/∂c_{t-1}‖, so how much of the one-step error scaling each path can carry
-    print("\nLSTM: share of each term in ‖A‖ + ‖B‖ + ‖C‖ + ‖D‖, init -> trained")
-    for r in results:
-        if "terms" in r["history"][0]:
-            a, b = r["history"][0]["terms"], r["history"][-1]["terms"]
-            sa, sb = sum(a[k] for k in "ABCD"), sum(b[k] for k in "ABCD")
-            cells = "  ".join(f"{k} {a[k] / sa:.0%}->{b[k] / sb:.0%}" for k in "ABCD")
-            print(f"{r['setup']:<14}{cells}")
+    print("\nLSTM: share of each term in ‖A‖ + ‖B‖ + ‖C‖ + ‖D‖ over training (A B C D, %)")
+    lstm_runs = [r for r in results if "terms" in r["history"][0]]
+    steps = [h["step"] for h in lstm_runs[0]["history"]] if lstm_runs else []
+    print(f"{'setup':<14}" + "".join(f"{'step ' + str(s):>14}" for s in steps))
+    shares = {r["setup"]: [_shares(h["terms"]) for h in r["history"]] for r in lstm_runs}
+    for name, per_step in shares.items():
+        cells = "".join(f"{' '.join(f'{100 * v:.0f}' for v in sh.values()):>14}" for sh in per_step)
+        print(f"{name:<14}{cells}")
 
     curves = {}
     for r in results:
@@ -167,19 +169,39 @@ def main() -> None:
         xlabel="lag",
         ylabel="norm",
     )
-    terms = {}
+    truncated = {}
     for r in results:
-        if "terms" in r["history"][0]:
-            steps = [h["step"] for h in r["history"]]
-            for k in "ABD":
-                terms[f"{r['setup']} ‖{k}‖"] = (steps, [h["terms"][k] for h in r["history"]])
+        if r["setup"] == "Elman RNN":
+            continue  # exactly zero under TRUNCATED: nothing to draw on a log axis
+        key = "c_truncated" if "c_truncated" in r["history"][0] else "h_truncated"
+        for when, h in (("init", r["history"][0]), ("trained", r["history"][-1])):
+            truncated[f"{r['setup']} {when}"] = (LAGS, h[key])
+        if "forget_product" in r["history"][-1]:
+            truncated[f"{r['setup']} trained ∏ f"] = (LAGS, r["history"][-1]["forget_product"])
     plot_curves(
-        terms,
-        args.out / "terms.png",
-        title="LSTM: A, B, D over training",
-        xlabel="training step",
-        ylabel="mean spectral norm",
+        truncated,
+        args.out / "per_lag_truncated.png",
+        title="TRUNCATED: LSTM ‖∂L/∂c_(T-lag)‖ with the mean ∏ f, GRU ‖∂L/∂h_(T-lag)‖",
+        xlabel="lag",
+        ylabel="norm",
     )
+    plot_curves(
+        {
+            f"{name} {k}": (steps, [sh[k] for sh in per_step])
+            for name, per_step in shares.items()
+            for k in "ABCD"
+        },
+        args.out / "terms.png",
+        title="LSTM: share of A, B, C, D in ‖A‖ + ‖B‖ + ‖C‖ + ‖D‖ over training",
+        xlabel="training step",
+        ylabel="share",
+        logy=False,
+    )
+
+
+def _shares(terms: dict[str, float]) -> dict[str, float]:
+    total = sum(terms[k] for k in "ABCD")
+    return {k: terms[k] / total for k in "ABCD"}
 
 
 if __name__ == "__main__":
