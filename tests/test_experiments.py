@@ -120,3 +120,30 @@ def test_greff_variants(tmp_path):
     )
     variants = ["vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"]
     _check_report(results, {"embedded Reber"}, variants, 1)
+
+
+def test_gradient_flow(tmp_path):
+    """The init-time script at T=12, H=4: the truncated error on c equals the forget-gate closed
+    form (float64), and every plot is written."""
+    results = _script(
+        "experiments/gradient_flow/gradient_flow.py",
+        tmp_path,
+        *("--seq-len", "12", "--hidden", "4", "--inputs", "3", "--batch", "2"),
+    )
+    assert results["truncated_c_vs_closed_form_max_relative_gap"] < 1e-10
+    assert "out" not in results["args"]  # no local paths in committed results
+    assert set(results["term_means_over_time"]) == {f"‖{k}_t‖₂" for k in "ABCD"}
+    for png in ("per_lag_h.png", "per_lag_c.png", "forget_product.png", "jacobian_terms.png"):
+        assert (tmp_path / "out" / png).is_file()
+
+
+def test_quickstart_per_lag_gradients():
+    """The quick-start example prints one row per cell and gradient mode."""
+    done = subprocess.run(
+        [sys.executable, "experiments/quickstart/per_lag_gradients.py", "--seq-len", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "truncated" in done.stdout and "full" in done.stdout

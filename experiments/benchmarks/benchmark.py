@@ -3,8 +3,9 @@ fused and scan paths, FULL and TRUNCATED, against flax and, when installed, PyTo
 
     python experiments/benchmarks/benchmark.py [--cells lstm gru rnn] [--repeats 10]
 
-float32, median wall time of `--repeats` calls after a warm-up, everything in one process.
-`GEMM x` is the time over the GEMM limit: all matmul FLOPs of the pass (3x the forward's) at
+float32, median wall time of `--repeats` calls after a warm-up, the implementations timed
+round-robin, everything in one process.
+`GEMM x` is the time over the GEMM limit: the matmul FLOPs the pass needs (`matmul_flops`) at
 the f32 matmul rate measured here on a large square product. Then compile time of
 `jit(grad(...))` against T. `pip install torch` (CPU build) adds the PyTorch columns; it is
 never a dependency.
@@ -32,6 +33,16 @@ FLAX_CELLS = {
 }
 
 
+def matmul_flops(cell_name: str, shape: tuple[int, int, int, int], full: bool) -> int:
+    """Matmul FLOPs of value_and_grad w.r.t. the params (`xs` needs no gradient):
+    forward `X W` and `h R` (2·T·B·(I+H)·G·H), backward `dW = Xᵀ D`, `dR = H_prevᵀ D` (the same
+    again) and, under FULL only, the recurrent `dh_{t-1} = D Rᵀ` (2·T·B·G·H·H): TRUNCATED cuts
+    it, which bounds TRUNCATED / FULL below by 2(I+H) / (2(I+H) + H) at the GEMM limit."""
+    T, B, I, H = shape
+    per_gate_row = 2 * T * B * GATES[cell_name] * H
+    return per_gate_row * (2 * (I + H) + (H if full else 0))
+
+
 def median_time(fn, repeats: int) -> float:
     fn()  # warm-up (and compile)
     times = []
@@ -40,6 +51,20 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed round-robin (one call of each per round) so that
+    the machine's drift over the measurement hits every column alike."""
+    for fn in fns.values():
+        fn()  # warm-up (and compile)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def matmul_peak(repeats: int) -> float:
@@ -130,9 +155,8 @@ def main() -> None:
         )
         print(header)
         for shape in SHAPES:
-            T, B, I, H = shape
-            flops = 3 * 2 * T * B * (I + H) * GATES[cell_name] * H
-            gemm = flops / peak
+            gemm_full = matmul_flops(cell_name, shape, full=True) / peak
+            gemm_truncated = matmul_flops(cell_name, shape, full=False) / peak
             runs = {
                 "ours fused FULL": ours(cell_name, shape, "full", "fused"),
                 "ours scan FULL": ours(cell_name, shape, "full", "scan"),
@@ -142,18 +166,22 @@ def main() -> None:
             }
             if torch_version:
                 runs[f"torch nn.{cell_name.upper()}"] = torch_rnn(cell_name, shape)
-            repeats = max(3, args.repeats // (4 if H >= 512 else 1))
-            seconds = {name: median_time(fn, repeats) for name, fn in runs.items()}
+            repeats = max(3, args.repeats // (4 if shape[-1] >= 512 else 1))
+            seconds = interleaved_medians(runs, repeats)
             ref_torch = seconds.get(f"torch nn.{cell_name.upper()}")
             ref_flax = seconds[f"flax {flax_name}"]
             for name, s in seconds.items():
+                gemm = gemm_truncated if "TRUNCATED" in name else gemm_full
                 vs_torch = f"{s / ref_torch:>10.2f}" if ref_torch else f"{'-':>10}"
                 print(
                     f"{shape!s:<22}{name:<28}{s * 1e3:>9.2f}{vs_torch}"
                     f"{s / ref_flax:>9.2f}{s / gemm:>8.2f}"
                 )
             full, trunc = seconds["ours fused FULL"], seconds["ours fused TRUNCATED"]
-            print(f"{'':<22}{'fused TRUNCATED / FULL':<28}{trunc / full:>9.2f}")
+            print(
+                f"{'':<22}{'fused TRUNCATED / FULL':<28}{trunc / full:>9.2f}"
+                f"   (bound at the GEMM limit: {gemm_truncated / gemm_full:.2f})"
+            )
     print("\ncompile time of jit(grad(mean(h²))) vs T (LSTM, B=8, I=16, H=32), seconds")
     print(
         f"{'impl':<8}"

@@ -121,7 +121,7 @@ def main() -> None:
     lags = [lag for lag in (1, 10, 50, 100, 199) if lag < args.seq_len]
     table = {name: {lag: curve[lag] for lag in lags} for name, curve in per_h.items()}
     results = {
-        "args": {k: str(v) for k, v in vars(args).items()},
+        "args": {k: str(v) for k, v in vars(args).items() if k != "out"},  # no local paths
         "per_lag_h": table,
         "per_lag_c": {name: {lag: curve[lag] for lag in lags} for name, curve in per_c.items()},
         "truncated_c_vs_closed_form_max_relative_gap": max_rel_gap,
