@@ -380,7 +380,7 @@ def trace_steps(
     hoist: bool = False,
     slim: bool = False,
 ) -> Trace:
-    """`forward_trace` by options. `hoist` computes `x W + b` for all steps in one matmul.
+    """`forward_trace` by options. `hoist` computes `x W` for all steps in one matmul.
 
     `slim` (the fused unroll) writes as little per step as the backward pass needs: no
     pre-activations (the step deltas use activations only: σ' = σ(1 - σ)), no copy of the
@@ -389,28 +389,35 @@ def trace_steps(
     per-step store; on CPU these stores cost as much as the gate arithmetic
     (experiments/benchmarks/README.md).
     """
+
+    def step_inputs(x: Array) -> tuple:
+        """The step's `(x, cut, x_proj)` arguments: hoisted, `x` is the row of `X W`."""
+        return (None, keep, x + params.b) if hoist else (x,)
+
     if isinstance(options, lstm_lib.LSTMOptions):
 
         def forward(carry, x):
-            p = lstm_lib.parts(options, params, carry, *((None, keep, x) if hoist else (x,)))
+            p = lstm_lib.parts(options, params, carry, *step_inputs(x))
             if slim:
                 p = p._replace(z_pre=None, i_pre=None, f_pre=None, o_pre=None, kc=None)
             return lstm_lib.carry_from_parts(options, p), p
     elif isinstance(options, gru_cell.GRUOptions):
 
         def forward(carry, x):
-            p = gru_cell.parts(options, params, carry, *((None, keep, x) if hoist else (x,)))
+            p = gru_cell.parts(options, params, carry, *step_inputs(x))
             kept = p._replace(r_pre=None, u_pre=None, h_pre=None) if slim else p
             return p.h, kept
     elif isinstance(options, elman_cell.ElmanOptions):
 
         def forward(carry, x):
-            h, _ = elman_cell.step(params, carry, *((None, keep, x) if hoist else (x,)))
+            h, _ = elman_cell.step(params, carry, *step_inputs(x))
             return h, h
     else:
         raise TypeError(f"no analytic derivation for cells with options {type(options).__name__}")
     if hoist:
-        xs = xs @ params.w + params.b  # one [T·B, I] × [I, G·H] matmul for all steps
+        # One [T·B, I] × [I, G·H] matmul for all steps; the bias is added inside the loop, where
+        # it joins the gate arithmetic for free, rather than in a pass of its own over [T, B, G·H].
+        xs = xs @ params.w
     final, parts = jax.lax.scan(forward, carry, xs)
     if isinstance(options, lstm_lib.LSTMOptions):
         if slim:
