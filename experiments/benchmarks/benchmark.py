@@ -43,16 +43,6 @@ def matmul_flops(cell_name: str, shape: tuple[int, int, int, int], full: bool) -
     return per_gate_row * (2 * (I + H) + (H if full else 0))
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (and compile)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each function, timed round-robin (one call of each per round) so that
     the machine's drift over the measurement hits every column alike."""
@@ -72,7 +62,7 @@ def matmul_peak(repeats: int) -> float:
     n = 2048
     a = jax.random.normal(jax.random.key(0), (n, n))
     f = jax.jit(lambda a: a @ a)
-    seconds = median_time(lambda: f(a).block_until_ready(), repeats)
+    seconds = interleaved_medians({"gemm": lambda: f(a).block_until_ready()}, repeats)["gemm"]
     return 2 * n**3 / seconds
 
 
