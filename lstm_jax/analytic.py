@@ -382,12 +382,12 @@ def trace_steps(
 ) -> Trace:
     """`forward_trace` by options. `hoist` computes `x W` for all steps in one matmul.
 
-    `slim` (the fused unroll) writes as little per step as the backward pass needs: no
-    pre-activations (the step deltas use activations only: σ' = σ(1 - σ)), no copy of the
-    entering carry (it is the previous step's, rebuilt by one shift after the loop) and no
-    LSTM `k(c_t)` (recomputed for all steps at once). Every array written inside the loop is a
-    per-step store; on CPU these stores cost as much as the gate arithmetic
-    (experiments/benchmarks/README.md).
+    `slim` (the fused GRU and Elman unrolls) writes as little per step as the backward pass
+    needs: no pre-activations (the step deltas use activations only: σ' = σ(1 - σ)) and no
+    copy of the entering carry (it is the previous step's, rebuilt by one shift after the
+    loop). Every array written inside the loop is a per-step store; on CPU these stores cost
+    as much as the gate arithmetic (experiments/benchmarks/README.md). The fused LSTM has a
+    forward loop of its own (`lstm_jax.fused`).
     """
 
     def step_inputs(x: Array) -> tuple:
@@ -398,8 +398,6 @@ def trace_steps(
 
         def forward(carry, x):
             p = lstm_lib.parts(options, params, carry, *step_inputs(x))
-            if slim:
-                p = p._replace(z_pre=None, i_pre=None, f_pre=None, o_pre=None, kc=None)
             return lstm_lib.carry_from_parts(options, p), p
     elif isinstance(options, gru_cell.GRUOptions):
 
@@ -420,9 +418,6 @@ def trace_steps(
         xs = xs @ params.w
     final, parts = jax.lax.scan(forward, carry, xs)
     if isinstance(options, lstm_lib.LSTMOptions):
-        if slim:
-            k = activation(options.output_activation, "output_activation")
-            parts = parts._replace(kc=k.fn(parts.c))
         after = lstm_lib.carry_from_parts(options, parts)
     else:
         after = parts if isinstance(parts, jax.Array) else parts.h

@@ -14,6 +14,12 @@ Under TRUNCATED the backward loop drops the recurrent product `dh_{t-1} = d_t R�
 cut): for the LSTM and the Elman RNN only elementwise work remains (the paper-convention GRU,
 `reset_after=False`, still needs `R_hᵀ dh̄_t` inside its step for the reset gate).
 
+The LSTM keeps one `[T, *batch, G·H]` buffer through both loops: it holds `X W`, each forward
+step overwrites its row with the step's gate activations, and each backward step overwrites
+them with `d_t`, all in place. Every temporary buffer costs twice on CPU (XLA fills it, and
+the pages of a large one are faulted in afresh on each call), so this saves the forward
+pass's gate buffers and the backward pass's zero-filled `D` (`experiments/benchmarks/`).
+
 Reverse-mode only: `jax.jvp`/`jax.jacfwd` of a custom_vjp function is an error, so forward-mode
 and higher-order differentiation use `unroll(..., impl="scan")`. The gradients equal the scan
 path's (tests, float32 and float64).
@@ -29,8 +35,8 @@ import jax.numpy as jnp
 
 from lstm_jax import analytic, elman_cell, gru_cell
 from lstm_jax import lstm_cell as lstm_lib
-from lstm_jax.activations import activation
 from lstm_jax.cell import Carry, Params
+from lstm_jax.gradients import keep
 
 Array = jax.Array
 
@@ -63,6 +69,9 @@ def fused_unroll(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _fused(options: Any, full: bool, params: Params, xs: Array, carry: Carry):
+    if isinstance(options, lstm_lib.LSTMOptions):
+        final, hs, _ = _lstm_forward(options, params, xs, carry)
+        return final, hs
     trace = analytic.trace_steps(options, params, xs, carry, hoist=True, slim=True)
     return trace.final, _outputs(trace)
 
@@ -73,6 +82,9 @@ def _outputs(trace: analytic.Trace) -> Array:
 
 
 def _fused_fwd(options: Any, full: bool, params: Params, xs: Array, carry: Carry):
+    if isinstance(options, lstm_lib.LSTMOptions):
+        final, hs, (acts, cs, gates) = _lstm_forward(options, params, xs, carry)
+        return (final, hs), (params, xs, carry, (acts, cs, hs, gates))
     trace = analytic.trace_steps(options, params, xs, carry, hoist=True, slim=True)
     return (trace.final, _outputs(trace)), (params, xs, trace.carries, trace.parts)
 
@@ -81,20 +93,14 @@ def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
     params, xs, carries, parts = saved
     dfinal, dys = cotangents
     if isinstance(options, lstm_lib.LSTMOptions):
-
-        def delta(dcarry, inputs):
-            carry_prev, p, dy = inputs
-            dcarry = dcarry._replace(h=dcarry.h + dy)
-            d_all, dcarry_prev = analytic.lstm_step_delta(
-                options, params, carry_prev, p, dcarry, full
-            )
-            return dcarry_prev, d_all
-
-        if full:
-            dcarry0, d_all = jax.lax.scan(delta, dfinal, (carries, parts, dys), reverse=True)
-        else:
-            dcarry0, d_all = _lstm_truncated_delta(options, params, carries, parts, dys, dfinal)
-        dparams = analytic.lstm_weight_grads(options, xs, carries, parts.c, d_all)
+        _, cs, hs, gates = parts
+        dcarry0, d_all = _lstm_backward(options, params, carries, parts, dys, dfinal, full)
+        # The carry entering each step is the one the previous step handed on.
+        after = lstm_lib.LSTMCarry(h=hs, c=cs, gates=gates)
+        entering = jax.tree.map(
+            lambda c0, seq: jnp.concatenate([c0[None], seq[:-1]]), carries, after
+        )
+        dparams = analytic.lstm_weight_grads(options, xs, entering, cs, d_all)
     elif isinstance(options, gru_cell.GRUOptions):
 
         def delta(dh, inputs):
@@ -123,40 +129,74 @@ def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
     )
 
 
-def _lstm_truncated_delta(options, params, carries, parts, dys, dfinal):
-    """The TRUNCATED LSTM backward pass without a sequential loop.
+def _lstm_forward(
+    options: lstm_lib.LSTMOptions, params: lstm_lib.LSTMParams, xs: Array, carry: lstm_lib.LSTMCarry
+) -> tuple[lstm_lib.LSTMCarry, Array, tuple[Array, Array, Array | None]]:
+    """The forward loop. Returns `(final_carry, hs, (acts, cs, gates))`: `hs, cs [T, *batch, H]`,
+    `acts [T, *batch, G·H]` each step's gate activations (`lstm_cell.activations`) and, for
+    FGR only, `gates [T, *batch, S·H]` the gate carry each step hands on (else None).
 
-    With every path into the gates cut, nothing reaches `h_{t-1}` (`dh_{t-1} = 0`), so each
-    step's `dh_t` is its own output's gradient (plus the final carry's at T), and the only
-    recurrence left is the linear one of the cell state,
-
-        dc_t = e_t + f_{t+1} ⊙ dc_{t+1},   e_t = dh_t ⊙ o_t ⊙ k'(c_t)   (dc_T adds ∂L/∂c_T),
-
-    which `lax.associative_scan` solves in O(log T) parallel steps. The gate deltas then follow
-    for all steps at once from `analytic.lstm_step_delta`, fed the error arriving from t+1.
-    Returns `(dcarry_0, d_pre [T, *batch, G·H])`, as the sequential loop would.
+    `acts` is the buffer of `X W`: step t reads its row and overwrites it with the
+    activations, in place (see the module docstring).
     """
-    k = activation(options.output_activation, "output_activation")
-    dh = dys.at[-1].add(dfinal.h)
-    local = dh * parts.o * k.grad_out(parts.kc)
-    b = local.at[-1].add(dfinal.c)
-    a = jnp.concatenate([parts.f[1:], jnp.zeros_like(parts.f[:1])])  # a_t = f_{t+1}, a_T = 0
+    dtype = jnp.result_type(xs, *jax.tree.leaves(params), *jax.tree.leaves(carry))
+    buffer = (xs @ params.w).astype(dtype)
 
-    def compose(later, earlier):
-        # maps x ↦ a x + b; `earlier ∘ later`: x_t = a_t (a_{t+1} x + b_{t+1}) + b_t
-        a_l, b_l = later
-        a_e, b_e = earlier
-        return a_e * a_l, a_e * b_l + b_e
+    def step(state, _):
+        t, carry, buffer = state
+        p = lstm_lib.parts(options, params, carry, None, keep, _row(buffer, t) + params.b)
+        buffer = jax.lax.dynamic_update_index_in_dim(
+            buffer, lstm_lib.activations(options, p).astype(dtype), t, 0
+        )
+        carry = lstm_lib.carry_from_parts(options, p)
+        return (t + 1, carry, buffer), (p.c, p.h, carry.gates)
 
-    _, dc_total = jax.lax.associative_scan(compose, (a, b), reverse=True)  # dc_t
-    # what reaches c_t from step t+1 (from the final carry at T): f_{t+1} ⊙ dc_{t+1}
-    from_next = jnp.concatenate([a[:-1] * dc_total[1:], dfinal.c[None]])
-    dgates = None
-    if options.gate_recurrence:
-        dgates = jnp.zeros_like(carries.gates).at[-1].set(dfinal.gates)
-    dcarry = lstm_lib.LSTMCarry(h=dh, c=from_next, gates=dgates)
-    d_all, dcarry_prev = analytic.lstm_step_delta(options, params, carries, parts, dcarry, False)
-    return jax.tree.map(lambda x: x[0], dcarry_prev), d_all
+    (_, final, acts), (cs, hs, gates) = jax.lax.scan(step, (0, carry, buffer), length=xs.shape[0])
+    return final, hs, (acts, cs, gates)
+
+
+def _lstm_backward(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    carry0: lstm_lib.LSTMCarry,
+    residuals: tuple[Array, Array, Array, Array | None],
+    dys: Array,
+    dfinal: lstm_lib.LSTMCarry,
+    full: bool,
+) -> tuple[lstm_lib.LSTMCarry, Array]:
+    """The reverse loop over `analytic.lstm_step_delta`. Returns `(dcarry_0, d_pre)` with
+    `d_pre [T, *batch, G·H]` the pre-activation gradients, written over `acts` in place.
+
+    Step t reads its activations and overwrites them with `d_pre_t`. XLA updates a loop's
+    buffer in place only if every read of it is ordered before the write; so each step reads
+    the next step's row from the *updated* buffer and carries it (a read at the start of the
+    next step would make XLA copy the whole buffer, once per step).
+    """
+    acts, cs, hs, gates = residuals
+    last = acts.shape[0] - 1
+
+    def step(state, _):
+        t, dcarry, row, buffer = state
+
+        def entering(seq: Array, first: Array) -> Array:  # step t - 1's, `carry0` at t = 0
+            return jnp.where(t > 0, _row(seq, jnp.maximum(t - 1, 0)), first)
+
+        carry = jax.tree.map(entering, lstm_lib.LSTMCarry(hs, cs, gates), carry0)
+        p = lstm_lib.parts_from_activations(options, row, _row(cs, t))
+        dcarry = dcarry._replace(h=dcarry.h + _row(dys, t))
+        d_all, dcarry = analytic.lstm_step_delta(options, params, carry, p, dcarry, full)
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, d_all.astype(buffer.dtype), t, 0)
+        row = _row(buffer, jnp.maximum(t - 1, 0))  # after the write: see the docstring
+        return (t - 1, dcarry, row, buffer), None
+
+    state = (last, dfinal, _row(acts, last), acts)
+    (_, dcarry0, _, d_all), _ = jax.lax.scan(step, state, length=acts.shape[0])
+    return dcarry0, d_all
+
+
+def _row(seq: Array, t: Array | int) -> Array:
+    """`seq[t]` for a traced `t` (no negative-index wrap-around to compute)."""
+    return jax.lax.dynamic_index_in_dim(seq, t, 0, keepdims=False)
 
 
 def _cast_like(tree: Any, like: Any) -> Any:

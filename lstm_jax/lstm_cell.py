@@ -297,6 +297,28 @@ def parts(
     return LSTMParts(z_pre, i_pre, f_pre, o_pre, z, _full(i, c), _full(f, c), _full(o, c), c, kc, h)
 
 
+def activations(options: LSTMOptions, p: LSTMParts) -> Array:
+    """`[*batch, G·H]`: the step's gate activations in `options.gates` order, the layout of its
+    pre-activations (what the fused unroll stores in place of them)."""
+    return jnp.concatenate([getattr(p, name) for name in options.gates], axis=-1)
+
+
+def parts_from_activations(options: LSTMOptions, acts: Array, c: Array) -> LSTMParts:
+    """The `LSTMParts` of a step from its stored gate activations `acts [*batch, G·H]`
+    (`activations`) and cell state `c [*batch, H]`: gates a variant lacks take their constant
+    value as in `parts`, `k(c_t)` and `h_t` are recomputed; pre-activations are None (the
+    backward pass needs only activations: σ' = σ(1 - σ))."""
+    k = activation(options.output_activation, "output_activation")
+    blocks = dict(zip(options.gates, jnp.split(acts, len(options.gates), axis=-1), strict=True))
+    i = blocks.get("i", 1.0)
+    f = blocks.get("f", 1 - i if options.coupled else 1.0)
+    o = blocks.get("o", 1.0)
+    kc = k.fn(c)
+    return LSTMParts(
+        None, None, None, None, blocks["z"], _full(i, c), _full(f, c), _full(o, c), c, kc, o * kc
+    )
+
+
 def _full(value: Array | float, like: Array) -> Array:
     """A gate that a variant fixes to a constant, as an array shaped like `like`."""
     return value if isinstance(value, jax.Array) else jnp.full_like(like, value)

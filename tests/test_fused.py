@@ -110,3 +110,43 @@ def test_fused_gradients_have_their_primals_dtypes(cell):
         g.dtype == p.dtype
         for g, p in zip(jax.tree.leaves(g_params), jax.tree.leaves(params), strict=True)
     )
+
+
+@pytest.mark.parametrize(("steps", "batch_shape"), [(1, (B,)), (T, ())])
+@pytest.mark.parametrize(
+    "cell", [lstm_jax.lstm("FGR"), lstm_jax.gru(), lstm_jax.rnn()], ids=["lstm-FGR", "gru", "rnn"]
+)
+def test_fused_equals_scan_unbatched_and_for_one_step(x64, cell, steps, batch_shape):
+    """The fused loops index time by a traced step counter and (LSTM) write into buffers in
+    place: one step and unbatched `[T, I]` inputs must give the scan's gradients."""
+    params = random_params(cell, jax.random.key(6), I, H)
+    carry = random_carry(cell, jax.random.key(7), batch_shape, H)
+    xs = jax.random.normal(jax.random.key(8), (steps, *batch_shape, I), jnp.float64)
+    for mode in ("full", "truncated"):
+        fused = jax.value_and_grad(_loss(cell, mode, "fused"), argnums=(0, 1, 2))
+        scan = jax.value_and_grad(_loss(cell, mode, "scan"), argnums=(0, 1, 2))
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12),
+            fused(params, xs, carry),
+            scan(params, xs, carry),
+        )
+
+
+def test_fused_under_vmap_equals_scan(x64):
+    """vmap over a batch of parameter sets batches the in-place buffers of the fused LSTM."""
+    cell = lstm_jax.lstm("vanilla")
+    params = jax.vmap(lambda k: random_params(cell, k, I, H))(
+        jax.random.split(jax.random.key(9), 3)
+    )
+    xs = jax.random.normal(jax.random.key(10), (T, B, I), jnp.float64)
+    carry = random_carry(cell, jax.random.key(11), (B,), H)
+
+    def grads(impl):
+        loss = _loss(cell, "full", impl)
+        return jax.vmap(jax.grad(loss), in_axes=(0, None, None))(params, xs, carry)
+
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12),
+        grads("fused"),
+        grads("scan"),
+    )
