@@ -378,17 +378,11 @@ def trace_steps(
     carry: Carry,
     *,
     hoist: bool = False,
-    slim: bool = False,
 ) -> Trace:
-    """`forward_trace` by options. `hoist` computes `x W` for all steps in one matmul.
-
-    `slim` (the fused GRU and Elman unrolls) writes as little per step as the backward pass
-    needs: no pre-activations (the step deltas use activations only: σ' = σ(1 - σ)) and no
-    copy of the entering carry (it is the previous step's, rebuilt by one shift after the
-    loop). Every array written inside the loop is a per-step store; on CPU these stores cost
-    as much as the gate arithmetic (experiments/benchmarks/README.md). The fused LSTM has a
-    forward loop of its own (`lstm_jax.fused`).
-    """
+    """`forward_trace` by options. `hoist` computes `x W` for all steps in one matmul (the
+    fused Elman unroll; the fused LSTM and GRU have forward loops of their own that store less,
+    `lstm_jax.fused`). The entering carries are the previous steps' outputs, rebuilt by one
+    shift after the loop rather than stored per step."""
 
     def step_inputs(x: Array) -> tuple:
         """The step's `(x, cut, x_proj)` arguments: hoisted, `x` is the row of `X W`."""
@@ -403,8 +397,7 @@ def trace_steps(
 
         def forward(carry, x):
             p = gru_cell.parts(options, params, carry, *step_inputs(x))
-            kept = p._replace(r_pre=None, u_pre=None, h_pre=None) if slim else p
-            return p.h, kept
+            return p.h, p
     elif isinstance(options, elman_cell.ElmanOptions):
 
         def forward(carry, x):

@@ -14,11 +14,12 @@ Under TRUNCATED the backward loop drops the recurrent product `dh_{t-1} = d_t R�
 cut): for the LSTM and the Elman RNN only elementwise work remains (the paper-convention GRU,
 `reset_after=False`, still needs `R_hᵀ dh̄_t` inside its step for the reset gate).
 
-The LSTM keeps one `[T, *batch, G·H]` buffer through both loops: it holds `X W`, each forward
-step overwrites its row with the step's gate activations, and each backward step overwrites
-them with `d_t`, all in place. Every temporary buffer costs twice on CPU (XLA fills it, and
-the pages of a large one are faulted in afresh on each call), so this saves the forward
-pass's gate buffers and the backward pass's zero-filled `D` (`experiments/benchmarks/`).
+The LSTM and the GRU keep one `[T, *batch, G·H]` buffer through both loops: it holds `X W`,
+each forward step overwrites its row with the step's gate activations, and each backward step
+overwrites them with `d_t`, all in place. Every temporary buffer costs twice on CPU (XLA fills
+it, and the pages of a large one are faulted in afresh on each call), so this saves the
+forward pass's gate buffers and the backward pass's zero-filled `D` (a third of the LSTM's
+pass at T = 1000, a few per cent at the other benchmark shapes: `experiments/benchmarks/`).
 
 Reverse-mode only: `jax.jvp`/`jax.jacfwd` of a custom_vjp function is an error, so forward-mode
 and higher-order differentiation use `unroll(..., impl="scan")`. The gradients equal the scan
@@ -43,20 +44,9 @@ Array = jax.Array
 SUPPORTED = (lstm_lib.LSTMOptions, gru_cell.GRUOptions, elman_cell.ElmanOptions)
 
 
-# Where `impl="auto"` picks the fused path: where it measured faster than the scan path
-# (experiments/benchmarks/README.md): the Elman RNN and the LSTM. For the GRU, XLA's own autodiff
-# of the scan was faster at the two larger shapes, so "auto" keeps the scan there.
-PREFERRED = (lstm_lib.LSTMOptions, elman_cell.ElmanOptions)
-
-
 def supports(options: Any) -> bool:
     """Whether `fused_unroll` implements this cell."""
     return isinstance(options, SUPPORTED)
-
-
-def preferred(options: Any) -> bool:
-    """Whether `impl="auto"` uses the fused path for this cell."""
-    return isinstance(options, PREFERRED)
 
 
 def fused_unroll(
@@ -69,24 +59,18 @@ def fused_unroll(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _fused(options: Any, full: bool, params: Params, xs: Array, carry: Carry):
-    if isinstance(options, lstm_lib.LSTMOptions):
-        final, hs, _ = _lstm_forward(options, params, xs, carry)
-        return final, hs
-    trace = analytic.trace_steps(options, params, xs, carry, hoist=True, slim=True)
-    return trace.final, _outputs(trace)
-
-
-def _outputs(trace: analytic.Trace) -> Array:
-    """`ys`: every cell here outputs its hidden state (the Elman trace keeps `h` itself)."""
-    return trace.parts if isinstance(trace.parts, jax.Array) else trace.parts.h
+    return _fused_fwd(options, full, params, xs, carry)[0]  # XLA drops the unused residuals
 
 
 def _fused_fwd(options: Any, full: bool, params: Params, xs: Array, carry: Carry):
     if isinstance(options, lstm_lib.LSTMOptions):
         final, hs, (acts, cs, gates) = _lstm_forward(options, params, xs, carry)
         return (final, hs), (params, xs, carry, (acts, cs, hs, gates))
-    trace = analytic.trace_steps(options, params, xs, carry, hoist=True, slim=True)
-    return (trace.final, _outputs(trace)), (params, xs, trace.carries, trace.parts)
+    if isinstance(options, gru_cell.GRUOptions):
+        final, hs, (acts, rhs) = _gru_forward(options, params, xs, carry)
+        return (final, hs), (params, xs, carry, (acts, rhs, hs))
+    trace = analytic.trace_steps(options, params, xs, carry, hoist=True)  # Elman: parts = h_t
+    return (trace.final, trace.parts), (params, xs, trace.carries, trace.parts)
 
 
 def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
@@ -102,16 +86,11 @@ def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
         )
         dparams = analytic.lstm_weight_grads(options, xs, entering, cs, d_all)
     elif isinstance(options, gru_cell.GRUOptions):
-
-        def delta(dh, inputs):
-            h_prev, p, dy = inputs
-            d_x, d_h, dh_prev = analytic.gru_step_delta(options, params, h_prev, p, dh + dy, full)
-            return dh_prev, (d_x, d_h)
-
-        dcarry0, (d_all, d_h_side) = jax.lax.scan(
-            delta, dfinal, (carries, parts, dys), reverse=True
-        )
-        dparams = analytic.gru_weight_grads(options, xs, carries, parts, d_all, d_h_side)
+        _, rhs, hs = parts
+        dcarry0, d_all, d_h_side = _gru_backward(options, params, carries, parts, dys, dfinal, full)
+        h_prev = jnp.concatenate([carries[None], hs[:-1]])
+        p = gru_cell.GRUParts(None, None, None, rhs, None, None, None, hs)
+        dparams = analytic.gru_weight_grads(options, xs, h_prev, p, d_all, d_h_side)
     else:
 
         def delta(dh, inputs):
@@ -192,6 +171,66 @@ def _lstm_backward(
     state = (last, dfinal, _row(acts, last), acts)
     (_, dcarry0, _, d_all), _ = jax.lax.scan(step, state, length=acts.shape[0])
     return dcarry0, d_all
+
+
+def _gru_forward(
+    options: gru_cell.GRUOptions, params: gru_cell.GRUParams, xs: Array, h0: Array
+) -> tuple[Array, Array, tuple[Array, Array]]:
+    """The forward loop. Returns `(h_T, hs, (acts, rhs))`: `hs, rhs [T, *batch, H]` (`rh` as in
+    `GRUParts`) and `acts [T, *batch, 3H]`, each step's `[r, u, ĥ]` written over its row of
+    `X W` in place (as for the LSTM, see the module docstring)."""
+    dtype = jnp.result_type(xs, h0, *jax.tree.leaves(params))
+    buffer = (xs @ params.w).astype(dtype)
+
+    def step(state, _):
+        t, h, buffer = state
+        p = gru_cell.parts(options, params, h, None, keep, _row(buffer, t) + params.b)
+        acts = jnp.concatenate([p.r, p.u, p.h_cand], axis=-1).astype(dtype)
+        return (t + 1, p.h, jax.lax.dynamic_update_index_in_dim(buffer, acts, t, 0)), (p.h, p.rh)
+
+    (_, final, acts), (hs, rhs) = jax.lax.scan(step, (0, h0, buffer), length=xs.shape[0])
+    return final, hs, (acts, rhs)
+
+
+def _gru_backward(
+    options: gru_cell.GRUOptions,
+    params: gru_cell.GRUParams,
+    h0: Array,
+    residuals: tuple[Array, Array, Array],
+    dys: Array,
+    dfinal: Array,
+    full: bool,
+) -> tuple[Array, Array, Array]:
+    """The reverse loop over `analytic.gru_step_delta`. Returns `(dh_0, d_x_side, d_h_side)`,
+    the step deltas stacked over time: `d_x_side [T, *batch, 3H]` written over `acts` in place
+    and, with reset after, the third block of `d_h_side` (`dh̄ ⊙ r`) over `rhs` (each read
+    before its step writes; the rows are carried as in `_lstm_backward`)."""
+    acts, rhs, hs = residuals
+    hidden = hs.shape[-1]
+    last = acts.shape[0] - 1
+    after = options.reset_after
+
+    def step(state, _):
+        t, dh, row, rh, buffer, rh_buffer = state
+        h_prev = jnp.where(t > 0, _row(hs, jnp.maximum(t - 1, 0)), h0)
+        r, u, h_cand = jnp.split(row, 3, axis=-1)
+        p = gru_cell.GRUParts(None, None, None, rh, r, u, h_cand, None)
+        d_x, d_h, dh = analytic.gru_step_delta(options, params, h_prev, p, dh + _row(dys, t), full)
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, d_x.astype(buffer.dtype), t, 0)
+        previous = jnp.maximum(t - 1, 0)
+        if after:  # rh is dead once read: its row takes dh̄ ⊙ r, d_h's block beyond d_x's
+            d_hr = d_h[..., 2 * hidden :].astype(rh_buffer.dtype)
+            rh_buffer = jax.lax.dynamic_update_index_in_dim(rh_buffer, d_hr, t, 0)
+        rh = _row(rh_buffer, previous)  # after the writes: see `_lstm_backward`
+        return (t - 1, dh, _row(buffer, previous), rh, buffer, rh_buffer), None
+
+    state = (last, dfinal, _row(acts, last), _row(rhs, last), acts, rhs)
+    (_, dh0, _, _, d_x, d_hr), _ = jax.lax.scan(step, state, length=acts.shape[0])
+    if after:
+        d_h = jnp.concatenate([d_x[..., : 2 * hidden], d_hr], axis=-1)
+    else:
+        d_h = d_x[..., : 2 * hidden]
+    return dh0, d_x, d_h
 
 
 def _row(seq: Array, t: Array | int) -> Array:

@@ -66,9 +66,9 @@ def unroll(
         and reverse mode, every option). "fused" (`lstm_jax.fused`) hoists the input
         projection and the weight-gradient matmuls out of the loops with a hand-derived
         backward pass: reverse mode only, no `lengths`, `window`, `resets` or `remat`.
-        "auto", the default, takes "fused" where it applies and measured faster on CPU (the
-        LSTM and the Elman RNN; `experiments/benchmarks/`) and "scan" otherwise. Pass "scan"
-        for `jax.jvp`/`jax.jacfwd` and higher derivatives.
+        "auto", the default, takes "fused" wherever it applies (it measured faster than "scan"
+        for every cell at every benchmark shape, `experiments/benchmarks/`) and "scan"
+        otherwise. Pass "scan" for `jax.jvp`/`jax.jacfwd` and higher derivatives.
 
     Returns:
       `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
@@ -98,7 +98,7 @@ def unroll(
         raise ValueError(f"impl must be one of {list(IMPLS)}, got {impl!r}")
     if impl == "fused" and unsupported:
         raise ValueError(f"impl='fused' does not support {', '.join(unsupported)}; use impl='scan'")
-    if impl == "fused" or (impl == "auto" and not unsupported and fused.preferred(cell.options)):
+    if impl == "fused" or (impl == "auto" and not unsupported):
         full = mode is Gradient.FULL
         if reverse:
             carry, ys = fused.fused_unroll(cell.options, params, xs[::-1], carry, full)

@@ -63,8 +63,7 @@ def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
     lengths = jnp.array([T, 2, 3])
     from lstm_jax import fused
 
-    assert fused.preferred(lstm_jax.rnn().options) and fused.preferred(cell.options)
-    assert not fused.preferred(lstm_jax.gru().options)
+    assert all(fused.supports(c.options) for c in (cell, lstm_jax.gru(), lstm_jax.rnn()))
     auto = lstm_jax.unroll(cell, params, xs, lengths=lengths)  # falls back to the scan
     scan = lstm_jax.unroll(cell, params, xs, lengths=lengths, impl="scan")
     jax.tree.map(np.testing.assert_array_equal, auto, scan)
