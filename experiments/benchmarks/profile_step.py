@@ -7,7 +7,8 @@ Traces `--passes` calls of `jit(value_and_grad(mean(h²)))` with the JAX profile
 thunks report themselves with `--xla_cpu_enable_xprof_traceme`, set here before JAX starts) and
 prints, for each thunk, how often it runs per pass, its mean duration and its share of the
 pass. Thunks that run T times per pass are the bodies of the time loops; the rest run once
-(the hoisted matmuls, the associative scan, buffer set-up).
+(the hoisted matmuls, buffer set-up). Then the size of the program's temporary buffer and
+the minor page faults one pass takes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import collections
 import gzip
 import json
 import os
+import resource
 import tempfile
 from pathlib import Path
 
@@ -92,6 +94,17 @@ def main() -> None:
         f"\nthunks run every step: {in_loop / args.passes / 1e3:.2f} ms per pass "
         f"({in_loop / args.passes / pass_us:.0%}); once per pass: "
         f"{once / args.passes / 1e3:.2f} ms ({once / args.passes / pass_us:.0%})"
+    )
+    # XLA's CPU runtime allocates the program's temporary buffer on every call; where the
+    # allocator hands back fresh pages, each is faulted in (and zeroed by the kernel) again.
+    temp = grad.lower(params).compile().memory_analysis().temp_size_in_bytes
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(args.passes):
+        jax.block_until_ready(grad(params))
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / args.passes
+    print(
+        f"temporary buffer {temp / 2**20:.1f} MiB; minor page faults per pass {faults:.0f} "
+        f"({faults * resource.getpagesize() / 2**20:.1f} MiB first touched)"
     )
 
 
