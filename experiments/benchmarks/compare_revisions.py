@@ -1,0 +1,102 @@
+"""Before/after: one pass of an earlier git revision of lstm_jax against the working tree's,
+timed round-robin in one process.
+
+    python experiments/benchmarks/compare_revisions.py REV [--cells lstm gru rnn]
+        [--gradients full truncated] [--impl auto] [--repeats 10]
+
+The machine's speed drifts between runs (experiments/benchmarks/README.md), so a change is
+measured against the code before it side by side, not against an old table. `REV`'s
+`lstm_jax/` is extracted with `git archive` into a temporary directory as the package
+`lstm_jax_at_rev` (its own imports rewritten to it) and imported beside the working tree's.
+Prints, per cell, shape and gradient mode, both times and their ratio (new / old).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from benchmark import CELLS, SHAPES, interleaved_medians
+
+import lstm_jax
+
+REPO = Path(__file__).resolve().parents[2]
+OLD = "lstm_jax_at_rev"
+
+
+def import_revision(rev: str, into: Path):
+    """`lstm_jax` as of git revision `rev`, imported as the package `OLD`."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, "lstm_jax"],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode:
+        raise SystemExit(f"git archive {rev!r} failed: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    package = into / OLD
+    (into / "lstm_jax").rename(package)
+    for path in package.rglob("*.py"):
+        text = re.sub(r"\blstm_jax\b", OLD, path.read_text())
+        path.write_text(text)
+    sys.path.insert(0, str(into))
+    return importlib.import_module(OLD)
+
+
+def one_pass(lib, cell_name: str, shape, gradient: str, impl: str):
+    """A jitted forward + backward of mean(h²) with library `lib` (the benchmark's loss)."""
+    T, B, I, H = shape
+    cell = {"lstm": lib.lstm, "gru": lib.gru, "rnn": lib.rnn}[cell_name]()
+    params = cell.init(jax.random.key(0), I, H)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I))
+
+    def loss(params):
+        return jnp.mean(lib.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(grad(params))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev", help="a git revision, e.g. a commit hash or HEAD~3")
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--gradients", nargs="+", default=["full", "truncated"])
+    parser.add_argument("--impl", default="auto", choices=["auto", "fused", "scan"])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = import_revision(args.rev, Path(tmp))
+        print(f"old: lstm_jax at {args.rev}; new: the working tree; impl={args.impl!r}")
+        print(
+            f"{'cell':<6}{'T, B, I, H':<22}{'gradient':<11}{'old ms':>9}{'new ms':>9}{'new/old':>9}"
+        )
+        for cell_name in args.cells:
+            for shape in SHAPES:
+                for gradient in args.gradients:
+                    runs = {
+                        lib: one_pass(module, cell_name, shape, gradient, args.impl)
+                        for lib, module in (("old", old), ("new", lstm_jax))
+                    }
+                    repeats = max(3, args.repeats // (4 if shape[-1] >= 512 else 1))
+                    s = interleaved_medians(runs, repeats)
+                    print(
+                        f"{cell_name:<6}{shape!s:<22}{gradient:<11}{s['old'] * 1e3:>9.2f}"
+                        f"{s['new'] * 1e3:>9.2f}{s['new'] / s['old']:>9.3f}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
