@@ -66,14 +66,16 @@ def matmul_peak(repeats: int) -> float:
     return 2 * n**3 / seconds
 
 
-def ours(cell_name, shape, gradient, impl):
+def ours(cell_name, shape, gradient, impl, lib=lstm_jax):
+    """A jitted forward + backward of mean(h²); `lib` is lstm_jax, or an earlier revision of it
+    (`compare_revisions.py`)."""
     T, B, I, H = shape
-    cell = CELLS[cell_name]()
+    cell = {"lstm": lib.lstm, "gru": lib.gru, "rnn": lib.rnn}[cell_name]()
     params = cell.init(jax.random.key(0), I, H)
     xs = jax.random.normal(jax.random.key(1), (T, B, I))
 
     def loss(params):
-        return jnp.mean(lstm_jax.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
+        return jnp.mean(lib.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
 
     grad = jax.jit(jax.value_and_grad(loss))
     return lambda: jax.block_until_ready(grad(params))

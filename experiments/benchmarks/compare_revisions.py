@@ -23,9 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-from benchmark import CELLS, SHAPES, interleaved_medians
+from benchmark import CELLS, SHAPES, interleaved_medians, ours
 
 import lstm_jax
 
@@ -54,20 +52,6 @@ def import_revision(rev: str, into: Path):
     return importlib.import_module(OLD)
 
 
-def one_pass(lib, cell_name: str, shape, gradient: str, impl: str):
-    """A jitted forward + backward of mean(h²) with library `lib` (the benchmark's loss)."""
-    T, B, I, H = shape
-    cell = {"lstm": lib.lstm, "gru": lib.gru, "rnn": lib.rnn}[cell_name]()
-    params = cell.init(jax.random.key(0), I, H)
-    xs = jax.random.normal(jax.random.key(1), (T, B, I))
-
-    def loss(params):
-        return jnp.mean(lib.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
-
-    grad = jax.jit(jax.value_and_grad(loss))
-    return lambda: jax.block_until_ready(grad(params))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev", help="a git revision, e.g. a commit hash or HEAD~3")
@@ -86,8 +70,8 @@ def main() -> None:
             for shape in SHAPES:
                 for gradient in args.gradients:
                     runs = {
-                        lib: one_pass(module, cell_name, shape, gradient, args.impl)
-                        for lib, module in (("old", old), ("new", lstm_jax))
+                        name: ours(cell_name, shape, gradient, args.impl, lib)
+                        for name, lib in (("old", old), ("new", lstm_jax))
                     }
                     repeats = max(3, args.repeats // (4 if shape[-1] >= 512 else 1))
                     s = interleaved_medians(runs, repeats)
