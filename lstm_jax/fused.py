@@ -156,10 +156,7 @@ def _lstm_backward(
 
     def step(state, _):
         t, dcarry, row, buffer = state
-
-        def entering(seq: Array, first: Array) -> Array:  # step t - 1's, `carry0` at t = 0
-            return jnp.where(t > 0, _row(seq, jnp.maximum(t - 1, 0)), first)
-
+        entering = functools.partial(_entering, t=t)
         carry = jax.tree.map(entering, lstm_lib.LSTMCarry(hs, cs, gates), carry0)
         p = lstm_lib.parts_from_activations(options, row, _row(cs, t))
         dcarry = dcarry._replace(h=dcarry.h + _row(dys, t))
@@ -212,7 +209,7 @@ def _gru_backward(
 
     def step(state, _):
         t, dh, row, rh, buffer, rh_buffer = state
-        h_prev = jnp.where(t > 0, _row(hs, jnp.maximum(t - 1, 0)), h0)
+        h_prev = _entering(hs, h0, t=t)
         r, u, h_cand = jnp.split(row, 3, axis=-1)
         p = gru_cell.GRUParts(None, None, None, rh, r, u, h_cand, None)
         d_x, d_h, dh = analytic.gru_step_delta(options, params, h_prev, p, dh + _row(dys, t), full)
@@ -231,6 +228,12 @@ def _gru_backward(
     else:
         d_h = d_x[..., : 2 * hidden]
     return dh0, d_x, d_h
+
+
+def _entering(seq: Array, first: Array, *, t: Array) -> Array:
+    """The carry (part) entering step t: row t - 1 of the stacked outputs `seq`, `first` (the
+    initial carry's) at t = 0."""
+    return jnp.where(t > 0, _row(seq, jnp.maximum(t - 1, 0)), first)
 
 
 def _row(seq: Array, t: Array | int) -> Array:
