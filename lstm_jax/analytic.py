@@ -414,9 +414,13 @@ def trace_steps(
         after = lstm_lib.carry_from_parts(options, parts)
     else:
         after = parts if isinstance(parts, jax.Array) else parts.h
-    # The carry entering step t is the one step t - 1 handed on (the initial carry at t = 0).
-    carries = jax.tree.map(lambda c0, seq: jnp.concatenate([c0[None], seq[:-1]]), carry, after)
-    return Trace(carries=carries, parts=parts, final=final)
+    return Trace(carries=entering_carries(carry, after), parts=parts, final=final)
+
+
+def entering_carries(carry0: Carry, after: Carry) -> Carry:
+    """`[T, ...]` the carry entering each step: the one step t - 1 handed on (`after`, stacked
+    over time), `carry0` at t = 0."""
+    return jax.tree.map(lambda c0, seq: jnp.concatenate([c0[None], seq[:-1]]), carry0, after)
 
 
 def _add_output(dcarry: Carry, dy: Array) -> Carry:

@@ -79,17 +79,13 @@ def _fused_bwd(options: Any, full: bool, saved: tuple, cotangents: tuple):
     if isinstance(options, lstm_lib.LSTMOptions):
         _, cs, hs, gates = parts
         dcarry0, d_all = _lstm_backward(options, params, carries, parts, dys, dfinal, full)
-        # The carry entering each step is the one the previous step handed on.
-        after = lstm_lib.LSTMCarry(h=hs, c=cs, gates=gates)
-        entering = jax.tree.map(
-            lambda c0, seq: jnp.concatenate([c0[None], seq[:-1]]), carries, after
-        )
+        entering = analytic.entering_carries(carries, lstm_lib.LSTMCarry(h=hs, c=cs, gates=gates))
         dparams = analytic.lstm_weight_grads(options, xs, entering, cs, d_all)
     elif isinstance(options, gru_cell.GRUOptions):
         _, rhs, hs = parts
         dcarry0, d_all, d_h_side = _gru_backward(options, params, carries, parts, dys, dfinal, full)
-        h_prev = jnp.concatenate([carries[None], hs[:-1]])
-        p = gru_cell.GRUParts(None, None, None, rhs, None, None, None, hs)
+        p = gru_cell.GRUParts(None, None, None, rhs, None, None, None, None)  # rh: all it reads
+        h_prev = analytic.entering_carries(carries, hs)
         dparams = analytic.gru_weight_grads(options, xs, h_prev, p, d_all, d_h_side)
     else:
 
