@@ -1,48 +1,62 @@
 """lstm_jax: recurrent networks in JAX, and the gradients that flow through them.
 
-Cells are NamedTuples of pure functions (`Cell`), unrolled by one `lax.scan` driver (`unroll`),
-with full BPTT, the original truncated LSTM gradient, and windowed truncated BPTT.
+Cells are NamedTuples of pure functions (`Cell`) that carry their own derivation, unrolled by one
+`lax.scan` driver (`unroll`), with full BPTT, the original truncated LSTM gradient, and windowed
+truncated BPTT. The layers, bottom up: `gradients.modes` → `cells` → `gradients.analytic` /
+`gradients.fused` → `driver` → `gradients.online`, `diagnostics`, `nn` → `training`.
 """
 
-from lstm_jax import analytic, diagnostics, online
-from lstm_jax.cell import Cell
-from lstm_jax.elman_cell import ElmanOptions, ElmanParams, rnn
-from lstm_jax.gradients import Gradient, cut_gate_recurrence, cut_window
-from lstm_jax.gru_cell import GRU_GATE_ORDER, GRUOptions, GRUParams, gru
-from lstm_jax.lstm_cell import (
+from lstm_jax import diagnostics
+from lstm_jax.cells import (
+    GRU_GATE_ORDER,
     LSTM_GATE_ORDER,
     LSTM_VARIANTS,
+    Cell,
+    Derivation,
+    ElmanOptions,
+    ElmanParams,
+    GRUOptions,
+    GRUParams,
     LSTMCarry,
     LSTMOptions,
     LSTMParams,
+    gru,
     lstm,
     lstm_options,
+    register_cell,
+    rnn,
 )
-from lstm_jax.scan import bidirectional, init_stacked, stacked, unroll
+from lstm_jax.driver import Impl, Readout, bidirectional, init_stacked, stacked, unroll
+from lstm_jax.gradients import Gradient, analytic, cut_gate_recurrence, cut_window, fused, online
 
 __all__ = [
     "GRU_GATE_ORDER",
     "LSTM_GATE_ORDER",
     "LSTM_VARIANTS",
     "Cell",
+    "Derivation",
     "ElmanOptions",
     "ElmanParams",
     "GRUOptions",
     "GRUParams",
     "Gradient",
+    "Impl",
     "LSTMCarry",
     "LSTMOptions",
     "LSTMParams",
+    "Readout",
     "analytic",
     "bidirectional",
     "cut_gate_recurrence",
     "cut_window",
     "diagnostics",
+    "fused",
     "gru",
     "init_stacked",
     "lstm",
     "lstm_options",
     "online",
+    "register_cell",
     "rnn",
     "stacked",
     "unroll",

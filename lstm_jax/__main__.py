@@ -2,6 +2,6 @@
 
 import sys
 
-from lstm_jax.cli import main
+from lstm_jax.training.cli import main
 
 sys.exit(main())

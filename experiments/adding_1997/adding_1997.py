@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstm_jax.sweep import Task, compare, write_report
+from lstm_jax.training.sweep import Suite, compare, write_report
 
 CONFIG = "configs/adding_1997.yaml"
 PUBLISHED = {"T=100": "74,000 sequences, 1/2,560 wrong", "T=500": "209,000 sequences, 1/2,560"}
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     budgets = BUDGETS if args.variant is None else {name: () for name in BUDGETS}
     tasks = {
-        f"adding {name}": Task(CONFIG, (*LENGTHS[name], *budgets[name]), "wrong")
+        f"adding {name}": Suite(CONFIG, (*LENGTHS[name], *budgets[name]), "wrong")
         for name in LENGTHS
     }
     results = {}

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstm_jax.sweep import Task, compare, write_report
+from lstm_jax.training.sweep import Suite, compare, write_report
 
-TASKS = {"continual embedded Reber": Task("configs/continual_reber.yaml", (), "streams_correct")}
+TASKS = {"continual embedded Reber": Suite("configs/continual_reber.yaml", (), "streams_correct")}
 SETTINGS = {
     "no forget gate": ("model.variant=1997",),
     "forget gate": ("model.variant=1997", "model.options.forget_gate=true"),

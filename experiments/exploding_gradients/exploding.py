@@ -20,8 +20,8 @@ import math
 import statistics
 from pathlib import Path
 
-from lstm_jax.plotting import plot_curves
-from lstm_jax.sweep import Outcome, grid, sweep
+from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.training.sweep import Outcome, grid, sweep
 
 # R's singular values at initialisation (2: explosion possible; 1: orthogonal, on the edge)
 # crossed with clipping off / Algorithm 1 at threshold 1.

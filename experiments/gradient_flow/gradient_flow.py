@@ -16,8 +16,9 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax
-from lstm_jax import analytic, diagnostics
-from lstm_jax.plotting import plot_curves
+from lstm_jax import diagnostics
+from lstm_jax.cells.lstm import trace_parts
+from lstm_jax.diagnostics.plotting import plot_curves
 
 jax.config.update("jax_enable_x64", True)  # products of 200 forget gates underflow float32
 
@@ -63,7 +64,7 @@ def main() -> None:
     cell = lstm_jax.lstm(forget_bias=1.0)
     params = cell.init(key_p, args.inputs, args.hidden, jnp.float64)
     zero = cell.initial_carry((args.batch,), args.hidden, jnp.float64)
-    steps = analytic.forward_trace(cell, params, xs, zero).parts
+    steps = trace_parts(cell, params, xs, zero)
     fs = steps.f  # [T, B, H], fs[j] = f at step j + 1
     head = steps.o[-1] * (1 - steps.kc[-1] ** 2)  # ∂L/∂h_T ⊙ o_T ⊙ k'(c_T), with ∂L/∂h_T = 1
     suffix = jnp.cumprod(fs[::-1], axis=0)[::-1]  # suffix[k] = ∏_{j=k+1..T} f_j, k = 0..T-1

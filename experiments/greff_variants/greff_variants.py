@@ -15,16 +15,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstm_jax.sweep import Task, compare, stats, write_report
+from lstm_jax.training.sweep import Suite, compare, stats, write_report
 
 # Full BPTT as Greff et al.; the configs' own cells (the 1997 LSTM) are replaced per variant.
 TASKS = {
-    "embedded Reber": Task(
+    "embedded Reber": Suite(
         "configs/embedded_reber.yaml", ("model.gradient=full",), "strings_correct"
     ),
-    "temporal order 6a": Task("configs/temporal_order.yaml", ("model.gradient=full",), "wrong"),
+    "temporal order 6a": Suite("configs/temporal_order.yaml", ("model.gradient=full",), "wrong"),
     # the one task here that needs forgetting (full BPTT within each 100-symbol window)
-    "continual Reber": Task(
+    "continual Reber": Suite(
         "configs/continual_reber.yaml", ("model.gradient=full",), "streams_correct"
     ),
 }

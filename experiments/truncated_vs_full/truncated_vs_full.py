@@ -17,16 +17,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstm_jax.sweep import Task, compare, write_report
+from lstm_jax.training.sweep import Suite, compare, write_report
 
 # The configs use the 1997 cell (no forget gate), as the paper did. The last task repeats
 # temporal order with a forget gate (bias 1): under TRUNCATED, error reaching a cell state k
 # steps back is scaled by the product of k forget gates (SPEC §4.3), about 0.73^k here.
 TASKS = {
-    "adding T=100": Task("configs/adding_1997.yaml", (), "wrong"),
-    "temporal order 6a": Task("configs/temporal_order.yaml", (), "wrong"),
-    "embedded Reber": Task("configs/embedded_reber.yaml", (), "strings_correct"),
-    "temporal order 6a, forget gate": Task(
+    "adding T=100": Suite("configs/adding_1997.yaml", (), "wrong"),
+    "temporal order 6a": Suite("configs/temporal_order.yaml", (), "wrong"),
+    "embedded Reber": Suite("configs/embedded_reber.yaml", (), "strings_correct"),
+    "temporal order 6a, forget gate": Suite(
         "configs/temporal_order.yaml", ("model.variant=standard",), "wrong"
     ),
 }

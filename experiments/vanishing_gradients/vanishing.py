@@ -20,10 +20,11 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
-from lstm_jax import analytic, diagnostics
-from lstm_jax.config import load
-from lstm_jax.plotting import plot_curves
-from lstm_jax.train import build, evaluate, init_state, shard_batch
+from lstm_jax import diagnostics
+from lstm_jax.cells.lstm import trace_parts
+from lstm_jax.training.config import load
+from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.training.trainer import build, evaluate, init_state, shard_batch
 
 SETUPS = {
     "Elman RNN": ("model.cell=rnn",),
@@ -56,7 +57,7 @@ def probe(exp, params, xs):
         terms = diagnostics.jacobian_term_norms(exp.cell, params.rnn[0], xs)
         out["terms"] = {name: float(jnp.mean(v[1:])) for name, v in terms._asdict().items()}
         zero = exp.cell.initial_carry(xs.shape[1:-1], params.rnn[0].r.shape[0])
-        f = analytic.forward_trace(exp.cell, params.rnn[0], xs, zero).parts.f  # [T, B, H]
+        f = trace_parts(exp.cell, params.rnn[0], xs, zero).f  # [T, B, H]
         suffix = jnp.cumprod(f[::-1], axis=0)  # suffix[j] = ∏ of the last j + 1 forget gates
         out["forget_product"] = [float(jnp.mean(suffix[lag - 1])) for lag in LAGS]
     return out

@@ -70,8 +70,8 @@ def run_one(
 ) -> Outcome:
     """Trains one run into `run_dir(out_dir, run)`; a diverged run is an outcome, not an error.
     An existing finished run directory is read back instead of retrained."""
-    from lstm_jax.config import dump, load  # in the worker: the parent may not need jax
-    from lstm_jax.train import METRICS, Diverged, train
+    from lstm_jax.training.config import dump, load  # in the worker: the parent may not need jax
+    from lstm_jax.training.trainer import METRICS, Diverged, train
 
     out = run_dir(out_dir, run)
     start = time.perf_counter()
@@ -121,7 +121,7 @@ def sweep(
     """Trains every run of `runs` (in `workers` spawned processes; 1 = in this process) and
     returns their outcomes in the order of `runs`. Runs already finished in `out_dir` are read
     back, so an interrupted sweep continues where it stopped."""
-    from lstm_jax.config import load
+    from lstm_jax.training.config import load
 
     labels = [(r.label, r.seed) for r in runs]
     if len(set(labels)) != len(labels):
@@ -231,9 +231,9 @@ def table(outcomes: Sequence[Outcome], metric: str | None = None, title: str = "
     return "\n".join(lines)
 
 
-class Task(NamedTuple):
-    """One row group of a comparison: a config, overrides every setting shares, the final test
-    metric its table reports."""
+class Suite(NamedTuple):
+    """One row group of a comparison (a task, usually): a config, the overrides every setting
+    shares, the final test metric its table reports."""
 
     config: str
     overrides: tuple[str, ...] = ()
@@ -241,7 +241,7 @@ class Task(NamedTuple):
 
 
 def compare(
-    tasks: Mapping[str, Task],
+    suites: Mapping[str, Suite],
     settings: Mapping[str, Sequence[str]],
     *,
     seeds: int,
@@ -250,25 +250,25 @@ def compare(
     workers: int = 2,
     log: Callable[[str], None] = print,
 ) -> dict[str, list[Outcome]]:
-    """Every task × setting × seed (`{task: outcomes}`); prints one `table` per task."""
+    """Every suite × setting × seed (`{suite: outcomes}`); prints one `table` per suite."""
     results = {}
-    for name, task in tasks.items():
-        runs = grid({k: (*task.overrides, *v) for k, v in settings.items()}, range(seeds))
+    for name, suite in suites.items():
+        runs = grid({k: (*suite.overrides, *v) for k, v in settings.items()}, range(seeds))
         results[name] = sweep(
-            task.config,
+            suite.config,
             runs,
             variant=variant,
             out_dir=Path(runs_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", name),
             workers=workers,
             log=log,
         )
-        log(table(results[name], task.metric, title=f"\n{name} ({task.config}), {seeds} seeds"))
+        log(table(results[name], suite.metric, title=f"\n{name} ({suite.config}), {seeds} seeds"))
     return results
 
 
 def write_report(
     results: Mapping[str, Sequence[Outcome]],
-    tasks: Mapping[str, Task],
+    suites: Mapping[str, Suite],
     out: str | Path,
     *,
     title: str,
@@ -276,14 +276,14 @@ def write_report(
 ) -> None:
     """`results.json` (every outcome and the per-setting stats) and `sequences_to_success.png`
     (one panel per task, one point per run) in `out`."""
-    from lstm_jax.plotting import plot_strips
+    from lstm_jax.diagnostics.plotting import plot_strips
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         name: {
-            "config": tasks[name].config,
-            "overrides": list(tasks[name].overrides),
+            "config": suites[name].config,
+            "overrides": list(suites[name].overrides),
             "stats": {k: s._asdict() for k, s in stats(outcomes).items()},
             "runs": to_json(outcomes),
         }

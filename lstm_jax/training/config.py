@@ -27,21 +27,19 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
-    name: str  # a key of lstm_jax.tasks.TASKS
+    name: str  # a key of lstm_jax.training.tasks.TASKS
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the task's fields
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "lstm"  # "lstm" | "gru" | "rnn"
-    variant: str = "standard"  # LSTM variant (lstm_jax.LSTM_VARIANTS)
-    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # LSTMOptions/GRU fields
+    cell: str = "lstm"  # a name in lstm_jax.cells.registry.CELLS: "lstm" | "gru" | "rnn"
+    variant: str | None = None  # for cells with variants: the LSTM's (lstm_jax.LSTM_VARIANTS)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the builder's keywords
     hidden_size: int = 32
     num_layers: int = 1
     gradient: str = "full"  # "full" | "truncated"
     window: int | None = None  # windowed truncated BPTT, steps per window
-    unroll: int = 1
-    remat: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

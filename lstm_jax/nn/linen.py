@@ -12,9 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cell import Carry, Cell
-from lstm_jax.gradients import Gradient
-from lstm_jax.scan import init_stacked, stacked
+from lstm_jax.cells.protocol import Carry, Cell
+from lstm_jax.driver.layers import init_stacked, stacked
+from lstm_jax.gradients.modes import Gradient, resolve_gradient
 
 Array = jax.Array
 
@@ -38,7 +38,7 @@ class CellModule(nn.RNNCellBase):
             "cell",
             lambda key: self.cell.init(key, inputs.shape[-1], self.hidden_size, self.param_dtype),
         )
-        return self.cell.step_for(self.gradient)(params, carry, inputs)
+        return self.cell.step_for(resolve_gradient(self.gradient))(params, carry, inputs)
 
     @nn.nowrap
     def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> Carry:
@@ -64,7 +64,7 @@ class RNN(nn.Module):
     gradient: Gradient | str = Gradient.FULL
     window: int | None = None
     time_major: bool = True
-    unroll: int = 1
+    scan_unroll: int = 1
     remat: bool = False
     param_dtype: Any = jnp.float32
 
@@ -94,6 +94,6 @@ class RNN(nn.Module):
             window=self.window,
             lengths=lengths,
             time_major=self.time_major,
-            unroll=self.unroll,
+            scan_unroll=self.scan_unroll,
             remat=self.remat,
         )

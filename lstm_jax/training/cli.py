@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lstm_jax import checkpoint, config
+from lstm_jax.training import checkpoint, config
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CHECKPOINT = 2, 3, 4
 
@@ -48,7 +48,10 @@ def _fresh(path: Path) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lstm_jax.train import Diverged, train  # imports jax: keep `list` and `--help` fast
+    from lstm_jax.training.trainer import (  # imports jax: keep `list` and `--help` fast
+        Diverged,
+        train,
+    )
 
     cfg = config.load(args.config, args.variant, tuple(args.set))
     name = Path(args.config).stem + (f"-{args.variant}" if args.variant else "")

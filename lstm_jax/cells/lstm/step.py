@@ -1,6 +1,6 @@
 """The LSTM cell with every Greff et al. (2015) variant as an option of one implementation.
 
-Equations (SPEC §2; `g` cell-input and `k` output squashing, σ the logistic sigmoid)::
+Equations (`g` cell-input and `k` output squashing, σ the logistic sigmoid)::
 
     z̄_t = W_z x_t + R_z h_{t-1} + b_z                    z_t = g(z̄_t)
     ī_t = W_i x_t + R_i h_{t-1} + p_i ⊙ c_{t-1} + b_i     i_t = σ(ī_t)
@@ -11,34 +11,37 @@ Equations (SPEC §2; `g` cell-input and `k` output squashing, σ the logistic si
 
 The four pre-activations come from one fused matmul; their blocks follow `LSTM_GATE_ORDER`
 (PyTorch's and flax's order), restricted to the gates a variant has (`LSTMOptions.gates`).
+
+The variants (Greff et al. 2015, `options.LSTM_VARIANTS`) are flags of this one step: NIG
+(`i_t = 1`), NFG (`f_t = 1`), NOG (`o_t = 1`), NIAF (`g` = identity), NOAF (`k` = identity), NP
+(no peepholes), CIFG (`f_t = 1 - i_t`), FGR (each gate also receives the previous step's gate
+activations through its own recurrent matrices). The 1997 LSTM is NFG + NP with scaled squashing
+functions, `g ∈ [-2, 2]` and `k ∈ [-1, 1]`. The forget-gate bias starts at 1.0 (Gers et al.
+2000; Jozefowicz et al. 2015: with bias 0, `f ≈ 0.5` halves the gradient every step); chrono
+initialisation (Tallec & Ollivier 2018: `b_f ~ log U(1, T_max - 1)`, `b_i = -b_f`) is an option.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import initializers
-from lstm_jax.activations import activation, sigmoid
-from lstm_jax.cell import Cell, make_cell, zero_state
-from lstm_jax.gradients import keep
+from lstm_jax.cells import initializers
+from lstm_jax.cells.activations import activation, sigmoid
+from lstm_jax.cells.lstm.options import LSTMOptions
+from lstm_jax.cells.protocol import zero_state
+from lstm_jax.gradients.modes import keep
 
 Array = jax.Array
-
-LSTM_GATE_ORDER: tuple[str, ...] = ("i", "f", "z", "o")
-"""Order of the gate blocks along the last axis of `w`, `r` and `b`: input gate, forget gate,
-cell input (block input), output gate. Absent gates are skipped, the rest keep this order."""
 
 
 class LSTMParams(NamedTuple):
     """LSTM parameters; `G = len(options.gates)`, `S = len(options.sigmoid_gates)`.
 
-    Kernels are `in → out`, so the SPEC's `W_*` is `w[:, block]ᵀ` and `R_*` is `r[:, block]ᵀ`.
+    Kernels are `in → out`, so the equations' `W_*` is `w[:, block]ᵀ` and `R_*` is `r[:, block]ᵀ`.
     """
 
     w: Array  # [I, G·H] input weights, blocks in `options.gates` order
@@ -72,136 +75,6 @@ class LSTMParts(NamedTuple):
     c: Array  # c_t
     kc: Array  # k(c_t)
     h: Array  # h_t = o_t ⊙ k(c_t)
-
-
-@dataclasses.dataclass(frozen=True)
-class LSTMOptions:
-    """Static structure of an LSTM; each Greff et al. (2015) variant flips one field.
-
-    Attributes:
-      input_gate: False for NIG (i_t = 1).
-      forget_gate: False for NFG (f_t = 1) and for the 1997 cell.
-      output_gate: False for NOG (o_t = 1).
-      coupled: CIFG, f_t = 1 - i_t (needs the input and forget gates).
-      peepholes: p_i, p_f, p_o (Gers & Schmidhuber 2000); vanilla has them, NP does not.
-      gate_recurrence: FGR, each gate also sees the previous step's gate activations.
-      input_activation: `g`: "tanh", "identity" (NIAF) or "sigmoid_pm2" (1997, range ±2).
-      output_activation: `k`: "tanh", "identity" (NOAF) or "sigmoid_pm1" (1997, range ±1).
-      forget_bias: initial forget-gate bias (1.0: Gers et al. 2000, Jozefowicz et al. 2015).
-      chrono: if set, T_max of chrono initialisation (Tallec & Ollivier 2018), which replaces
-        `forget_bias`: b_f ~ log U(1, T_max - 1), b_i = -b_f.
-    """
-
-    input_gate: bool = True
-    forget_gate: bool = True
-    output_gate: bool = True
-    coupled: bool = False
-    peepholes: bool = False
-    gate_recurrence: bool = False
-    input_activation: str = "tanh"
-    output_activation: str = "tanh"
-    forget_bias: float = 1.0
-    chrono: int | None = None
-
-    def __post_init__(self) -> None:
-        activation(self.input_activation, "input_activation")
-        activation(self.output_activation, "output_activation")
-        if self.coupled and not (self.input_gate and self.forget_gate):
-            raise ValueError(
-                "coupled=True (CIFG, f = 1 - i) needs input_gate=True and forget_gate=True, got "
-                f"input_gate={self.input_gate}, forget_gate={self.forget_gate}"
-            )
-        if self.chrono is not None and not (
-            self.input_gate and self.forget_gate and not self.coupled
-        ):
-            raise ValueError(
-                "chrono initialisation sets b_f and b_i = -b_f, so it needs free input and "
-                f"forget gates; got input_gate={self.input_gate}, "
-                f"forget_gate={self.forget_gate}, coupled={self.coupled}"
-            )
-
-    @property
-    def gates(self) -> tuple[str, ...]:
-        """The blocks of the fused matmul, in `LSTM_GATE_ORDER`."""
-        present = {
-            "i": self.input_gate,
-            "f": self.forget_gate and not self.coupled,
-            "z": True,
-            "o": self.output_gate,
-        }
-        return tuple(g for g in LSTM_GATE_ORDER if present[g])
-
-    @property
-    def sigmoid_gates(self) -> tuple[str, ...]:
-        """The gates with their own pre-activation (the FGR sources and targets)."""
-        return tuple(g for g in self.gates if g != "z")
-
-    @property
-    def peephole_gates(self) -> tuple[str, ...]:
-        return self.sigmoid_gates if self.peepholes else ()
-
-
-_VANILLA = dict(peepholes=True)
-
-LSTM_VARIANTS: dict[str, dict[str, Any]] = {
-    # The LSTM of PyTorch, flax, Keras and cuDNN: Greff's vanilla without peepholes (= NP).
-    "standard": dict(peepholes=False),
-    # Greff et al. 2015: vanilla (peepholes, forget gate, tanh) and one change each.
-    "vanilla": _VANILLA,
-    "NIG": {**_VANILLA, "input_gate": False},
-    "NFG": {**_VANILLA, "forget_gate": False},
-    "NOG": {**_VANILLA, "output_gate": False},
-    "NIAF": {**_VANILLA, "input_activation": "identity"},
-    "NOAF": {**_VANILLA, "output_activation": "identity"},
-    "NP": dict(peepholes=False),
-    "CIFG": {**_VANILLA, "coupled": True},
-    "FGR": {**_VANILLA, "gate_recurrence": True},
-    # Hochreiter & Schmidhuber 1997: NFG + NP with their scaled squashing functions.
-    "1997": dict(
-        forget_gate=False,
-        peepholes=False,
-        input_activation="sigmoid_pm2",
-        output_activation="sigmoid_pm1",
-    ),
-}
-
-
-def lstm_options(variant: str = "standard", **overrides: Any) -> LSTMOptions:
-    """Options of a named variant (see `LSTM_VARIANTS`), with keyword overrides applied."""
-    if variant not in LSTM_VARIANTS:
-        raise ValueError(f"variant must be one of {list(LSTM_VARIANTS)}, got {variant!r}")
-    fields = {f.name for f in dataclasses.fields(LSTMOptions)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown LSTM option(s) {unknown}; valid options are {sorted(fields)}")
-    return LSTMOptions(**{**LSTM_VARIANTS[variant], **overrides})
-
-
-def lstm(variant: str = "standard", **overrides: Any) -> Cell:
-    """An LSTM `Cell`.
-
-    Args:
-      variant: "standard" (no peepholes, as PyTorch/flax/cuDNN; the default), "vanilla" (Greff
-        et al. 2015: with peepholes), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"
-        (each vanilla with one change) or "1997" (no forget gate, no peepholes, scaled
-        squashing functions).
-      **overrides: any `LSTMOptions` field, e.g. `peepholes=True`, `forget_bias=0.0`,
-        `chrono=100`.
-
-    The carry is `LSTMCarry(h, c)`; the output `y_t` is `h_t`.
-    """
-    return _lstm_cell(lstm_options(variant, **overrides))
-
-
-@functools.cache
-def _lstm_cell(options: LSTMOptions) -> Cell:
-    # Cached so that equal options give the same Cell, and jit caches keyed on it are reused.
-    return make_cell(
-        options,
-        functools.partial(init, options),
-        functools.partial(initial_carry, options),
-        functools.partial(step, options),
-    )
 
 
 def init(
@@ -343,3 +216,8 @@ def carry_from_parts(options: LSTMOptions, p: LSTMParts) -> LSTMCarry:
         by_name = {"i": p.i, "f": p.f, "o": p.o}
         gates = jnp.concatenate([by_name[s] for s in options.sigmoid_gates], axis=-1)
     return LSTMCarry(h=p.h, c=p.c, gates=gates)
+
+
+def hidden_state(carry: LSTMCarry) -> Array:
+    """The LSTM's output `y_t = h_t` (`Cell.output`)."""
+    return carry.h

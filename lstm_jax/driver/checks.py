@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.cell import Cell
+from lstm_jax.cells.protocol import Cell
 
 
 def check_float_array(name: str, x: Any) -> None:
@@ -27,22 +27,13 @@ def check_float_array(name: str, x: Any) -> None:
         )
 
 
-def sizes(params: Any) -> tuple[int, int]:
-    """`(input_size, hidden_size)` read from `params.w: [I, ·]` and `params.r: [H, ·]`."""
-    w, r = getattr(params, "w", None), getattr(params, "r", None)
-    if getattr(w, "ndim", None) != 2 or getattr(r, "ndim", None) != 2:
-        raise TypeError(
-            "params must be the parameters of an lstm_jax cell (a NamedTuple with 2-D kernels "
-            f"`w: [I, G·H]` and `r: [H, G·H]`), got {type(params).__name__}"
-        )
-    if w.shape[1] != r.shape[1]:
-        raise ValueError(
-            f"params.w has shape {w.shape} and params.r has shape {r.shape}: their last axes "
-            "(the gate blocks, G·H) must agree"
-        )
+def sizes(cell: Cell, params: Any) -> tuple[int, int]:
+    """`(input_size, hidden_size)` of `params` by `cell.sizes`, every leaf checked to be a float
+    array."""
+    input_size, hidden = cell.sizes(params)
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         check_float_array(f"params{jax.tree_util.keystr(path)}", leaf)
-    return w.shape[0], r.shape[0]
+    return input_size, hidden
 
 
 @functools.cache
@@ -167,7 +158,7 @@ def prepare(
 ) -> tuple[Any, Any]:
     """Validates an unroll's inputs and returns `(time-major xs, carry)`, the carry defaulting
     to zeros in the promoted dtype of xs and params."""
-    input_size, hidden = sizes(params)
+    input_size, hidden = sizes(cell, params)
     check_params(cell, params, input_size, hidden)
     check_xs(xs, input_size, time_major)
     if not time_major and xs.ndim == 3:

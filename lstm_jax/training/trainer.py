@@ -21,10 +21,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lstm_jax import checkpoint, model
-from lstm_jax.config import Config, ConfigError, TrainingConfig, dump
-from lstm_jax.gradients import as_gradient
-from lstm_jax.tasks import Batch, Task, make_task
+from lstm_jax.cells.registry import build_cell
+from lstm_jax.gradients.modes import resolve_gradient
+from lstm_jax.training import checkpoint, model
+from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump
+from lstm_jax.training.tasks import Batch, Task, make_task
 
 CHECKPOINT = "checkpoint.msgpack"
 METRICS = "metrics.jsonl"
@@ -104,7 +105,6 @@ def build(config: Config) -> Experiment:
     positive = {
         "model.hidden_size": m.hidden_size,
         "model.num_layers": m.num_layers,
-        "model.unroll": m.unroll,
         "model.window": 1 if m.window is None else m.window,
         "training.batch_size": t.batch_size,
         "training.steps": t.steps,
@@ -116,16 +116,16 @@ def build(config: Config) -> Experiment:
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
     try:
-        cell = model.make_cell(m.cell, m.variant, dict(m.options))
+        cell = build_cell(m.cell, m.variant, m.options)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from err
     try:
-        as_gradient(m.gradient)
+        mode = resolve_gradient(m.gradient)
     except ValueError as err:
         raise ConfigError(f"model.{err}") from err
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
-    unroll_kwargs = dict(gradient=m.gradient, window=m.window, unroll=m.unroll, remat=m.remat)
+    unroll_kwargs = dict(gradient=mode, window=m.window)
 
     def loss_and_carries(params, batch: Batch, carries):
         finals, outputs = model.apply(

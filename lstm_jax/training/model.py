@@ -10,12 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lstm_jax.cell import Carry, Cell
-from lstm_jax.elman_cell import rnn
-from lstm_jax.gru_cell import gru
-from lstm_jax.lstm_cell import lstm
-from lstm_jax.online import Readout
-from lstm_jax.scan import init_stacked, stacked
+from lstm_jax.cells.protocol import Carry, Cell
+from lstm_jax.driver.layers import Readout, init_stacked, stacked
 
 Array = jax.Array
 
@@ -23,25 +19,6 @@ Array = jax.Array
 class ModelParams(NamedTuple):
     rnn: tuple[Any, ...]  # one cell-params entry per layer
     readout: Readout
-
-
-CELL_BUILDERS: dict[str, Callable[..., Cell]] = {
-    "lstm": lambda variant, **options: lstm(variant, **options),
-    "gru": lambda variant, **options: gru(**options),
-    "rnn": lambda variant, **options: rnn(**options),
-}
-
-
-def make_cell(name: str, variant: str = "standard", options: dict[str, Any] | None = None) -> Cell:
-    """A cell by name ("lstm", "gru", "rnn"); `variant` applies to the LSTM only."""
-    if name not in CELL_BUILDERS:
-        raise ValueError(f"cell must be one of {list(CELL_BUILDERS)}, got {name!r}")
-    if name != "lstm" and variant != "standard":
-        raise ValueError(f"variant {variant!r} applies to the lstm cell only, not {name!r}")
-    try:
-        return CELL_BUILDERS[name](variant, **dict(options or {}))
-    except TypeError as err:
-        raise ValueError(f"bad options for cell {name!r}: {err}") from err
 
 
 def init(

@@ -1,7 +1,22 @@
-"""Gradient modes and the named cuts that implement them (SPEC §3).
+"""Gradient modes and the named cuts that implement them.
 
 Each cut is the identity in the forward pass; its docstring says which backward paths it removes.
 Forward values never depend on the gradient mode.
+
+- **Full BPTT** (`Gradient.FULL`): autodiff through the `lax.scan`, the exact gradient (Graves &
+  Schmidhuber 2005 brought it to LSTM training).
+- **Truncated through the gates** (`Gradient.TRUNCATED`; Hochreiter & Schmidhuber 1997, appendix
+  A.1; Gers et al. 2000, 2002): error arriving at any gate or cell-input pre-activation is not
+  propagated back in time; only the cell state carries error backwards, scaled by the forget
+  gate. The cells apply `cut_gate_recurrence` to `h_{t-1}` wherever it enters `z̄, ī, f̄, ō`, to
+  the peephole inputs (`c_{t-1}` into `ī, f̄`, `c_t` into `ō`) and to the FGR gate recurrence.
+  The general rule for any cell: cut every recurrent input into a nonlinear pre-activation, keep
+  the linear carry paths (the GRU's `(1 - u_t) ⊙ h_{t-1}` survives; in an Elman RNN nothing
+  does: the one-step gradient). Weight gradients are still summed over every step.
+- **Windowed truncated BPTT** (`cut_window`, `unroll(window=k)`): the forward state flows through
+  the whole sequence, the gradient through the carry is cut every `k` steps (TensorFlow's
+  `num_steps`); a stateful trainer hands one batch's final carry, gradient-free, to the next.
+- **Online truncated gradient**: the 1997 algorithm, forward in time (`gradients.online`).
 """
 
 from __future__ import annotations
@@ -26,8 +41,9 @@ class Gradient(enum.Enum):
     TRUNCATED = "truncated"
 
 
-def as_gradient(mode: Gradient | str) -> Gradient:
-    """Returns `mode` as a `Gradient`, accepting the strings "full" and "truncated"."""
+def resolve_gradient(mode: Gradient | str) -> Gradient:
+    """`mode` as a `Gradient`, accepting the strings "full" and "truncated": public entry points
+    resolve it once, and everything below them takes the `Gradient` as it is."""
     if isinstance(mode, Gradient):
         return mode
     valid = [m.value for m in Gradient]
@@ -42,7 +58,7 @@ def keep(x: Any) -> Any:
 
 
 def cut_gate_recurrence(x: Any) -> Any:
-    """Truncation through the gates (SPEC §3): `stop_gradient` on a recurrent input.
+    """Truncation through the gates: `stop_gradient` on a recurrent input.
 
     Cells apply it to every recurrent quantity that enters a nonlinear pre-activation:
     `h_{t-1}` into the LSTM's `z̄, ī, f̄, ō` (and the GRU's and Elman RNN's pre-activations), the

@@ -3,8 +3,8 @@
 - `per_lag_gradients` / `per_lag_norms`: `∂L/∂h_k` and `∂L/∂c_k` for every `k` in one backward
   pass, by adding zero probes to the carry after each step (the gradient with respect to a
   probe is the gradient with respect to that carry), for any cell and gradient mode.
-- `cell_state_jacobians` / `jacobian_term_norms`: the terms A, B, C, D (and peepholes) of
-  `∂c_t/∂c_{t-1}` (SPEC §4.2) along a sequence.
+- `cell_state_jacobians` / `jacobian_term_norms`: the terms A, B, C, D (and peepholes) of the
+  LSTM's `∂c_t/∂c_{t-1}` (`cells.lstm.derivation.CellStateJacobian`) along a sequence.
 - `cell_state_product_singular_values`: singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}`.
 """
 
@@ -17,11 +17,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import analytic, checks
-from lstm_jax import lstm_cell as lstm_lib
-from lstm_jax.cell import Carry, Cell, Params, StepFn
-from lstm_jax.gradients import Gradient
-from lstm_jax.scan import scan_steps
+from lstm_jax.cells import lstm as lstm_lib
+from lstm_jax.cells.lstm.derivation import CellStateJacobian
+from lstm_jax.cells.protocol import Carry, Cell, Params, StepFn
+from lstm_jax.driver import checks
+from lstm_jax.driver.scan import scan_steps
+from lstm_jax.gradients.modes import Gradient, resolve_gradient
 
 Array = jax.Array
 
@@ -40,11 +41,6 @@ def _probed(step: StepFn) -> StepFn:
     return probed_step
 
 
-def _output(carry: Carry) -> Array:
-    """The output `y_T` every cell here emits: its hidden state `h_T`."""
-    return carry.h if isinstance(carry, lstm_lib.LSTMCarry) else carry
-
-
 def per_lag_gradients(
     cell: Cell,
     params: Params,
@@ -58,8 +54,9 @@ def per_lag_gradients(
 
     Args:
       xs: `[T, B, I]` or `[T, I]` time-major inputs.
-      loss_fn: maps the last output `[*batch, H]` to a scalar; with a sum over the batch
-        (the default, `jnp.sum`) each sequence's gradients are its own.
+      loss_fn: maps the last output `y_T = cell.output(carry_T)`, `[*batch, H]`, to a scalar;
+        with a sum over the batch (the default, `jnp.sum`) each sequence's gradients are its
+        own.
       gradient: "full" or "truncated".
 
     Returns:
@@ -70,14 +67,14 @@ def per_lag_gradients(
       ∏_{j=k+1..T} f_j` for k < T), and `.c[T]` is zero since L reads only `h_T`.
     """
     xs, carry = checks.prepare(cell, params, xs, carry)
-    step = cell.step_for(gradient)
+    step = cell.step_for(resolve_gradient(gradient))
     probes = jax.tree.map(lambda c: jnp.zeros((xs.shape[0], *c.shape), c.dtype), carry)
 
     def loss(probes: Carry, carry: Carry) -> Array:
         final, _ = scan_steps(
             _probed(step), params, (xs, probes), carry, None, None, False, 1, False
         )
-        return loss_fn(_output(final))  # read from the probed carry, so lag 0 is ∂L/∂h_T
+        return loss_fn(cell.output(final))  # read from the probed carry: lag 0 is ∂L/∂h_T
 
     d_probes, d_carry = jax.grad(loss, argnums=(0, 1))(probes, carry)
     return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), d_carry, d_probes)
@@ -105,25 +102,14 @@ def cell_state_jacobians(
     carry: lstm_lib.LSTMCarry | None = None,
     *,
     gradient: Gradient | str = Gradient.FULL,
-) -> analytic.CellStateJacobian:
-    """The terms of `∂c_t/∂c_{t-1}` for t = 1..T: each leaf `[T, *batch, H, H]`.
-
-    At step 1 the terms through `h_0` (A, C, D) are zero: `h_0` is given, not computed from
-    `c_0`, so there is no `o_0` to hold fixed.
-    """
-    if not isinstance(cell.options, lstm_lib.LSTMOptions):
-        raise TypeError(
-            f"cell-state Jacobians need an LSTM cell, got {type(cell.options).__name__}"
-        )
+) -> CellStateJacobian:
+    """The terms of an LSTM's `∂c_t/∂c_{t-1}` for t = 1..T: each leaf `[T, *batch, H, H]`
+    (`cells.lstm.derivation.cell_state_jacobians`; a TypeError for other cells)."""
+    options = lstm_lib.options_of(cell, "cell-state Jacobians")
     xs, carry = checks.prepare(cell, params, xs, carry)
-    trace = analytic.forward_trace(cell, params, xs, carry)
-    o = trace.parts.o
-    o_prev = jnp.concatenate([jnp.zeros_like(o[:1]), o[:-1]])
-
-    def at_step(carry_prev: lstm_lib.LSTMCarry, x: Array, o_prev: Array):
-        return analytic.lstm_cell_state_jacobian(cell, params, carry_prev, x, o_prev, gradient)
-
-    return jax.vmap(at_step)(trace.carries, xs, o_prev)
+    return lstm_lib.derivation.cell_state_jacobians(
+        options, params, xs, carry, resolve_gradient(gradient)
+    )
 
 
 def jacobian_term_norms(
@@ -133,7 +119,7 @@ def jacobian_term_norms(
     carry: lstm_lib.LSTMCarry | None = None,
     *,
     gradient: Gradient | str = Gradient.FULL,
-) -> analytic.CellStateJacobian:
+) -> CellStateJacobian:
     """Spectral norms (largest singular values) of A, B, C, D, P at every step: `[T, *batch]`.
 
     The spectral norm bounds how much a term can scale an error vector in one step.
@@ -153,9 +139,9 @@ def cell_state_product_singular_values(
     """Singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}` for k = 0..T-1: `[T, *batch, H]`, each
     row in descending order.
 
-    `J_t` is the SPEC §4.2 Jacobian (`o_{t-1}` held fixed): the cell-state chain the seeds
-    analyse. Under TRUNCATED it is exactly `diag(f_t)`, so the singular values are the sorted
-    forget-gate products `|∏_{j=k+1..T} f_j|`.
+    `J_t` is `cells.lstm.derivation.cell_state_jacobian` (`o_{t-1}` held fixed): the
+    cell-state chain the seeds analyse. Under TRUNCATED it is exactly `diag(f_t)`, so the
+    singular values are the sorted forget-gate products `|∏_{j=k+1..T} f_j|`.
     """
     jac = cell_state_jacobians(cell, params, xs, carry, gradient=gradient).total()
     eye = jnp.broadcast_to(jnp.eye(jac.shape[-1], dtype=jac.dtype), jac.shape[1:])

@@ -1,13 +1,13 @@
 """The online truncated gradient of Hochreiter & Schmidhuber (1997): truncated RTRL.
 
-Under the truncated gradient (SPEC §3) error flows back in time only along `c_{t-1} → c_t`,
-scaled by `f_t`. So for any weight θ that feeds the cell state,
+Under the truncated gradient (`gradients.modes`) error flows back in time only along
+`c_{t-1} → c_t`, scaled by `f_t`. So for any weight θ that feeds the cell state,
 
     dL/dθ = Σ_t δc_t^local · e_t,    e_t = f_t ⊙ e_{t-1} + ∂c_t/∂θ|local,
 
 where `δc_t^local = ∂ℓ_t/∂h_t ⊙ o_t ⊙ k'(c_t)` is the error the step's own loss puts on `c_t`
 and `e_t` is an eligibility trace. With `in_t = [x_t, h_{t-1}, (gates_{t-1}), 1]` the local
-terms are, per unit (SPEC §3):
+terms are, per unit (`cells.lstm.derivation.cell_state_influence`):
 
     cell input   ∂c_t/∂θ_z = i_t ⊙ g'(z̄_t) ⊗ in_t
     input gate   ∂c_t/∂θ_i = z_t ⊙ σ'(ī_t) ⊗ in_t        (CIFG: (z_t - c_{t-1}) ⊙ σ'(ī_t))
@@ -28,21 +28,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import checks
-from lstm_jax import lstm_cell as lstm_lib
-from lstm_jax.activations import activation, sigmoid
-from lstm_jax.analytic import sum_batch
-from lstm_jax.cell import Cell
+from lstm_jax.cells import lstm as lstm_lib
+from lstm_jax.cells.activations import activation, sigmoid
+from lstm_jax.cells.protocol import Cell, sum_leading
+from lstm_jax.driver import checks
+from lstm_jax.driver.layers import Readout
 
 Array = jax.Array
 LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> scalar
-
-
-class Readout(NamedTuple):
-    """A linear readout `prediction_t = h_t @ w + b`."""
-
-    w: Array  # [H, O]
-    b: Array  # [O]
 
 
 class OnlineGradients(NamedTuple):
@@ -85,11 +78,7 @@ def online_gradient(
     Returns:
       `OnlineGradients(loss, params, readout, c0)`.
     """
-    options = cell.options
-    if not isinstance(options, lstm_lib.LSTMOptions):
-        raise TypeError(
-            f"the online truncated gradient is derived for LSTM cells, got {type(options).__name__}"
-        )
+    options = lstm_lib.options_of(cell, "the online truncated gradient (derived for the LSTM)")
     xs, carry = checks.prepare(cell, params, xs, carry)
     hidden, num_steps = carry.c.shape[-1], xs.shape[0]
     if getattr(readout.w, "ndim", 0) != 2 or readout.w.shape[0] != hidden:
@@ -126,7 +115,6 @@ def _online(
     carry: lstm_lib.LSTMCarry,
     every_step: bool,
 ) -> OnlineGradients:
-    g = activation(options.input_activation, "input_activation")
     k = activation(options.output_activation, "output_activation")
     blocks = _traced_blocks(options)
     num_steps = xs.shape[0]
@@ -143,17 +131,13 @@ def _online(
     def body(state, inputs):
         carry, traces, acc = state
         t, x, target = inputs
-        p = lstm_lib.parts(options, params, carry, x)
+        p = lstm_lib.step.parts(options, params, carry, x)
         ones = jnp.ones((*batch, 1), dtype)
         pieces = [x, carry.h] + ([carry.gates] if carry.gates is not None else []) + [ones]
         in_t = jnp.concatenate(pieces, axis=-1)  # [*batch, D]
 
         # ∂c_t/∂(pre-activation) per traced block: the local terms of the module docstring.
-        dc_dpre = {"z": p.i * g.grad(p.z_pre)}
-        if options.input_gate:
-            dc_dpre["i"] = (p.z - (carry.c if options.coupled else 0.0)) * sigmoid.grad(p.i_pre)
-        if p.f_pre is not None:
-            dc_dpre["f"] = carry.c * sigmoid.grad(p.f_pre)
+        dc_dpre = lstm_lib.derivation.cell_state_influence(options, p, carry.c)
         local = jnp.stack([dc_dpre[name] for name in blocks], axis=-2)  # [*batch, C, H]
         f = p.f[..., None, :, None]
         e = f * traces.e + local[..., None] * in_t[..., None, None, :]
@@ -174,8 +158,8 @@ def _online(
             "loss": acc["loss"] + weight * loss,
             "readout": jax.tree.map(lambda a, d: a + weight * d, acc["readout"], d_readout),
             "traced": acc["traced"] + jnp.einsum("...h,...chd->chd", dc, e),
-            "p_i": acc["p_i"] + sum_batch(dc * p_i),
-            "p_f": acc["p_f"] + sum_batch(dc * p_f),
+            "p_i": acc["p_i"] + sum_leading(dc * p_i),
+            "p_f": acc["p_f"] + sum_leading(dc * p_f),
             "c0": acc["c0"] + dc * traces.c0,
             "o": acc["o"],
             "p_o": acc["p_o"],
@@ -183,8 +167,8 @@ def _online(
         if options.output_gate:  # no trace: ō_t reaches the loss only through h_t
             d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
             acc["o"] = acc["o"] + jnp.einsum("...h,...d->hd", d_o, in_t)
-            acc["p_o"] = acc["p_o"] + sum_batch(d_o * p.c)
-        return (lstm_lib.carry_from_parts(options, p), traces, acc), None
+            acc["p_o"] = acc["p_o"] + sum_leading(d_o * p.c)
+        return (lstm_lib.step.carry_from_parts(options, p), traces, acc), None
 
     traces = _Traces(
         e=jnp.zeros((*batch, len(blocks), hidden, width), dtype),

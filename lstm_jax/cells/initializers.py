@@ -1,6 +1,6 @@
 """Weight initialisers shared by the cells.
 
-Kernels are stored `in → out` (`x @ w`, as flax and optax users expect), so the SPEC's matrices
+Kernels are stored `in → out` (`x @ w`, as flax and optax users expect), so the equations' matrices
 are their transposes: `W_* = w[:, block]ᵀ`, `R_* = r[:, block]ᵀ`.
 """
 

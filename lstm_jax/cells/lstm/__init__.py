@@ -1,0 +1,85 @@
+"""The LSTM with every Greff et al. (2015) variant as an option of one implementation.
+
+`options` holds its static structure and the named variants, `step` the forward equations, and
+`derivation` the hand-derived backward pass and Jacobians. `lstm(...)` builds the `Cell`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from lstm_jax.cells.lstm import derivation, step
+from lstm_jax.cells.lstm.options import LSTM_GATE_ORDER, LSTM_VARIANTS, LSTMOptions, lstm_options
+from lstm_jax.cells.lstm.step import LSTMCarry, LSTMParams, LSTMParts
+from lstm_jax.cells.protocol import (
+    Cell,
+    Derivation,
+    cell_from_step,
+    kernel_input_grad,
+    kernel_project,
+)
+
+__all__ = [
+    "LSTM_GATE_ORDER",
+    "LSTM_VARIANTS",
+    "LSTMCarry",
+    "LSTMOptions",
+    "LSTMParams",
+    "LSTMParts",
+    "derivation",
+    "lstm",
+    "lstm_options",
+    "options_of",
+    "step",
+    "trace_parts",
+]
+
+
+def lstm(variant: str = "standard", **overrides: Any) -> Cell:
+    """An LSTM `Cell`.
+
+    Args:
+      variant: "standard" (no peepholes, as PyTorch/flax/cuDNN; the default), "vanilla" (Greff
+        et al. 2015: with peepholes), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"
+        (each vanilla with one change) or "1997" (no forget gate, no peepholes, scaled
+        squashing functions).
+      **overrides: any `LSTMOptions` field, e.g. `peepholes=True`, `forget_bias=0.0`,
+        `chrono=100`.
+
+    The carry is `LSTMCarry(h, c)` (plus the previous gate activations for FGR); `y_t = h_t`.
+    """
+    return _lstm_cell(lstm_options(variant, **overrides))
+
+
+@functools.cache
+def _lstm_cell(options: LSTMOptions) -> Cell:
+    # Cached so that equal options give the same Cell, and jit caches keyed on it are reused.
+    derived = Derivation(
+        kernel_project,
+        functools.partial(derivation.forward, options),
+        functools.partial(derivation.delta, options),
+        functools.partial(derivation.grads, options),
+        kernel_input_grad,
+    )
+    return cell_from_step(
+        options,
+        functools.partial(step.init, options),
+        functools.partial(step.initial_carry, options),
+        functools.partial(step.step, options),
+        output=step.hidden_state,
+        derivation=derived,
+    )
+
+
+def options_of(cell: Cell, purpose: str) -> LSTMOptions:
+    """The `LSTMOptions` of an LSTM cell; a TypeError naming `purpose` for any other cell."""
+    if not isinstance(cell.options, LSTMOptions):
+        raise TypeError(f"{purpose} needs an LSTM cell, got {type(cell.options).__name__}")
+    return cell.options
+
+
+def trace_parts(cell: Cell, params: LSTMParams, xs: Any, carry: LSTMCarry) -> LSTMParts:
+    """Every intermediate (`LSTMParts`, pre-activations included) of every step of an LSTM over
+    time-major `xs: [T, *batch, I]`, each leaf stacked over time `[T, ...]`."""
+    return derivation.gate_trace(options_of(cell, "trace_parts"), params, xs, carry)[1]

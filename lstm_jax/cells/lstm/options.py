@@ -1,0 +1,116 @@
+"""LSTM options: the static structure of one LSTM, and the named Greff et al. (2015) variants,
+each a flag of the one LSTM (`lstm_jax.cells.lstm.step` has the equations)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from lstm_jax.cells.activations import activation
+
+LSTM_GATE_ORDER: tuple[str, ...] = ("i", "f", "z", "o")
+"""Order of the gate blocks along the last axis of `w`, `r` and `b`: input gate, forget gate,
+cell input (block input), output gate. Absent gates are skipped, the rest keep this order."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMOptions:
+    """Static structure of an LSTM; each Greff et al. (2015) variant flips one field.
+
+    Attributes:
+      input_gate: False for NIG (i_t = 1).
+      forget_gate: False for NFG (f_t = 1) and for the 1997 cell.
+      output_gate: False for NOG (o_t = 1).
+      coupled: CIFG, f_t = 1 - i_t (needs the input and forget gates).
+      peepholes: p_i, p_f, p_o (Gers & Schmidhuber 2000); vanilla has them, NP does not.
+      gate_recurrence: FGR, each gate also sees the previous step's gate activations.
+      input_activation: `g`: "tanh", "identity" (NIAF) or "sigmoid_pm2" (1997, range ±2).
+      output_activation: `k`: "tanh", "identity" (NOAF) or "sigmoid_pm1" (1997, range ±1).
+      forget_bias: initial forget-gate bias (1.0: Gers et al. 2000, Jozefowicz et al. 2015).
+      chrono: if set, T_max of chrono initialisation (Tallec & Ollivier 2018), which replaces
+        `forget_bias`: b_f ~ log U(1, T_max - 1), b_i = -b_f.
+    """
+
+    input_gate: bool = True
+    forget_gate: bool = True
+    output_gate: bool = True
+    coupled: bool = False
+    peepholes: bool = False
+    gate_recurrence: bool = False
+    input_activation: str = "tanh"
+    output_activation: str = "tanh"
+    forget_bias: float = 1.0
+    chrono: int | None = None
+
+    def __post_init__(self) -> None:
+        activation(self.input_activation, "input_activation")
+        activation(self.output_activation, "output_activation")
+        if self.coupled and not (self.input_gate and self.forget_gate):
+            raise ValueError(
+                "coupled=True (CIFG, f = 1 - i) needs input_gate=True and forget_gate=True, got "
+                f"input_gate={self.input_gate}, forget_gate={self.forget_gate}"
+            )
+        if self.chrono is not None and not (
+            self.input_gate and self.forget_gate and not self.coupled
+        ):
+            raise ValueError(
+                "chrono initialisation sets b_f and b_i = -b_f, so it needs free input and "
+                f"forget gates; got input_gate={self.input_gate}, "
+                f"forget_gate={self.forget_gate}, coupled={self.coupled}"
+            )
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        """The blocks of the fused matmul, in `LSTM_GATE_ORDER`."""
+        present = {
+            "i": self.input_gate,
+            "f": self.forget_gate and not self.coupled,
+            "z": True,
+            "o": self.output_gate,
+        }
+        return tuple(g for g in LSTM_GATE_ORDER if present[g])
+
+    @property
+    def sigmoid_gates(self) -> tuple[str, ...]:
+        """The gates with their own pre-activation (the FGR sources and targets)."""
+        return tuple(g for g in self.gates if g != "z")
+
+    @property
+    def peephole_gates(self) -> tuple[str, ...]:
+        return self.sigmoid_gates if self.peepholes else ()
+
+
+_VANILLA = dict(peepholes=True)
+
+LSTM_VARIANTS: dict[str, dict[str, Any]] = {
+    # The LSTM of PyTorch, flax, Keras and cuDNN: Greff's vanilla without peepholes (= NP).
+    "standard": dict(peepholes=False),
+    # Greff et al. 2015: vanilla (peepholes, forget gate, tanh) and one change each.
+    "vanilla": _VANILLA,
+    "NIG": {**_VANILLA, "input_gate": False},
+    "NFG": {**_VANILLA, "forget_gate": False},
+    "NOG": {**_VANILLA, "output_gate": False},
+    "NIAF": {**_VANILLA, "input_activation": "identity"},
+    "NOAF": {**_VANILLA, "output_activation": "identity"},
+    "NP": dict(peepholes=False),
+    "CIFG": {**_VANILLA, "coupled": True},
+    "FGR": {**_VANILLA, "gate_recurrence": True},
+    # Hochreiter & Schmidhuber 1997: NFG + NP with their scaled squashing functions.
+    "1997": dict(
+        forget_gate=False,
+        peepholes=False,
+        input_activation="sigmoid_pm2",
+        output_activation="sigmoid_pm1",
+    ),
+}
+
+
+def lstm_options(variant: str = "standard", **overrides: Any) -> LSTMOptions:
+    """Options of a named variant (see `LSTM_VARIANTS`), with keyword overrides applied."""
+    if variant not in LSTM_VARIANTS:
+        raise ValueError(f"variant must be one of {list(LSTM_VARIANTS)}, got {variant!r}")
+    fields = {f.name for f in dataclasses.fields(LSTMOptions)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"unknown LSTM option(s) {unknown}; valid options are {sorted(fields)}")
+    return LSTMOptions(**{**LSTM_VARIANTS[variant], **overrides})

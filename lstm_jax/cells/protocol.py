@@ -1,0 +1,179 @@
+"""The cell protocol: a recurrent cell as a NamedTuple of pure functions, and the richer
+`Derivation` NamedTuple a cell fills in to carry its own hand-derived backward pass.
+
+Modelled on `optax.GradientTransformation`: no classes with hidden state, only functions of
+explicit params and carry, so that `jax.grad`, `jax.vmap`, `jax.jit` and `lax.scan` compose. A
+richer capability is a richer NamedTuple (`Cell.derivation`), never a type switch: the generic
+code (`lstm_jax.driver`, `lstm_jax.gradients`, `lstm_jax.diagnostics`) reads only these fields
+and never asks which cell it holds. A cell without a derivation runs everywhere through the
+scan path (autodiff through `step`).
+
+A derivation splits one step at the input matmul, which the fused unroll hoists out of the
+loop (one `[T·B, I] × [I, G]` product for all steps), and states the step's backward pass::
+
+    xw_t = project(params, x_t)                                   x_t W   [*batch, G], no bias
+    carry_t, row_t, extra_t = forward(params, carry_{t-1}, xw_t)  the rest of the step
+    dcarry_{t-1}, drow_t, dextra_t
+        = delta(params, carry_{t-1}, carry_t, row_t, extra_t, dcarry_t, dy_t, mode)
+    dparams = grads(params, x, carry_prev, carry, drow, dextra)   summed over leading axes
+    dx = input_grad(params, drow)                                 drow Wᵀ
+
+`row_t` has the shape of `xw_t`: it is what the step keeps of its pre-activations (the LSTM
+keeps its gate activations), written over `xw_t` in place by the fused unroll; `drow_t` is
+`∂L/∂xw_t`, written over `row_t` in turn. `extra_t` is any other per-step residual (a pytree
+or None); `dextra_t`, shaped like it, is written over it and read by `grads`. `dcarry_t` is
+∂L/∂carry_t from the steps after t (and the final carry's cotangent), `dy_t` the gradient of
+the step's output. `mode` is a `Gradient`: under `TRUNCATED` `delta` drops exactly the paths
+`truncated_step` cuts. `grads` and `input_grad` sum over every leading axis, so they serve one
+step (`[*batch, ·]`) or a whole sequence (`[T, *batch, ·]`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.gradients.modes import Gradient, cut_gate_recurrence, keep
+
+Array = jax.Array
+Params = Any  # a pytree, one NamedTuple per cell kind
+Carry = Any  # a pytree of [*batch, ...] arrays
+
+
+class InitFn(Protocol):
+    def __call__(
+        self, key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32
+    ) -> Params: ...
+
+
+class InitialCarryFn(Protocol):
+    def __call__(
+        self, batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
+    ) -> Carry: ...
+
+
+StepFn = Callable[[Params, Carry, Array], tuple[Carry, Array]]
+SizesFn = Callable[[Params], tuple[int, int]]
+OutputFn = Callable[[Carry], Array]
+
+
+class Derivation(NamedTuple):
+    """A cell's hand-derived backward pass, split as the module docstring shows.
+
+    Attributes:
+      project: `(params, xs [..., I]) -> xw [..., G]`, the input matmul `x W` (no bias).
+      forward: `(params, carry_{t-1}, xw_t) -> (carry_t, row_t, extra_t)`.
+      delta: `(params, carry_{t-1}, carry_t, row_t, extra_t, dcarry_t, dy_t, mode) ->
+        (dcarry_{t-1}, drow_t, dextra_t)`: one step backwards, `drow_t = ∂L/∂xw_t`.
+      grads: `(params, xs, carries_prev, carries, drows, dextras) -> dparams`.
+      input_grad: `(params, drows) -> dxs`, `drow Wᵀ`.
+    """
+
+    project: Callable[[Params, Array], Array]
+    forward: Callable[[Params, Carry, Array], tuple[Carry, Array, Any]]
+    delta: Callable[..., tuple[Carry, Array, Any]]
+    grads: Callable[..., Params]
+    input_grad: Callable[[Params, Array], Array]
+
+
+def kernel_sizes(params: Any) -> tuple[int, int]:
+    """`(input_size, hidden_size)` read from 2-D kernels `params.w: [I, ·]`, `params.r: [H, ·]`
+    (the default `Cell.sizes`; a cell laid out otherwise passes its own)."""
+    w, r = getattr(params, "w", None), getattr(params, "r", None)
+    if getattr(w, "ndim", None) != 2 or getattr(r, "ndim", None) != 2:
+        raise TypeError(
+            "params must be the parameters of this cell (a NamedTuple with 2-D kernels "
+            f"`w: [I, G·H]` and `r: [H, G·H]`), got {type(params).__name__}"
+        )
+    return w.shape[0], r.shape[0]
+
+
+def carry_is_output(carry: Carry) -> Array:
+    """The default `Cell.output`: the carry is the hidden state, `y_t = h_t`."""
+    return carry
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: pure functions plus the static options they were built from.
+
+    Attributes:
+      init: `init(key, input_size, hidden_size, dtype=float32) -> params`.
+      initial_carry: `initial_carry(batch_shape, hidden_size, dtype=float32) -> carry`, all zeros;
+        `batch_shape` is `()` for an unbatched sequence.
+      step: `step(params, carry, x) -> (carry, y)` with `x: [*batch, I]`, `y: [*batch, H]`. The
+        body signature of `jax.lax.scan`; differentiating through it gives the full gradient.
+      truncated_step: the same forward computation as `step`, with the truncation through the
+        gates (`lstm_jax.gradients.modes`): every recurrent input into a nonlinear
+        pre-activation goes through `cut_gate_recurrence`, so only the linear carry paths (the
+        LSTM cell state, the GRU's `(1 - u) ⊙ h`) carry error back in time.
+      options: the hashable, frozen options the cell was built from (read only by the cell's
+        own module).
+      sizes: `sizes(params) -> (input_size, hidden_size)`.
+      output: `output(carry_t) -> y_t`, a selection of the carry (`h_t` for every cell here).
+      derivation: the hand-derived backward pass (`Derivation`), or None: the cell then runs
+        through the scan path only.
+    """
+
+    init: InitFn
+    initial_carry: InitialCarryFn
+    step: StepFn
+    truncated_step: StepFn
+    options: Hashable
+    sizes: SizesFn = kernel_sizes
+    output: OutputFn = carry_is_output
+    derivation: Derivation | None = None
+
+    def step_for(self, mode: Gradient) -> StepFn:
+        """`step` for `Gradient.FULL`, `truncated_step` for `Gradient.TRUNCATED` (resolve a
+        string first with `gradients.modes.resolve_gradient`)."""
+        return self.step if mode is Gradient.FULL else self.truncated_step
+
+
+def zero_state(batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32) -> Array:
+    """Zeros of shape `[*batch_shape, H]`: the initial state of every cell here."""
+    return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
+
+
+def cell_from_step(
+    options: Hashable,
+    init: InitFn,
+    initial_carry: InitialCarryFn,
+    step: Callable[..., Any],
+    **fields: Any,
+) -> Cell:
+    """A `Cell` from a step `step(params, carry, x, cut=...)`: `step` cuts nothing
+    (`modes.keep`), `truncated_step` cuts with `modes.cut_gate_recurrence`. `fields` are the
+    optional `Cell` fields (`sizes`, `output`, `derivation`)."""
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=functools.partial(step, cut=keep),
+        truncated_step=functools.partial(step, cut=cut_gate_recurrence),
+        options=options,
+        **fields,
+    )
+
+
+def sum_leading(a: Array) -> Array:
+    """Sums every leading axis of `[..., n]` (the batch, and time for a whole sequence)."""
+    return a.reshape(-1, a.shape[-1]).sum(0)
+
+
+def outer_sum(a: Array, b: Array) -> Array:
+    """`Σ a ⊗ b` over every leading axis: `[..., m], [..., n] -> [m, n]` (a weight gradient), as
+    one `[m, N] × [N, n]` matmul over the flattened leading axes."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def kernel_input_grad(params: Any, drows: Array) -> Array:
+    """`drow Wᵀ` for cells whose input kernel is `params.w: [I, G]`."""
+    return drows @ params.w.T
+
+
+def kernel_project(params: Any, xs: Array) -> Array:
+    """`x W` for cells whose input kernel is `params.w: [I, G]`."""
+    return xs @ params.w

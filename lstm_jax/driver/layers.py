@@ -1,0 +1,148 @@
+"""Layers composed from `unroll`: `bidirectional`, `stacked` and `init_stacked`, and the linear
+`Readout` the sequence model and the online algorithms put on top of a cell."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells.protocol import Carry, Cell, Params
+from lstm_jax.driver.scan import unroll
+
+Array = jax.Array
+
+
+class Readout(NamedTuple):
+    """A linear readout `prediction_t = y_t @ w + b`."""
+
+    w: Array  # [H, O]
+    b: Array  # [O]
+
+
+def bidirectional(
+    cell: Cell,
+    params: tuple[Params, Params],
+    xs: Array,
+    carry: tuple[Carry, Carry] | None = None,
+    **kwargs: Any,
+) -> tuple[tuple[Carry, Carry], Array]:
+    """A forward and a backward `unroll` over the same inputs, outputs concatenated.
+
+    Args:
+      params: `(forward_params, backward_params)`.
+      carry: `(forward_carry, backward_carry)`, or None for zeros.
+      **kwargs: any `unroll` keyword except `reverse` (`lengths` makes the backward pass start
+        at each sequence's last valid step).
+
+    Returns:
+      `((forward_final_carry, backward_final_carry), ys)`, `ys[..., :H]` forward and
+      `ys[..., H:]` backward, both aligned with the inputs.
+    """
+    if "reverse" in kwargs:
+        raise TypeError("bidirectional runs both directions; do not pass reverse")
+    params = _pair("params", params)
+    carry_fw, carry_bw = (None, None) if carry is None else _pair("carry", carry)
+    with _context("forward direction"):
+        c_fw, y_fw = unroll(cell, params[0], xs, carry_fw, **kwargs)
+    with _context("backward direction"):
+        c_bw, y_bw = unroll(cell, params[1], xs, carry_bw, reverse=True, **kwargs)
+    return (c_fw, c_bw), jnp.concatenate([y_fw, y_bw], axis=-1)
+
+
+def stacked(
+    cell: Cell,
+    params: Sequence[Params],
+    xs: Array,
+    carries: Sequence[Carry] | None = None,
+    *,
+    bidirectional: bool = False,
+    **kwargs: Any,
+) -> tuple[tuple[Carry, ...], Array]:
+    """Layers of `unroll` (or of `bidirectional`), each fed the previous layer's outputs.
+
+    Args:
+      params: one entry per layer (a `(forward, backward)` pair per layer when
+        `bidirectional`), e.g. from `init_stacked`.
+      carries: one initial carry per layer, or None for zeros.
+      **kwargs: forwarded to every layer's `unroll`.
+
+    Returns:
+      `(final_carries, ys)`: a tuple with one final carry per layer, and the last layer's outputs.
+    """
+    if type(params) not in (tuple, list) or len(params) == 0:
+        raise ValueError(
+            "params must be a non-empty tuple or list with one entry per layer (see init_stacked),"
+            f" got {type(params).__name__}"
+        )
+    if carries is not None and len(carries) != len(params):
+        raise ValueError(f"carries has {len(carries)} entries but there are {len(params)} layers")
+    layer = (
+        functools.partial(_bidirectional, cell)
+        if bidirectional
+        else functools.partial(unroll, cell)
+    )
+    finals, ys = [], xs
+    for index, layer_params in enumerate(params):
+        with _context(f"layer {index}"):
+            final, ys = layer(
+                layer_params, ys, None if carries is None else carries[index], **kwargs
+            )
+        finals.append(final)
+    return tuple(finals), ys
+
+
+_bidirectional = bidirectional  # `stacked` has a keyword of the same name
+
+
+def init_stacked(
+    cell: Cell,
+    key: Array,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    *,
+    bidirectional: bool = False,
+    dtype: Any = jnp.float32,
+) -> tuple[Params, ...]:
+    """Per-layer params for `stacked`: layer 0 reads `input_size` features, later layers read
+    the previous layer's `hidden_size` (`2 · hidden_size` when bidirectional)."""
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    layers = []
+    for index, layer_key in enumerate(jax.random.split(key, num_layers)):
+        size = input_size if index == 0 else hidden_size * (2 if bidirectional else 1)
+        if bidirectional:
+            k_fw, k_bw = jax.random.split(layer_key)
+            layers.append(
+                (
+                    cell.init(k_fw, size, hidden_size, dtype),
+                    cell.init(k_bw, size, hidden_size, dtype),
+                )
+            )
+        else:
+            layers.append(cell.init(layer_key, size, hidden_size, dtype))
+    return tuple(layers)
+
+
+@contextlib.contextmanager
+def _context(where: str) -> Iterator[None]:
+    """Prefixes a validation error with the layer or direction it came from."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        if type(err) not in (ValueError, TypeError):  # JAX's own errors take other arguments
+            err.add_note(f"in {where}")
+            raise
+        raise type(err)(f"{where}: {err}") from err
+
+
+def _pair(name: str, value: Any) -> tuple[Any, Any]:
+    # A NamedTuple of params is a tuple too: demand a plain pair.
+    if type(value) not in (tuple, list) or len(value) != 2:
+        raise ValueError(f"{name} must be a (forward, backward) pair, got {type(value).__name__}")
+    return value[0], value[1]

@@ -1,0 +1,208 @@
+"""The one `lax.scan` driver that runs cells: `unroll`. It knows only the cell protocol
+(`cells.protocol.Cell`); the implementation (`Impl`) and the gradient mode (`Gradient`) are
+resolved once, at the top, and passed down as they are."""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells.protocol import Carry, Cell, Params, StepFn
+from lstm_jax.driver import checks
+from lstm_jax.gradients import fused
+from lstm_jax.gradients.modes import Gradient, cut_window, resolve_gradient
+
+Array = jax.Array
+
+
+class Impl(enum.Enum):
+    """How `unroll` runs and differentiates the cell.
+
+    SCAN: autodiff through the `lax.scan` of `cell.step` (any order, forward and reverse mode,
+      every option).
+    FUSED: `gradients.fused`, a `custom_vjp` over the cell's `Derivation` with the input and
+      weight-gradient matmuls hoisted out of the loops: reverse mode only, no `lengths`,
+      `window`, `resets` or `remat`.
+    AUTO: FUSED wherever it applies (it measured faster than SCAN for every cell at every
+      benchmark shape, `experiments/benchmarks/`), SCAN otherwise.
+    """
+
+    AUTO = "auto"
+    FUSED = "fused"
+    SCAN = "scan"
+
+
+def resolve_impl(
+    impl: Impl | str,
+    cell: Cell,
+    *,
+    lengths: Any = None,
+    window: int | None = None,
+    resets: Any = None,
+    remat: bool = False,
+) -> Impl:
+    """`Impl.FUSED` or `Impl.SCAN` for this cell and these options; `impl` may be a string.
+
+    A ValueError names the valid choices for an unknown `impl`, and what stands in the way when
+    `Impl.FUSED` is asked for where it does not apply.
+    """
+    if not isinstance(impl, Impl):
+        valid = [i.value for i in Impl]
+        if not isinstance(impl, str) or impl not in valid:
+            raise ValueError(f"impl must be one of {valid} or a lstm_jax.Impl, got {impl!r}")
+        impl = Impl(impl)
+    if impl is Impl.SCAN:
+        return impl
+    options = {"lengths": lengths, "window": window, "resets": resets}
+    unsupported = [name for name, value in options.items() if value is not None]
+    unsupported += ["remat"] if remat else []
+    unsupported += [] if cell.derivation is not None else ["this cell (it has no derivation)"]
+    if impl is Impl.FUSED and unsupported:
+        raise ValueError(f"impl='fused' does not support {', '.join(unsupported)}; use impl='scan'")
+    return Impl.SCAN if unsupported else Impl.FUSED
+
+
+def unroll(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry | None = None,
+    *,
+    gradient: Gradient | str = Gradient.FULL,
+    window: int | None = None,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    reverse: bool = False,
+    time_major: bool = True,
+    scan_unroll: int = 1,
+    remat: bool = False,
+    impl: Impl | str = Impl.AUTO,
+) -> tuple[Carry, Array]:
+    """Runs `cell` over a sequence with one `jax.lax.scan`.
+
+    Args:
+      cell: a `Cell` (`lstm_jax.rnn()`, `lstm_jax.lstm(...)`, `lstm_jax.gru(...)`, or your own).
+      params: its parameters.
+      xs: `[T, B, I]` (time-major), `[B, T, I]` (`time_major=False`) or `[T, I]` (unbatched).
+      carry: initial carry for batch shape `[B]` (or `()`); zeros when None.
+      gradient: `Gradient.FULL` / "full" (exact BPTT) or `Gradient.TRUNCATED` / "truncated"
+        (truncation through the gates, `gradients.modes`). Forward values are the same in both.
+      window: windowed truncated BPTT: the gradient through the carry is cut every `window`
+        steps of each sequence (`gradients.modes.cut_window`); the forward state flows on.
+        Combines with either `gradient`.
+      lengths: `[B]` ints (a scalar for unbatched xs): steps at or past a sequence's length
+        leave its carry unchanged and output zeros, so the final carry is the carry after
+        its last valid step.
+      resets: `[T, B]` bools (laid out like `xs` without its last axis): where true, the carry
+        is set to zeros before that step, as at the start of a new sequence (e.g. the external
+        reset at string boundaries of Gers et al. 2000). No gradient crosses a reset.
+      reverse: process each sequence from its last valid step back to its first; outputs stay
+        in input order (`ys[t]` belongs to `xs[t]`).
+      time_major: layout of `xs` and `ys`.
+      scan_unroll: steps per scan iteration (`lax.scan(unroll=...)`, scan path only).
+      remat: recompute each step in the backward pass (`jax.checkpoint`) instead of storing
+        its intermediates; the scan then stores only the carries.
+      impl: an `Impl` or its name: "scan", "fused" or "auto" (the default). Pass "scan" for
+        `jax.jvp`/`jax.jacfwd` and higher derivatives.
+
+    Returns:
+      `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
+    """
+    mode = resolve_gradient(gradient)
+    checks.check_window(window)
+    xs, carry = checks.prepare(cell, params, xs, carry, time_major)
+    batch_shape = tuple(xs.shape[1:-1])
+    if lengths is not None:
+        lengths = jnp.asarray(lengths)  # a list or an int is fine; its dtype is checked next
+        checks.check_lengths(lengths, batch_shape, xs.shape[0])
+    if resets is not None:
+        resets = jnp.asarray(resets)
+        if not time_major and resets.ndim == 2:
+            resets = jnp.swapaxes(resets, 0, 1)
+        checks.check_resets(resets, xs.shape[:-1])
+    resolved = resolve_impl(impl, cell, lengths=lengths, window=window, resets=resets, remat=remat)
+    if resolved is Impl.FUSED:
+        if reverse:
+            carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode)
+            ys = ys[::-1]
+        else:
+            carry, ys = fused.fused_unroll(cell, params, xs, carry, mode)
+    else:
+        carry, ys = scan_steps(
+            cell.step_for(mode),
+            params,
+            xs,
+            carry,
+            lengths,
+            window,
+            reverse,
+            scan_unroll,
+            remat,
+            resets,
+        )
+    if not time_major and ys.ndim == 3:
+        ys = jnp.swapaxes(ys, 0, 1)
+    return carry, ys
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 8))
+def scan_steps(
+    step: StepFn,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    lengths: Array | None,
+    window: int | None,
+    reverse: bool,
+    scan_unroll: int,
+    remat: bool,
+    resets: Array | None = None,
+) -> tuple[Carry, Array]:
+    """The scan itself, without validation (`unroll` validates first).
+
+    `xs` is time-major; it may be a pytree of `[T, ...]` arrays when `step` takes one (the
+    diagnostics pass `(x_t, probe_t)` pairs). Returns `(final_carry, ys)`.
+    """
+    num_steps = jax.tree.leaves(xs)[0].shape[0]
+    if remat:
+        step = jax.checkpoint(step)
+
+    def body(carry: Carry, inputs: tuple[Array, Array, Array | None]) -> tuple[Carry, Array]:
+        t, x, reset = inputs
+        if reset is not None:
+            carry = jax.tree.map(
+                lambda c: jnp.where(_expand(reset, c), jnp.zeros_like(c), c), carry
+            )
+        carry_in = carry  # a padded step passes on this uncut carry
+        if window is not None:
+            # Steps already taken by this sequence in processing order; the carry entering a
+            # step that starts a new window (not the first) is cut.
+            if not reverse:
+                taken = t
+            elif lengths is None:
+                taken = num_steps - 1 - t
+            else:
+                taken = lengths - 1 - t
+            carry = cut_window(carry, (taken > 0) & (taken % window == 0))
+        new_carry, y = step(params, carry, x)
+        if lengths is not None:
+            valid = t < lengths  # [*batch]
+
+            def keep_valid(new: Array, old: Array) -> Array:
+                return jnp.where(_expand(valid, new), new, old)
+
+            new_carry = jax.tree.map(keep_valid, new_carry, carry_in)
+            y = keep_valid(y, jnp.zeros_like(y))
+        return new_carry, y
+
+    ts = jnp.arange(num_steps)
+    return jax.lax.scan(body, carry, (ts, xs, resets), reverse=reverse, unroll=scan_unroll)
+
+
+def _expand(mask: Array, like: Array) -> Array:
+    """`[*batch]` mask broadcastable against a `[*batch, ...]` array."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))

@@ -1,0 +1,149 @@
+"""The fast unroll: a `jax.custom_vjp` whose backward pass is the cell's own derivation
+(`cells.protocol.Derivation`), with every matmul that does not need the recurrence hoisted out
+of the loops.
+
+Autodiff of a `lax.scan` leaves every matmul inside the loop: per step `x_t W`, and in the
+backward pass `dW += x_tᵀ d_t`, `dR += h_{t-1}ᵀ d_t`, `dx_t = d_t Wᵀ` besides the one product
+the recurrence needs, `dh_{t-1} = d_t Rᵀ`. Here only the recurrent products stay in the loops;
+everything else is one large matmul over all `T·B` rows::
+
+    forward:   XW = project(params, X)                      one [T·B, I] × [I, G] matmul
+               loop:    carry_t, row_t, extra_t = forward(params, carry_{t-1}, XW[t])
+    backward:  loop (reverse): dcarry_{t-1}, drow_t, dextra_t = delta(...)
+               dparams = grads(params, X, carries_prev, carries, DROW, DEXTRA)
+               dX = input_grad(params, DROW)                one matmul each
+
+Under TRUNCATED the cell's `delta` drops the recurrent product `dh_{t-1} = d_t Rᵀ` (it is cut):
+for the LSTM and the Elman RNN only elementwise work remains.
+
+One `[T, *batch, G]` buffer goes through both loops: it holds `X W`, each forward step
+overwrites its row with `row_t` and each backward step overwrites that with `drow_t`, in place
+(the `extra` residuals are overwritten by `dextra` the same way). Every temporary buffer costs
+twice on CPU (XLA fills it, and the pages of a large one are faulted in afresh on each call),
+so this saves the forward pass's gate buffers and the backward pass's zero-filled `D`
+(`experiments/benchmarks/`). XLA updates a loop's buffer in place only if every read of it is
+ordered before the write: so each backward step reads the *next* step's row from the updated
+buffer and carries it (a read at the start of the next step makes XLA copy the whole buffer,
+once per step).
+
+Reverse-mode only: `jax.jvp`/`jax.jacfwd` of a custom_vjp function is an error, so forward-mode
+and higher-order differentiation use `unroll(..., impl="scan")`. The gradients equal the scan
+path's (tests, float32 and float64).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells.protocol import Carry, Cell, Params
+from lstm_jax.gradients.analytic import entering_carries
+from lstm_jax.gradients.modes import Gradient
+
+Array = jax.Array
+
+
+class Residuals(NamedTuple):
+    """What the fused forward pass hands its backward pass."""
+
+    params: Params
+    xs: Array  # [T, *batch, I]
+    carry0: Carry  # the initial carry
+    carries: Carry  # [T, ...] the carry each step hands on
+    rows: Array  # [T, *batch, G] the buffer of X W, now each step's row
+    extras: Any  # [T, ...] each step's extra residuals, or None
+
+
+def fused_unroll(
+    cell: Cell, params: Params, xs: Array, carry: Carry, mode: Gradient
+) -> tuple[Carry, Array]:
+    """`(final_carry, ys)` of `cell` (which must have a `derivation`) over time-major
+    `xs: [T, *batch, I]`: forward values those of `unroll(impl="scan")`, gradients by the
+    hand-derived backward pass in `mode`."""
+    return _fused(cell, mode, params, xs, carry)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _fused(cell: Cell, mode: Gradient, params: Params, xs: Array, carry: Carry):
+    return _fused_fwd(cell, mode, params, xs, carry)[0]  # XLA drops the unused residuals
+
+
+def _fused_fwd(
+    cell: Cell, mode: Gradient, params: Params, xs: Array, carry0: Carry
+) -> tuple[tuple[Carry, Array], Residuals]:
+    d = cell.derivation
+    dtype = jnp.result_type(xs, *jax.tree.leaves(params), *jax.tree.leaves(carry0))
+    buffer = d.project(params, xs).astype(dtype)
+
+    def step(state, _):
+        t, carry, buffer = state
+        carry, row, extra = d.forward(params, carry, _row(buffer, t))
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, row.astype(dtype), t, 0)
+        return (t + 1, carry, buffer), (carry, extra)
+
+    (_, final, rows), (carries, extras) = jax.lax.scan(
+        step, (0, carry0, buffer), length=xs.shape[0]
+    )
+    ys = jax.vmap(cell.output)(carries)
+    return (final, ys), Residuals(params, xs, carry0, carries, rows, extras)
+
+
+def _fused_bwd(cell: Cell, mode: Gradient, res: Residuals, cotangents: tuple[Carry, Array]):
+    d = cell.derivation
+    dfinal, dys = cotangents
+    params = res.params
+    last = res.rows.shape[0] - 1
+
+    def step(state, _):
+        t, dcarry, row, extra, rows, extras = state
+        carry_prev = jax.tree.map(functools.partial(_entering, t=t), res.carries, res.carry0)
+        carry_t = jax.tree.map(functools.partial(_row, t=t), res.carries)
+        dcarry, drow, dextra = d.delta(
+            params, carry_prev, carry_t, row, extra, dcarry, _row(dys, t), mode
+        )
+        rows = jax.lax.dynamic_update_index_in_dim(rows, drow.astype(rows.dtype), t, 0)
+        if dextra is not extra:  # a cell that passes `extra` through needs no write
+            extras = jax.tree.map(
+                lambda buf, new: jax.lax.dynamic_update_index_in_dim(
+                    buf, new.astype(buf.dtype), t, 0
+                ),
+                extras,
+                dextra,
+            )
+        previous = jnp.maximum(t - 1, 0)  # read after the writes: see the module docstring
+        row = _row(rows, previous)
+        extra = jax.tree.map(functools.partial(_row, t=previous), extras)
+        return (t - 1, dcarry, row, extra, rows, extras), None
+
+    first_extra = jax.tree.map(functools.partial(_row, t=last), res.extras)
+    state = (last, dfinal, _row(res.rows, last), first_extra, res.rows, res.extras)
+    (_, dcarry0, _, _, drows, dextras), _ = jax.lax.scan(step, state, length=last + 1)
+    carries_prev = entering_carries(res.carry0, res.carries)
+    dparams = d.grads(params, res.xs, carries_prev, res.carries, drows, dextras)
+    # Cotangents take their primals' dtypes (the hoisted matmuls promote, e.g. bf16 xs).
+    return (
+        _cast_like(dparams, params),
+        d.input_grad(params, drows).astype(res.xs.dtype),
+        _cast_like(dcarry0, dfinal),
+    )
+
+
+def _entering(seq: Array, first: Array, *, t: Array) -> Array:
+    """The carry (part) entering step t: row t - 1 of the stacked outputs `seq`, `first` (the
+    initial carry's) at t = 0."""
+    return jnp.where(t > 0, _row(seq, jnp.maximum(t - 1, 0)), first)
+
+
+def _row(seq: Array, t: Array | int) -> Array:
+    """`seq[t]` for a traced `t` (no negative-index wrap-around to compute)."""
+    return jax.lax.dynamic_index_in_dim(seq, t, 0, keepdims=False)
+
+
+def _cast_like(tree: Any, like: Any) -> Any:
+    return jax.tree.map(lambda g, ref: g.astype(ref.dtype), tree, like)
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)

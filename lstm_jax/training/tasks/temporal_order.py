@@ -1,0 +1,144 @@
+"""The temporal order problem (Hochreiter & Schmidhuber 1997, exp. 6a / 6b)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from lstm_jax.training.tasks.base import (
+    Batch,
+    _check_int,
+    _few_wrong,
+    _last_step,
+    _log_softmax,
+    _one_hot,
+    _Sampled,
+    _valid,
+)
+
+TEMPORAL_ORDER_SYMBOLS = "abcdBEXY"  # one-hot order of the 8 input symbols
+_DISTRACTORS, _B, _E, _X = 4, 4, 5, 6
+# 1997 exp. 6a / 6b positions of the relevant symbols (for sequences of length 100-110).
+_PAPER_POSITIONS = {2: ((10, 20), (50, 60)), 3: ((10, 20), (33, 43), (66, 76))}
+
+
+@dataclass(frozen=True)
+class TemporalOrder(_Sampled):
+    """Temporal order (Hochreiter & Schmidhuber 1997, exp. 6a with 2 symbols, 6b with 3).
+
+    Inputs one-hot over `a b c d B E X Y`. A sequence of length uniform in
+    [min_length, max_length] starts with E, ends with the trigger symbol B, and is otherwise
+    random distractors a-d except at the relevant positions t1 < t2 (< t3), which hold X or Y
+    (each 1/2). Paper positions (0-based, E at 0): 6a t1 in [10, 20], t2 in [50, 60];
+    6b t1 in [10, 20], t2 in [33, 43], t3 in [66, 76]. With `positions=None` these are scaled
+    by min_length / 100 (floored), so short configurations keep the paper's proportions;
+    `positions` sets the inclusive ranges explicitly. Class (softmax target at the last valid
+    step, the B): the relevant symbols read as binary digits, X = 0, Y = 1, first most
+    significant: 6a XX, XY, YX, YY -> 0..3 (the paper's Q, R, S, U); 6b XXX .. YYY -> 0..7.
+
+    The paper counts a sequence correct iff every output unit's final absolute error is below
+    0.3; for softmax outputs that is target probability > 0.7 (`wrong_1997`), which `solved`
+    applies with the 1997 test criterion (at most 1 wrong per 2,560). `wrong` counts argmax
+    errors. Published (6a): 1 of 2,560 test sequences wrong after 31,390 training sequences.
+    """
+
+    name: ClassVar[str] = "temporal_order"
+    loss: ClassVar[str] = "softmax"
+
+    symbols: int = 2
+    min_length: int = 100
+    max_length: int = 110
+    positions: tuple[tuple[int, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.symbols not in (2, 3):
+            raise ValueError(f"symbols must be 2 (exp. 6a) or 3 (exp. 6b), got {self.symbols!r}")
+        _check_int("min_length", self.min_length, 3)
+        _check_int("max_length", self.max_length, self.min_length)
+        if self.positions is not None:
+            try:
+                ranges = tuple((int(lo), int(hi)) for lo, hi in self.positions)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"positions must be {self.symbols} (lo, hi) integer pairs, got "
+                    f"{self.positions!r}"
+                ) from None
+            object.__setattr__(self, "positions", ranges)  # lists from a config become tuples
+        ranges = self.ranges
+        source = "positions" if self.positions is not None else "the scaled paper positions"
+        if len(ranges) != self.symbols:
+            raise ValueError(f"positions must have {self.symbols} ranges, got {len(ranges)}")
+        bound = 0  # E occupies step 0
+        for lo, hi in ranges:
+            if not bound < lo <= hi:
+                raise ValueError(
+                    f"{source} {ranges} must be increasing, non-overlapping inclusive ranges "
+                    f"after step 0 (E)"
+                )
+            bound = hi
+        if bound > self.min_length - 2:
+            raise ValueError(
+                f"{source} {ranges} must end before the trigger B at step min_length - 1 = "
+                f"{self.min_length - 1}"
+            )
+
+    @property
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        """The inclusive position ranges of the relevant symbols actually used."""
+        if self.positions is not None:
+            return self.positions
+        return tuple(
+            (lo * self.min_length // 100, hi * self.min_length // 100)
+            for lo, hi in _PAPER_POSITIONS[self.symbols]
+        )
+
+    @property
+    def input_size(self) -> int:
+        return len(TEMPORAL_ORDER_SYMBOLS)
+
+    @property
+    def output_size(self) -> int:
+        return 2**self.symbols
+
+    def _sample(self, rng: np.random.Generator, size: int) -> Batch:
+        steps, cols = self.max_length, np.arange(size)
+        lengths = rng.integers(self.min_length, self.max_length + 1, size)
+        codes = rng.integers(0, _DISTRACTORS, (steps, size))
+        codes[0] = _E
+        codes[lengths - 1, cols] = _B
+        labels = rng.integers(0, 2, (self.symbols, size))  # 0 = X, 1 = Y
+        for (lo, hi), label in zip(self.ranges, labels, strict=True):
+            codes[rng.integers(lo, hi + 1, size), cols] = _X + label
+        codes[~_valid(lengths, steps)] = -1
+        classes = sum(label << (self.symbols - 1 - k) for k, label in enumerate(labels))
+        last = _last_step(lengths, steps)
+        return Batch(
+            inputs=_one_hot(codes, self.input_size),
+            targets=np.where(last, classes, 0).astype(np.int32),
+            mask=last.astype(np.float32),
+            lengths=lengths.astype(np.int32),
+            resets=None,
+        )
+
+    def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
+        """`accuracy`, `wrong` (argmax), `wrong_1997` (target probability <= 0.7), `sequences`."""
+        mask = batch.mask > 0
+        targets = batch.targets[mask]
+        log_p = _log_softmax(outputs)[mask]
+        p_target = np.exp(log_p[np.arange(targets.size), targets])
+        wrong = int(np.sum(np.argmax(log_p, axis=-1) != targets))
+        return {
+            "accuracy": 1.0 - wrong / targets.size,
+            "wrong": float(wrong),
+            "wrong_1997": float(np.sum(p_target <= 0.7)),
+            "sequences": float(targets.size),
+        }
+
+    def solved(self, metrics: dict[str, float]) -> bool:
+        """At most 1 wrong (1997 criterion: every output error < 0.3) per 2,560 sequences."""
+        return _few_wrong(metrics["wrong_1997"], metrics["sequences"])
+
+
+# --- embedded Reber grammar (1997 exp. 1; Gers et al. 2000) ----------------------------------
