@@ -1,6 +1,12 @@
-"""Shared fixtures: every cell the library offers, with random (not init-default) params."""
+"""Shared fixtures: every cell the library offers, with random (not init-default) params.
+
+`CELLS` is the one list parametrised tests draw from; `FAMILIES` is its first member of each
+family, for tests whose cost forbids every variant.
+"""
 
 from __future__ import annotations
+
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +25,15 @@ CELLS = (
     ]
 )
 CELL_IDS = [c[0] for c in CELLS]
+FAMILIES = [
+    next(c for c in CELLS if c[0] == name) for name in ("lstm-vanilla", "gru-reset_after", "rnn")
+]
+FAMILY_IDS = [c[0] for c in FAMILIES]
+
+
+def stable_seed(name: str) -> int:
+    """A per-name seed that is the same in every process (`hash` of a str is salted)."""
+    return zlib.crc32(name.encode())
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Plain NumPy (float64) references written from SPEC §2, one matrix per gate.
+"""Plain NumPy (float64) references written from `lstm_jax/cells/`, one matrix per gate.
 
 They share no code with the library: a slip in the fused implementation, the gate order or a
 variant flag shows up as a mismatch against these loops.
@@ -24,7 +24,7 @@ SQUASH = {
 
 
 def lstm_blocks(options, params):
-    """SPEC matrices W_*, R_* ([H, I], [H, H]) and biases per present gate."""
+    """The equations' matrices W_*, R_* ([H, I], [H, H]) and biases per present gate."""
     w, r, b = (np.asarray(a, np.float64) for a in (params.w, params.r, params.b))
     hidden = r.shape[0]
     out = {}
@@ -35,7 +35,7 @@ def lstm_blocks(options, params):
 
 
 def lstm_step(options, params, h, c, gates_prev, x):
-    """One step of SPEC §2's LSTM for a single example (vectors)."""
+    """One step of `lstm_jax/cells/`'s LSTM for a single example (vectors)."""
     blk = lstm_blocks(options, params)
     g, k = SQUASH[options.input_activation], SQUASH[options.output_activation]
     hidden = h.shape[0]

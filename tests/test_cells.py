@@ -1,4 +1,5 @@
-"""Cells against independent NumPy references of SPEC §2, and the scan against a Python loop."""
+"""Cells against independent NumPy references of their equations (`lstm_jax/cells/`), and
+the scan against a Python loop."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def test_variant_param_layout(variant, gates, peepholes):
 
 def test_variant_semantics_fix_the_removed_gates():
     """NIG/NFG/NOG hold their gate at 1, CIFG ties f = 1 - i, 1997 uses the scaled squashes."""
-    from lstm_jax.lstm_cell import parts
+    from lstm_jax.cells.lstm.step import parts
 
     x = jax.random.normal(jax.random.key(0), (B, I))
     for variant, check in {

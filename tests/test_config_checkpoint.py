@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_jax import checkpoint
-from lstm_jax.config import ConfigError, dump, load
+from lstm_jax.training import checkpoint
+from lstm_jax.training.config import ConfigError, dump, load
 
 CONFIG = """\
 # A test config
@@ -149,7 +149,7 @@ def test_digits_for_a_text_field_are_text(config_file):
     """`--set model.variant=1997` (YAML: an int) names the 1997 variant; a float or a bool for a
     text field is still an error naming the field."""
     assert load(config_file, None, ("model.variant=1997",)).model.variant == "1997"
-    with pytest.raises(ConfigError, match=r"model\.variant expects str, got float 19\.97"):
+    with pytest.raises(ConfigError, match=r"model\.variant expects str or null, got float 19\.97"):
         load(config_file, None, ("model.variant=19.97",))
-    with pytest.raises(ConfigError, match=r"model\.variant expects str, got bool True"):
+    with pytest.raises(ConfigError, match=r"model\.variant expects str or null, got bool True"):
         load(config_file, None, ("model.variant=true",))

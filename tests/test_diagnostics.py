@@ -10,9 +10,8 @@ from conftest import random_carry, random_params
 
 import lstm_jax
 from lstm_jax import diagnostics
-from lstm_jax.activations import ACTIVATIONS
-from lstm_jax.lstm_cell import parts
-from lstm_jax.plotting import plot_curves
+from lstm_jax.cells.activations import ACTIVATIONS
+from lstm_jax.cells.lstm.step import parts
 
 T, I, H = 6, 3, 4
 CELLS = {
@@ -134,15 +133,3 @@ def test_jacobian_term_norms(x64):
         np.testing.assert_array_equal(term, 0.0)
     means = diagnostics.summary(norms)
     assert set(means) == {"A", "B", "C", "D", "P"} and len(means["B"]) == T
-
-
-def test_plot_curves_writes_a_png(tmp_path):
-    path = plot_curves(
-        {"decaying": [1.0, 0.1, 0.01, 0.0], "flat": [1, 1, 1, 1]},
-        tmp_path / "sub" / "curves.png",
-        title="t",
-        xlabel="lag",
-        ylabel="norm",
-    )
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

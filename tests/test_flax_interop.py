@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lstm_jax
-from lstm_jax import linen as lj
+from lstm_jax.nn import linen as lj
 
 I, H, B, T = 3, 4, 2, 6
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, random_carry, random_params
+from conftest import CELL_IDS, CELLS, FAMILIES, FAMILY_IDS, random_carry, random_params
 
 import lstm_jax
 
@@ -40,10 +40,8 @@ def test_fused_equals_scan_float64(x64, name, kind, cell, mode):
 
 
 @pytest.mark.parametrize("mode", ["full", "truncated"])
-@pytest.mark.parametrize(
-    "cell", [lstm_jax.lstm(), lstm_jax.gru(), lstm_jax.rnn()], ids=["lstm", "gru", "rnn"]
-)
-def test_fused_equals_scan_float32(cell, mode):
+@pytest.mark.parametrize(("name", "kind", "cell"), FAMILIES, ids=FAMILY_IDS)
+def test_fused_equals_scan_float32(name, kind, cell, mode):
     params = random_params(cell, jax.random.key(3), I, H, jnp.float32, scale=0.3)
     carry = random_carry(cell, jax.random.key(4), (B,), H, jnp.float32)
     xs = jax.random.normal(jax.random.key(5), (20, B, I))
@@ -61,9 +59,7 @@ def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
     params = cell.init(jax.random.key(0), I, H)
     xs = jnp.ones((T, B, I))
     lengths = jnp.array([T, 2, 3])
-    from lstm_jax import fused
-
-    assert all(fused.supports(c.options) for c in (cell, lstm_jax.gru(), lstm_jax.rnn()))
+    assert all(c.derivation is not None for _, _, c in CELLS)  # every cell here is fused
     auto = lstm_jax.unroll(cell, params, xs, lengths=lengths)  # falls back to the scan
     scan = lstm_jax.unroll(cell, params, xs, lengths=lengths, impl="scan")
     jax.tree.map(np.testing.assert_array_equal, auto, scan)
@@ -72,7 +68,8 @@ def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
     ):
         lstm_jax.unroll(cell, params, xs, lengths=lengths, window=2, impl="fused")
     with pytest.raises(
-        ValueError, match=r"impl must be one of \['auto', 'fused', 'scan'\], got 'fast'"
+        ValueError,
+        match=r"impl must be one of \['auto', 'fused', 'scan'\] or a lstm_jax.Impl, got 'fast'",
     ):
         lstm_jax.unroll(cell, params, xs, impl="fast")
 
@@ -94,10 +91,8 @@ def test_forward_mode_needs_the_scan_path():
     )
 
 
-@pytest.mark.parametrize(
-    "cell", [lstm_jax.lstm(), lstm_jax.gru(), lstm_jax.rnn()], ids=["lstm", "gru", "rnn"]
-)
-def test_fused_gradients_have_their_primals_dtypes(cell):
+@pytest.mark.parametrize(("name", "kind", "cell"), FAMILIES, ids=FAMILY_IDS)
+def test_fused_gradients_have_their_primals_dtypes(name, kind, cell):
     params = cell.init(jax.random.key(0), I, H)
     xs = jnp.ones((T, B, I), jnp.bfloat16)
     g_params, g_xs = jax.grad(

@@ -1,4 +1,5 @@
-"""SPEC §4 identities 1-3, finite differences for FULL, and what TRUNCATED keeps per cell."""
+"""The identities the cell modules state (the Elman Jacobian, the LSTM's A + B + C + D, the
+truncated path gradient), finite differences for FULL, and what TRUNCATED keeps per cell."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from conftest import CELL_IDS, CELLS, random_carry, random_params
 from jax.test_util import check_grads
 
 import lstm_jax
-from lstm_jax import analytic
-from lstm_jax.lstm_cell import parts
+from lstm_jax.cells import elman
+from lstm_jax.cells.lstm import derivation as lstm_derivation
+from lstm_jax.cells.lstm.step import parts
 
 B, I, H = 2, 3, 4
 LSTM_VARIANTS = [v for v in lstm_jax.LSTM_VARIANTS] + ["chrono"]
@@ -34,15 +36,13 @@ def test_elman_one_step_jacobian(x64):
     h_t, _ = cell.step(params, h_prev, x)
     for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
         auto = jax.jacfwd(lambda h, step=step: step(params, h, x)[0])(h_prev)
-        np.testing.assert_allclose(
-            analytic.elman_jacobian(params, h_t, mode), auto, rtol=1e-12, atol=1e-14
-        )
-    assert float(jnp.abs(analytic.elman_jacobian(params, h_t)).max()) > 1e-3  # not vacuous
+        np.testing.assert_allclose(elman.jacobian(params, h_t, mode), auto, rtol=1e-12, atol=1e-14)
+    assert float(jnp.abs(elman.jacobian(params, h_t)).max()) > 1e-3  # not vacuous
 
 
 def _c_from_c_prev(cell, params, carry, x, o_prev, step):
     """c_t as a function of c_{t-1}, with h_{t-1} = o_{t-1} ⊙ k(c_{t-1}) and o_{t-1} fixed."""
-    from lstm_jax.activations import ACTIVATIONS
+    from lstm_jax.cells.activations import ACTIVATIONS
 
     k = ACTIVATIONS[cell.options.output_activation].fn
 
@@ -61,7 +61,7 @@ def test_lstm_cell_state_jacobian_is_A_plus_B_plus_C_plus_D(x64, variant):
     carry = random_carry(cell, jax.random.key(4), (B,), H)
     x = jax.random.normal(jax.random.key(5), (B, I), jnp.float64)
     o_prev = jax.nn.sigmoid(jax.random.normal(jax.random.key(6), (B, H), jnp.float64))
-    from lstm_jax.activations import ACTIVATIONS
+    from lstm_jax.cells.activations import ACTIVATIONS
 
     k = ACTIVATIONS[cell.options.output_activation].fn
     carry = carry._replace(
@@ -70,14 +70,14 @@ def test_lstm_cell_state_jacobian_is_A_plus_B_plus_C_plus_D(x64, variant):
     f = parts(cell.options, params, carry, x).f
     for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
         c_t = _c_from_c_prev(cell, params, carry, x, o_prev, step)
-        terms = analytic.lstm_cell_state_jacobian(cell, params, carry, x, o_prev, mode)
+        terms = lstm_derivation.cell_state_jacobian(cell.options, params, carry, x, o_prev, mode)
         for b in range(B):
             auto = jax.jacfwd(lambda c, b=b, c_t=c_t: c_t(carry.c.at[b].set(c))[b])(carry.c[b])
             np.testing.assert_allclose(terms.total()[b], auto, rtol=1e-11, atol=1e-13)
             if mode == "truncated":  # exactly diag(f_t), bit for bit
                 np.testing.assert_array_equal(auto, jnp.diag(f[b]))
                 np.testing.assert_array_equal(terms.total()[b], jnp.diag(f[b]))
-    full = analytic.lstm_cell_state_jacobian(cell, params, carry, x, o_prev)
+    full = lstm_derivation.cell_state_jacobian(cell.options, params, carry, x, o_prev)
     gates = cell.options.gates
     # each term is present exactly when its path exists in the variant (guards against vacuity)
     assert (float(jnp.abs(full.C).max()) > 0) == ("i" in gates)
@@ -93,7 +93,7 @@ NO_PEEPHOLE_VARIANTS = ["standard", "NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG",
 def test_truncated_path_gradient_is_the_forget_gate_product(x64, variant):
     """Identity 3: loss at step t only, TRUNCATED, no peepholes:
     ∂L_t/∂c_k = ∂L_t/∂h_t ⊙ o_t ⊙ k'(c_t) ⊙ ∏_{j=k+1..t} f_j."""
-    from lstm_jax.activations import ACTIVATIONS
+    from lstm_jax.cells.activations import ACTIVATIONS
 
     cell = lstm_jax.lstm(variant, peepholes=False)
     T, k_step = 8, 2
@@ -129,7 +129,7 @@ def test_gru_truncated_keeps_only_the_linear_path(x64):
         params = random_params(cell, jax.random.key(10), I, H)
         h_prev = random_carry(cell, jax.random.key(11), (), H)
         x = jax.random.normal(jax.random.key(12), (I,), jnp.float64)
-        from lstm_jax.gru_cell import parts as gru_parts
+        from lstm_jax.cells.gru import parts as gru_parts
 
         u = gru_parts(cell.options, params, h_prev, x).u
         auto = jax.jacfwd(

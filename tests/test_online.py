@@ -9,7 +9,8 @@ import pytest
 from conftest import random_carry, random_params
 
 import lstm_jax
-from lstm_jax.online import Readout, online_gradient
+from lstm_jax.driver import Readout
+from lstm_jax.gradients.online import online_gradient
 
 I, H, O = 3, 4, 2
 VARIANTS = {

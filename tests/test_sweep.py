@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lstm_jax import sweep
-from lstm_jax.config import ConfigError
-from lstm_jax.sweep import Outcome, Run, grid, stats, table
+from lstm_jax.training import sweep
+from lstm_jax.training.config import ConfigError
+from lstm_jax.training.sweep import Outcome, Run, grid, stats, table
 
 QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
 

@@ -1,5 +1,5 @@
-"""The task generators (SPEC §5): layouts recomputed independently, metrics on hand-made
-outputs, determinism, and the error messages."""
+"""The task generators (`lstm_jax/training/tasks/`): layouts recomputed independently,
+metrics on hand-made outputs, determinism, and the error messages."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from lstm_jax import tasks
-from lstm_jax.tasks import (
+from lstm_jax.training import tasks
+from lstm_jax.training.tasks import (
     REBER_SYMBOLS,
     TEMPORAL_ORDER_SYMBOLS,
     AddingProblem,

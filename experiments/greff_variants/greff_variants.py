@@ -1,9 +1,10 @@
 """Greff et al. (2015) LSTM variants on our tasks (issue 6, experiment 6).
 
 Vanilla LSTM (forget gate, peepholes, tanh squashing) and its eight one-change variants (NIG,
-NFG, NOG, NIAF, NOAF, NP, CIFG, FGR; SPEC §2) are trained with the same hyperparameters on each
-task over several seeds. Reported per variant: runs solved, training sequences until success,
-and the median final test metric; the script ends with a ranking by median sequences.
+NFG, NOG, NIAF, NOAF, NP, CIFG, FGR; `lstm_jax/cells/lstm/`) are trained with the same
+hyperparameters on each task over several seeds. Reported per variant: runs solved, training
+sequences until success, and the median final test metric; the script ends with a ranking by
+median sequences.
 
     python experiments/greff_variants/greff_variants.py [--seeds 5] [--workers 2] [--tasks ...]
 

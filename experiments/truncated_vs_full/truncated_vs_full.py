@@ -1,10 +1,10 @@
 """Truncated vs full gradient: training sequences until success (issue 6, experiment 2).
 
 For each task, the same config is trained with `model.gradient=full` (BPTT through every path)
-and `model.gradient=truncated` (the 1997 LSTM gradient, SPEC §3: error flows back through time
-only along the cell state), over several seeds. A run succeeds at the first evaluation meeting the
-task's criterion (adding, temporal order: at most 1 wrong of 2,560 test sequences; Reber: every
-test string right); a run that never does counts as infinite.
+and `model.gradient=truncated` (the 1997 LSTM gradient, `lstm_jax/gradients/modes.py`: error
+flows back through time only along the cell state), over several seeds. A run succeeds at the
+first evaluation meeting the task's criterion (adding, temporal order: at most 1 wrong of 2,560
+test sequences; Reber: every test string right); a run that never does counts as infinite.
 
     python experiments/truncated_vs_full/truncated_vs_full.py [--seeds 5] [--workers 2]
 
@@ -21,7 +21,8 @@ from lstm_jax.training.sweep import Suite, compare, write_report
 
 # The configs use the 1997 cell (no forget gate), as the paper did. The last task repeats
 # temporal order with a forget gate (bias 1): under TRUNCATED, error reaching a cell state k
-# steps back is scaled by the product of k forget gates (SPEC §4.3), about 0.73^k here.
+# steps back is scaled by the product of k forget gates (`lstm_jax/cells/lstm/derivation.py`),
+# about 0.73^k here.
 TASKS = {
     "adding T=100": Suite("configs/adding_1997.yaml", (), "wrong"),
     "temporal order 6a": Suite("configs/temporal_order.yaml", (), "wrong"),

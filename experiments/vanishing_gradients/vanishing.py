@@ -22,8 +22,8 @@ import jax.numpy as jnp
 
 from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
-from lstm_jax.training.config import load
 from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.training.config import load
 from lstm_jax.training.trainer import build, evaluate, init_state, shard_batch
 
 SETUPS = {

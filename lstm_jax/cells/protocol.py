@@ -86,7 +86,7 @@ def kernel_sizes(params: Any) -> tuple[int, int]:
     w, r = getattr(params, "w", None), getattr(params, "r", None)
     if getattr(w, "ndim", None) != 2 or getattr(r, "ndim", None) != 2:
         raise TypeError(
-            "params must be the parameters of this cell (a NamedTuple with 2-D kernels "
+            "params must be the parameters of an lstm_jax cell (a NamedTuple with 2-D kernels "
             f"`w: [I, G·H]` and `r: [H, G·H]`), got {type(params).__name__}"
         )
     return w.shape[0], r.shape[0]

@@ -377,7 +377,7 @@ def _write_summary(
 
 
 def _plot_learning_curve(out: Path) -> None:
-    from lstm_jax.plotting import plot_curves
+    from lstm_jax.diagnostics.plotting import plot_curves
 
     records = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line]
     train = [(r["step"], r["loss"]) for r in records if "loss" in r and "eval" not in r]

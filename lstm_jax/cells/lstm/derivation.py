@@ -19,7 +19,12 @@ error carousel `δc_t ⊙ f_t` stays.
 
 The cell-state Jacobian (`cell_state_jacobian`), with `h_{t-1} = o_{t-1} ⊙ k(c_{t-1})` and
 `o_{t-1}` held fixed: `∂c_t/∂c_{t-1} = A_t + B_t + C_t + D_t (+ P_t)`, see `CellStateJacobian`;
-under TRUNCATED it is exactly `diag(f_t)`.
+under TRUNCATED it is exactly `diag(f_t)`. Hence the path gradient (the lecture in the seeds,
+slides 37-41): with a loss only at step t, under TRUNCATED and without peepholes,
+
+    ∂L_t/∂c_k = ∂L_t/∂h_t ⊙ o_t ⊙ k'(c_t) ⊙ ∏_{j=k+1..t} f_j         exactly;
+
+under FULL it is one of the summed paths (`diagnostics.per_lag_gradients` measures both).
 """
 
 from __future__ import annotations
