@@ -21,11 +21,11 @@ from lstm_jax.cells import (
     LSTMOptions,
     LSTMParams,
     gru,
-    lstm,
     lstm_options,
     register_cell,
     rnn,
 )
+from lstm_jax.cells.lstm import lstm
 from lstm_jax.driver import Impl, Readout, bidirectional, init_stacked, stacked, unroll
 from lstm_jax.gradients import Gradient, analytic, cut_gate_recurrence, cut_window, fused, online
 

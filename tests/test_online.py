@@ -89,7 +89,7 @@ def test_online_is_not_the_full_gradient(x64):
 def test_online_rejects_non_lstm_cells():
     cell = lstm_jax.gru()
     params = cell.init(jax.random.key(0), I, H)
-    with pytest.raises(TypeError, match="derived for LSTM cells, got GRUOptions"):
+    with pytest.raises(TypeError, match="needs an LSTM cell, got GRUOptions"):
         online_gradient(
             cell,
             params,

@@ -22,6 +22,7 @@ from lstm_jax.training.tasks import (
     MultiplicationProblem,
     TemporalOrder,
     make_task,
+    reber,
     reber_valid,
 )
 
@@ -314,7 +315,7 @@ def test_continual_chunks_continue_one_stream():
     chunked = ContinualEmbeddedReber(chunk_length=25, external_reset=True)
     whole = ContinualEmbeddedReber(chunk_length=100, external_reset=True)
     parts = [chunked.batch(5, k, 3) for k in range(4)]
-    tasks._TRAIN_STREAMS.clear()  # the long chunk is generated in one go
+    reber._TRAIN_STREAMS.clear()  # the long chunk is generated in one go
     one = whole.batch(5, 0, 3)
     for field in ("inputs", "targets", "mask", "resets"):
         joined = np.concatenate([getattr(p, field) for p in parts], axis=0)
@@ -322,7 +323,7 @@ def test_continual_chunks_continue_one_stream():
     # random access, backwards and forwards, gives the same chunks
     np.testing.assert_array_equal(chunked.batch(5, 1, 3).inputs, parts[1].inputs)
     np.testing.assert_array_equal(chunked.batch(5, 3, 3).targets, parts[3].targets)
-    tasks._TRAIN_STREAMS.clear()
+    reber._TRAIN_STREAMS.clear()
     np.testing.assert_array_equal(chunked.batch(5, 2, 3).inputs, parts[2].inputs)
     # a wider batch has the same first streams
     np.testing.assert_array_equal(chunked.batch(5, 2, 5).inputs[:, :3], parts[2].inputs)

@@ -1,5 +1,7 @@
 """Cells: the protocol (`protocol.Cell`, `protocol.Derivation`) and one module per cell family,
-each stating its equations and carrying its own derivation; `registry` names them for configs."""
+each stating its equations and carrying its own derivation; `registry` names them for configs.
+The builders are `elman.rnn`, `gru.gru` and `lstm.lstm` (the `lstm` package keeps its name
+here, so its modules stay reachable as `cells.lstm.step` and `cells.lstm.derivation`)."""
 
 from lstm_jax.cells.elman import ElmanOptions, ElmanParams, rnn
 from lstm_jax.cells.gru import GRU_GATE_ORDER, GRUOptions, GRUParams, gru
@@ -9,7 +11,6 @@ from lstm_jax.cells.lstm import (
     LSTMCarry,
     LSTMOptions,
     LSTMParams,
-    lstm,
     lstm_options,
 )
 from lstm_jax.cells.protocol import Cell, Derivation, cell_from_step, zero_state
@@ -32,7 +33,6 @@ __all__ = [
     "build_cell",
     "cell_from_step",
     "gru",
-    "lstm",
     "lstm_options",
     "register_cell",
     "rnn",

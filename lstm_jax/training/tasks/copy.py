@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -16,6 +17,7 @@ from lstm_jax.training.tasks.base import (
 )
 
 
+@dataclass(frozen=True)
 class Copy(_Sampled):
     """Copy / noiseless memorisation (Pascanu et al. 2013; layout of Arjovsky et al. 2016).
 
