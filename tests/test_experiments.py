@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -110,6 +112,7 @@ def test_continual_reber(tmp_path):
     _check_report(results, {"continual embedded Reber"}, settings, 1)
 
 
+@pytest.mark.slow  # 52 s on 2 cores (9 variants x 3 tasks); run with -m slow
 def test_greff_variants(tmp_path):
     results = _script(
         "experiments/greff_variants/greff_variants.py",
