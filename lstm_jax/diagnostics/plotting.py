@@ -52,12 +52,7 @@ def plot_curves(
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_strips(
@@ -93,6 +88,11 @@ def plot_strips(
         ax.grid(True, axis="y", which="major", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lays out `fig`, writes it as a PNG at `path` (making its directory) and closes it."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
