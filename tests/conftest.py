@@ -6,7 +6,11 @@ family, for tests whose cost forbids every variant.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +28,7 @@ CELLS = (
         ("gru-reset_before", "gru", lstm_jax.gru(reset_after=False)),
     ]
 )
+ROOT = Path(__file__).resolve().parents[1]  # the repository root
 CELL_IDS = [c[0] for c in CELLS]
 FAMILIES = [
     next(c for c in CELLS if c[0] == name) for name in ("lstm-vanilla", "gru-reset_after", "rnn")
@@ -63,3 +68,19 @@ def random_carry(cell, key, batch_shape, hidden_size, dtype=jnp.float64, scale=0
         scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys, strict=False)
     ]
     return jax.tree.unflatten(tree, leaves)
+
+
+def records(out: Path) -> list[dict]:
+    """The lines of a run directory's `metrics.jsonl`."""
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m lstm_jax *args` from the repository root, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_jax", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )

@@ -4,34 +4,16 @@ exit codes with one-line errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, records, run_cli
 
 from lstm_jax.training import cli
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-def _run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lstm_jax", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        **kwargs,
-    )
 
 
 def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
-    done = _run_cli(
+    done = run_cli(
         "run",
         "configs/quickstart.yaml",
         "--variant",
@@ -45,7 +27,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert done.returncode == 0, done.stderr
     assert "run directory" in done.stdout
     assert "steps: 12" in (out / "config.yaml").read_text()  # the resolved config, override applied
-    assert [r["step"] for r in _records(out) if "eval" not in r] == list(range(1, 13))
+    assert [r["step"] for r in records(out) if "eval" not in r] == list(range(1, 13))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 12 and summary["status"] in ("budget", "solved")
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"

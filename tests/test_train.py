@@ -15,21 +15,17 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import ROOT, records, run_cli
 
 from lstm_jax.training import checkpoint, cli
 from lstm_jax.training.config import load
 from lstm_jax.training.trainer import Diverged, train
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
-def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
 def _train_losses(out: Path) -> list[float]:
-    return [r["loss"] for r in _records(out) if "eval" not in r]
+    return [r["loss"] for r in records(out) if "eval" not in r]
 
 
 def _tiny(name: str, *overrides: str):
@@ -49,7 +45,7 @@ def test_every_config_runs_its_tiny_variant(tmp_path, config_path):
         "checkpoint.msgpack",
     ):
         assert (tmp_path / "run" / name).is_file(), name
-    assert any("eval" in r for r in _records(tmp_path / "run"))
+    assert any("eval" in r for r in records(tmp_path / "run"))
 
 
 @pytest.mark.parametrize("mode", ["full", "truncated"])
@@ -102,16 +98,6 @@ def test_stateful_task_carries_state_across_batches(tmp_path):
     jax.tree.map(close, saved.carries, after_two.carries)
 
 
-def _run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lstm_jax", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        **kwargs,
-    )
-
-
 def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     args = [
         "--set",
@@ -157,7 +143,7 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     killed_at = checkpoint.read_meta(killed / "checkpoint.msgpack")["step"]
     assert 60 <= killed_at < 300
 
-    resumed = _run_cli(
+    resumed = run_cli(
         "run",
         "configs/quickstart.yaml",
         "--variant",
@@ -168,13 +154,13 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
         *args,
     )
     assert resumed.returncode == 0, resumed.stderr
-    straight = _run_cli(
+    straight = run_cli(
         "run", "configs/quickstart.yaml", "--variant", "tiny", "--out", str(whole), *args
     )
     assert straight.returncode == 0, straight.stderr
     assert (killed / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
 
-    changed = _run_cli(
+    changed = run_cli(
         "run",
         "configs/quickstart.yaml",
         "--variant",
