@@ -24,6 +24,8 @@ CELLS = (
     + [(f"lstm-{v}", "lstm", lstm_jax.lstm(v)) for v in lstm_jax.LSTM_VARIANTS]
     + [
         ("lstm-vanilla-chrono", "lstm", lstm_jax.lstm("vanilla", chrono=50)),
+        # memory blocks (1997, 2000): two cells share each gate; the test sizes H are even
+        ("lstm-blocks", "lstm", lstm_jax.lstm("standard", block_size=2, output_bias=-1.0)),
         ("gru-reset_after", "gru", lstm_jax.gru(reset_after=True)),
         ("gru-reset_before", "gru", lstm_jax.gru(reset_after=False)),
     ]

@@ -24,13 +24,19 @@ SQUASH = {
 
 
 def lstm_blocks(options, params):
-    """The equations' matrices W_*, R_* ([H, I], [H, H]) and biases per present gate."""
+    """The equations' matrices W_*, R_* ([H, I], [H, H]) and biases per present gate; with
+    memory blocks of S cells a gate's rows are its block's, looked up by cell (`j // S`)."""
     w, r, b = (np.asarray(a, np.float64) for a in (params.w, params.r, params.b))
     hidden = r.shape[0]
-    out = {}
-    for n, name in enumerate(options.gates):
-        cols = slice(n * hidden, (n + 1) * hidden)
+    block_of_cell = np.arange(hidden) // options.block_size
+    out, start = {}, 0
+    for name in options.gates:
+        width = hidden if name == "z" else hidden // options.block_size
+        cols = np.arange(start, start + width)
+        if name != "z":
+            cols = cols[block_of_cell]
         out[name] = (w[:, cols].T, r[:, cols].T, b[cols])
+        start += width
     return out
 
 

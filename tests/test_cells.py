@@ -11,6 +11,7 @@ from conftest import CELL_IDS, CELLS, random_carry, random_params
 from reference import run
 
 import lstm_jax
+from lstm_jax.cells.lstm import trace_parts
 
 T, B, I, H = 5, 3, 3, 4
 
@@ -133,6 +134,40 @@ def test_chrono_initialisation():
     assert float(b_f.min()) >= 0.0 and float(b_f.max()) <= np.log(t_max - 1)
     assert float(b_f.max()) > np.log(t_max - 1) - 0.5  # spread over the range, not constant
     np.testing.assert_array_equal(b_i, -b_f)
+
+
+def test_uniform_initialisation_covers_every_weight_and_bias():
+    """init_range=a (1997: 0.1): w, r, b, peepholes all U(±a), biases included."""
+    params = lstm_jax.lstm("vanilla", init_range=0.1, forget_bias=None).init(
+        jax.random.key(0), 8, 64
+    )
+    for name, leaf in params._asdict().items():
+        if leaf is not None:
+            leaf = np.asarray(leaf)
+            assert np.abs(leaf).max() <= 0.1, name
+            assert np.abs(leaf).max() > 0.09 and leaf.std() > 0.05, name  # spread, not constant
+
+
+def test_memory_blocks_share_gates_and_take_per_block_biases():
+    """1997 §5.4: 2 blocks of 2 cells, input-gate biases -3 and -6; the cells of a block see
+    one input and one output gate; Gers et al. 2000: one forget bias per block."""
+    cell = lstm_jax.lstm("1997", block_size=2, init_range=0.1, input_bias=(-3.0, -6.0))
+    params = cell.init(jax.random.key(0), 2, 4)
+    assert params.w.shape == (2, 2 + 4 + 2) and params.r.shape == (4, 8)  # i: 2, z: 4, o: 2
+    np.testing.assert_array_equal(params.b[:2], [-3.0, -6.0])
+    assert np.abs(np.asarray(params.b[2:])).max() <= 0.1  # z and o biases drawn U(±0.1)
+    xs = jax.random.normal(jax.random.key(1), (5, 3, 2))
+    p = trace_parts(cell, params, xs, cell.initial_carry((3,), 4))
+    for gate in (p.i, p.o):
+        np.testing.assert_array_equal(gate[..., 0], gate[..., 1])
+        np.testing.assert_array_equal(gate[..., 2], gate[..., 3])
+        assert not np.allclose(gate[..., 1], gate[..., 2])
+    assert not np.allclose(p.z[..., 0], p.z[..., 1])  # each cell has its own input
+    b = lstm_jax.lstm(block_size=2, forget_bias=(0.5, 1.0), output_bias=-1.0)
+    b = b.init(jax.random.key(0), 2, 4).b
+    np.testing.assert_array_equal(b[:2], 0.0)  # i
+    np.testing.assert_array_equal(b[2:4], [0.5, 1.0])  # f, one per block
+    np.testing.assert_array_equal(b[8:], -1.0)  # o
 
 
 def test_equal_options_give_the_same_cell():

@@ -359,11 +359,29 @@ def test_lstm_unknown_override():
             {"output_activation": "gelu"},
             r"output_activation must be one of \[.*'identity'.*\], got 'gelu'",
         ),
+        ("vanilla", {"block_size": 2}, r"block_size=2 .*needs peepholes=False .*peepholes=True"),
+        ("FGR", {"block_size": 2}, r"block_size=2 .*gate_recurrence=True"),
+        ("standard", {"block_size": 0}, r"block_size must be >= 1, got 0"),
+        ("standard", {"block_size": 1.5}, r"block_size must be a positive int, got 1.5"),
+        ("standard", {"init_range": 0.0}, r"init_range must be > 0 .*got 0.0"),
+        ("standard", {"input_bias": []}, r"input_bias must be a number or one number per block"),
     ],
 )
 def test_lstm_invalid_combination(variant, overrides, pattern):
     with pytest.raises(ValueError, match=pattern):
         lstm_jax.lstm(variant, **overrides)
+
+
+def test_lstm_sizes_that_do_not_fit_the_memory_blocks():
+    with pytest.raises(ValueError, match=r"hidden_size=5 must be a multiple of block_size=2"):
+        lstm_jax.lstm(block_size=2).init(jax.random.key(0), 3, 5)
+    cell = lstm_jax.lstm("1997", block_size=2, input_bias=(-3.0, -6.0, -9.0))
+    with pytest.raises(
+        ValueError,
+        match=r"input_bias has 3 values, one per memory block, but the LSTM has 2 blocks "
+        r"\(hidden_size=4, block_size=2\)",
+    ):
+        cell.init(jax.random.key(0), 2, 4)
 
 
 # stacked, bidirectional, init_stacked --------------------------------------------------------

@@ -10,7 +10,7 @@ from conftest import CELL_IDS, CELLS, FAMILIES, FAMILY_IDS, random_carry, random
 
 import lstm_jax
 
-T, B, I, H = 6, 3, 4, 5
+T, B, I, H = 6, 3, 4, 6  # H even: memory blocks of 2 cells
 
 
 def _loss(cell, mode, impl, reverse=False):

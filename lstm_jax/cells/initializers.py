@@ -19,15 +19,25 @@ def input_kernel(key: Array, input_size: int, out: int, dtype: Any) -> Array:
     return jax.random.normal(key, (input_size, out), dtype) / jnp.sqrt(max(input_size, 1))
 
 
-def recurrent_kernel(key: Array, hidden_size: int, blocks: int, dtype: Any) -> Array:
-    """`[H, blocks·H]`: one orthogonal `H × H` matrix per gate block (flax's default).
+def recurrent_kernel(
+    key: Array,
+    hidden_size: int,
+    blocks: int,
+    dtype: Any,
+    widths: tuple[int, ...] | None = None,
+) -> Array:
+    """`[H, blocks·H]`: one orthogonal `H × H` matrix per gate block (flax's default); with
+    `widths`, blocks `H × width` with orthonormal columns (an LSTM's memory-block gates).
 
     Orthogonal recurrent matrices have all singular values 1, so at initialisation the Elman
     RNN's gradient neither explodes nor vanishes through `R` alone (Saxe et al. 2014).
     """
     init = jax.nn.initializers.orthogonal()
     keys = jax.random.split(key, blocks)
-    return jnp.concatenate([init(k, (hidden_size, hidden_size), dtype) for k in keys], axis=1)
+    widths = widths or (hidden_size,) * blocks
+    return jnp.concatenate(
+        [init(k, (hidden_size, n), dtype) for k, n in zip(keys, widths, strict=True)], axis=1
+    )
 
 
 def uniform(key: Array, shape: tuple[int, ...], scale: float, dtype: Any) -> Array:

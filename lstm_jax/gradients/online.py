@@ -15,7 +15,10 @@ terms are, per unit (`cells.lstm.derivation.cell_state_influence`):
     peepholes    ∂c_t/∂p_i = z_t ⊙ σ'(ī_t) ⊙ c_{t-1},  ∂c_t/∂p_f = c_{t-1} ⊙ σ'(f̄_t) ⊙ c_{t-1}
 
 Output-gate weights (and `p_o`, and the readout) need no trace: their gradient at step t is
-local. Everything is computed in one forward `lax.scan`; memory is `O(B·H·(I + H))`,
+local. With memory blocks (`block_size` S > 1, the 1997 and 2000 nets) the traces stay per cell
+and a shared gate's gradient is the sum over its block's cells.
+
+Everything is computed in one forward `lax.scan`; memory is `O(B·H·(I + H))`,
 independent of `T`. The result equals `jax.grad` of the TRUNCATED unroll.
 """
 
@@ -207,7 +210,11 @@ def _to_params(
     per_block = dict(zip(_traced_blocks(options), acc["traced"], strict=True))
     if options.output_gate:
         per_block["o"] = acc["o"]
-    ordered = [per_block[name] for name in options.gates]  # each [H, D]
+    # each [H, D] per cell; a gate shared by a memory block sums its cells' rows: [H/S, D]
+    ordered = [
+        per_block[n] if n == "z" else lstm_lib.step.sum_blocks(options, per_block[n], axis=0)
+        for n in options.gates
+    ]
     x_end, h_end = input_size, input_size + hidden
     w = jnp.concatenate([blk[:, :x_end].T for blk in ordered], axis=-1)
     r = jnp.concatenate([blk[:, x_end:h_end].T for blk in ordered], axis=-1)

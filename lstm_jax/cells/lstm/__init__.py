@@ -45,7 +45,7 @@ def lstm(variant: str = "standard", **overrides: Any) -> Cell:
         (each vanilla with one change) or "1997" (no forget gate, no peepholes, scaled
         squashing functions).
       **overrides: any `LSTMOptions` field, e.g. `peepholes=True`, `forget_bias=0.0`,
-        `chrono=100`.
+        `chrono=100`, or the 1997 net's `block_size=2, init_range=0.1, input_bias=(-3, -6)`.
 
     The carry is `LSTMCarry(h, c)` (plus the previous gate activations for FGR); `y_t = h_t`.
     """

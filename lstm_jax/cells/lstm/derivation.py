@@ -42,8 +42,11 @@ from lstm_jax.cells.lstm.step import (
     LSTMParts,
     activations,
     carry_from_parts,
+    expand_blocks,
     parts,
     parts_from_activations,
+    split_blocks,
+    sum_blocks,
 )
 from lstm_jax.cells.protocol import outer_sum, sum_leading
 from lstm_jax.gradients.modes import Gradient, keep, resolve_gradient
@@ -75,7 +78,7 @@ def delta(
     `carry` enters the step, `carry_t` leaves it, `acts` are its gate activations; `dcarry` is
     ∂L/∂(h_t, c_t, gates_t) from step t + 1 (`c` holds `δc_{t+1} ⊙ f_{t+1}` and its peephole
     terms), `dy` the gradient of the output `h_t`. Returns `(dcarry_{t-1}, δ pre-activations
-    [*batch, G·H] in gate order, None)`.
+    [*batch, ΣG] in gate order, None)`; a memory block's gate gets the sum over its cells.
     """
     full = mode is Gradient.FULL
     g = activation(options.input_activation, "input_activation")
@@ -99,7 +102,10 @@ def delta(
         d_pre["i"] = d_i * sigmoid.grad_out(p.i)
     if "f" in options.gates:
         d_pre["f"] = d_f * sigmoid.grad_out(p.f)
-    d_all = jnp.concatenate([d_pre[name] for name in options.gates], axis=-1)  # [*batch, G·H]
+    # [*batch, ΣG]; a gate shared by a memory block takes the sum over its cells
+    d_all = jnp.concatenate(
+        [d_pre[n] if n == "z" else sum_blocks(options, d_pre[n]) for n in options.gates], axis=-1
+    )
     dc_prev = dc * p.f  # the constant error carousel: never cut
     dh_prev = d_all @ params.r.T if full else jnp.zeros_like(carry.h)
     if full:
@@ -129,7 +135,8 @@ def grads(
     `[T, *batch, ·]`. Weight gradients survive the truncation: they are sums over steps, not
     paths through time.
     """
-    blocks = dict(zip(options.gates, jnp.split(d_all, len(options.gates), axis=-1), strict=True))
+    split = split_blocks(options, d_all, carry.h.shape[-1])
+    blocks = dict(zip(options.gates, split, strict=True))
     peephole_input = {"i": carry.c, "f": carry.c, "o": carry_t.c}  # ī, f̄ see c_{t-1}; ō c_t
     d_peep = {n: sum_leading(peephole_input[n] * blocks[n]) for n in options.peephole_gates}
     r_gate = None
@@ -207,10 +214,10 @@ def cell_state_jacobian(
     g = activation(options.input_activation, "input_activation")
     k = activation(options.output_activation, "output_activation")
     hidden = carry.c.shape[-1]
-    blocks = {name: n * hidden for n, name in enumerate(options.gates)}
+    r_blocks = dict(zip(options.gates, split_blocks(options, params.r, hidden), strict=True))
 
-    def r_of(name: str) -> Array:
-        return params.r[:, blocks[name] : blocks[name] + hidden]
+    def r_of(name: str) -> Array:  # [H, H]: a memory block's gate column repeated per cell
+        return r_blocks[name] if name == "z" else expand_blocks(options, r_blocks[name])
 
     dh = o_prev * k.grad(carry.c)
     zero = jnp.zeros((*carry.c.shape, hidden), carry.c.dtype)

@@ -26,7 +26,19 @@ class LSTMOptions:
       gate_recurrence: FGR, each gate also sees the previous step's gate activations.
       input_activation: `g`: "tanh", "identity" (NIAF) or "sigmoid_pm2" (1997, range ±2).
       output_activation: `k`: "tanh", "identity" (NOAF) or "sigmoid_pm1" (1997, range ±1).
-      forget_bias: initial forget-gate bias (1.0: Gers et al. 2000, Jozefowicz et al. 2015).
+      block_size: cells per memory block (Hochreiter & Schmidhuber 1997; Gers et al. 2000):
+        the S cells of a block share one input, forget and output gate, so the gate blocks of
+        `w`, `r`, `b` are `H/S` wide and the cell input `z` is `H` wide. 1 (the default) is the
+        modern LSTM, one set of gates per cell.
+      forget_bias: initial forget-gate bias (1.0: Gers et al. 2000, Jozefowicz et al. 2015); a
+        tuple gives one value per memory block (Gers et al. 2000: +0.5, +1, +1.5, +2); None
+        draws it like the other biases.
+      input_bias, output_bias: initial input- and output-gate biases, a number or one per
+        block (1997, adding: input gates -3.0 and -6.0); None (the default) draws them like the
+        other biases (0, or U(±init_range)).
+      init_range: if set, every weight and bias is drawn from U(-a, a) (the 1997 and 2000
+        papers: a = 0.1 and 0.2), and the gate-bias options above then override their blocks;
+        None (the default) is LeCun-normal `w`, orthogonal blocks of `r` and zero biases.
       chrono: if set, T_max of chrono initialisation (Tallec & Ollivier 2018), which replaces
         `forget_bias`: b_f ~ log U(1, T_max - 1), b_i = -b_f.
     """
@@ -39,10 +51,34 @@ class LSTMOptions:
     gate_recurrence: bool = False
     input_activation: str = "tanh"
     output_activation: str = "tanh"
-    forget_bias: float = 1.0
+    block_size: int = 1
+    forget_bias: float | tuple[float, ...] | None = 1.0
+    input_bias: float | tuple[float, ...] | None = None
+    output_bias: float | tuple[float, ...] | None = None
+    init_range: float | None = None
     chrono: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("forget_bias", "input_bias", "output_bias"):
+            value = getattr(self, name)
+            if isinstance(value, list):  # from YAML; options must stay hashable
+                object.__setattr__(self, name, value := tuple(value))
+            if isinstance(value, tuple) and not value:
+                raise ValueError(f"{name} must be a number or one number per block, got ()")
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int):
+            raise ValueError(f"block_size must be a positive int, got {self.block_size!r}")
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if self.block_size > 1 and (self.peepholes or self.gate_recurrence):
+            # The 1997 and 2000 blocks had neither; a peephole from S cells into one shared gate
+            # (Gers et al. 2002) is not implemented.
+            raise ValueError(
+                f"block_size={self.block_size} (memory blocks) needs peepholes=False and "
+                f"gate_recurrence=False, got peepholes={self.peepholes}, "
+                f"gate_recurrence={self.gate_recurrence}"
+            )
+        if self.init_range is not None and not self.init_range > 0:
+            raise ValueError(f"init_range must be > 0 (weights ~ U(-a, a)), got {self.init_range}")
         activation(self.input_activation, "input_activation")
         activation(self.output_activation, "output_activation")
         if self.coupled and not (self.input_gate and self.forget_gate):
@@ -79,6 +115,17 @@ class LSTMOptions:
     def peephole_gates(self) -> tuple[str, ...]:
         return self.sigmoid_gates if self.peepholes else ()
 
+    def widths(self, hidden_size: int) -> tuple[int, ...]:
+        """Width of each block of `w`, `r`, `b` in `gates` order: `H` for the cell input `z`,
+        `H / block_size` for a gate (one per memory block)."""
+        if hidden_size % self.block_size:
+            raise ValueError(
+                f"hidden_size={hidden_size} must be a multiple of block_size={self.block_size} "
+                "(H cells in memory blocks of block_size cells)"
+            )
+        blocks = hidden_size // self.block_size
+        return tuple(hidden_size if name == "z" else blocks for name in self.gates)
+
 
 _VANILLA = dict(peepholes=True)
 
@@ -110,6 +157,7 @@ def lstm_options(variant: str = "standard", **overrides: Any) -> LSTMOptions:
     if variant not in LSTM_VARIANTS:
         raise ValueError(f"variant must be one of {list(LSTM_VARIANTS)}, got {variant!r}")
     fields = {f.name for f in dataclasses.fields(LSTMOptions)}
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise TypeError(f"unknown LSTM option(s) {unknown}; valid options are {sorted(fields)}")

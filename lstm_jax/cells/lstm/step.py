@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lstm_jax.cells import initializers
 from lstm_jax.cells.activations import activation, sigmoid
@@ -44,9 +45,10 @@ class LSTMParams(NamedTuple):
     Kernels are `in → out`, so the equations' `W_*` is `w[:, block]ᵀ` and `R_*` is `r[:, block]ᵀ`.
     """
 
-    w: Array  # [I, G·H] input weights, blocks in `options.gates` order
-    r: Array  # [H, G·H] recurrent weights
-    b: Array  # [G·H] biases (forget block initialised to `forget_bias`)
+    w: Array  # [I, ΣG] input weights, blocks in `options.gates` order (`options.widths`: H
+    #            for z, H/block_size per gate; ΣG = G·H without memory blocks)
+    r: Array  # [H, ΣG] recurrent weights
+    b: Array  # [ΣG] biases (forget block initialised to `forget_bias`)
     p_i: Array | None = None  # [H] peephole c_{t-1} → ī  (peepholes with an input gate)
     p_f: Array | None = None  # [H] peephole c_{t-1} → f̄  (peepholes with a free forget gate)
     p_o: Array | None = None  # [H] peephole c_t → ō  (peepholes with an output gate)
@@ -62,7 +64,8 @@ class LSTMCarry(NamedTuple):
 
 
 class LSTMParts(NamedTuple):
-    """Every intermediate of one step; gates a variant lacks hold their constant value."""
+    """Every intermediate of one step, each `[*batch, H]`; gates a variant lacks hold their
+    constant value, and a gate shared by a memory block is repeated over the block's cells."""
 
     z_pre: Array  # [*batch, H] z̄_t
     i_pre: Array | None  # ī_t (None without an input gate)
@@ -81,36 +84,93 @@ def init(
     options: LSTMOptions, key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32
 ) -> LSTMParams:
     """Random `LSTMParams`: LeCun-normal `w`, orthogonal blocks of `r`, gate biases 0 except the
-    forget gate (`forget_bias`, or chrono), peepholes and FGR weights U(±1/√H) and U(±1/√(S·H))."""
+    forget gate (`forget_bias`, or chrono), peepholes and FGR weights U(±1/√H) and U(±1/√(S·H));
+    with `options.init_range = a`, every weight and bias U(±a) instead. Then the gate-bias
+    options (`input_bias`, `forget_bias`, `output_bias`) set their blocks."""
     gates, n_sig = options.gates, len(options.sigmoid_gates)
+    widths = options.widths(hidden_size)
     k_w, k_r, k_p, k_g, k_c = jax.random.split(key, 5)
-    b = jnp.zeros((len(gates), hidden_size), dtype)
-    if options.chrono is not None:
-        b_f = initializers.chrono_forget_bias(k_c, hidden_size, options.chrono, dtype)
-        b = b.at[gates.index("f")].set(b_f).at[gates.index("i")].set(-b_f)
-    elif "f" in gates:
-        b = b.at[gates.index("f")].set(options.forget_bias)
     scale = 1.0 / hidden_size**0.5
-    peep = dict(
-        zip(
-            options.peephole_gates,
-            initializers.uniform(k_p, (3, hidden_size), scale, dtype),
-            strict=False,
-        )
-    )
-    r_gate = None
-    if options.gate_recurrence:
-        shape = (n_sig * hidden_size, n_sig * hidden_size)
-        r_gate = initializers.uniform(k_g, shape, 1.0 / shape[0] ** 0.5, dtype)
+    fgr_shape = (n_sig * hidden_size, n_sig * hidden_size)
+    if options.init_range is None:
+        w = initializers.input_kernel(k_w, input_size, sum(widths), dtype)
+        r = initializers.recurrent_kernel(k_r, hidden_size, len(gates), dtype, widths)
+        b = jnp.zeros((sum(widths),), dtype)
+        peep = initializers.uniform(k_p, (3, hidden_size), scale, dtype)
+        r_gate = initializers.uniform(k_g, fgr_shape, 1.0 / fgr_shape[0] ** 0.5, dtype)
+    else:  # 1997 / 2000: all weights and biases uniform in ±a
+        a, k_b = options.init_range, jax.random.fold_in(key, 1)
+        w = initializers.uniform(k_w, (input_size, sum(widths)), a, dtype)
+        r = initializers.uniform(k_r, (hidden_size, sum(widths)), a, dtype)
+        b = initializers.uniform(k_b, (sum(widths),), a, dtype)
+        peep = initializers.uniform(k_p, (3, hidden_size), a, dtype)
+        r_gate = initializers.uniform(k_g, fgr_shape, a, dtype)
+    b = dict(zip(gates, split_blocks(options, b, hidden_size), strict=True))
+    if options.chrono is not None:
+        b["f"] = initializers.chrono_forget_bias(k_c, len(b["f"]), options.chrono, dtype)
+        b["i"] = -b["f"]
+    for name, option in _BIAS_OPTION.items():
+        value = getattr(options, option)
+        if name in b and value is not None and not (options.chrono and name in "if"):
+            b[name] = _bias_schedule(options, name, value, b[name])
     return LSTMParams(
-        w=initializers.input_kernel(k_w, input_size, len(gates) * hidden_size, dtype),
-        r=initializers.recurrent_kernel(k_r, hidden_size, len(gates), dtype),
-        b=b.reshape(-1),
-        p_i=peep.get("i"),
-        p_f=peep.get("f"),
-        p_o=peep.get("o"),
-        r_gate=r_gate,
+        w=w,
+        r=r,
+        b=jnp.concatenate([b[name] for name in gates]),
+        **{f"p_{n}": peep[k] for k, n in enumerate("ifo") if n in options.peephole_gates},
+        r_gate=r_gate if options.gate_recurrence else None,
     )
+
+
+_BIAS_OPTION = {"i": "input_bias", "f": "forget_bias", "o": "output_bias"}
+
+
+def _bias_schedule(options: LSTMOptions, gate: str, value: Any, like: Array) -> Array:
+    """A gate's initial bias: one number for every block, or a tuple with one per block."""
+    if not isinstance(value, tuple):
+        return jnp.full_like(like, value)
+    if len(value) != like.shape[0]:
+        raise ValueError(
+            f"{_BIAS_OPTION[gate]} has {len(value)} values, one per memory block, but the LSTM "
+            f"has {like.shape[0]} blocks (hidden_size={like.shape[0] * options.block_size}, "
+            f"block_size={options.block_size})"
+        )
+    return jnp.asarray(value, like.dtype)
+
+
+def expand_blocks(options: LSTMOptions, x: Array) -> Array:
+    """`[..., H/S] -> [..., H]`: a gate per memory block repeated over the block's S cells."""
+    s = options.block_size
+    return x if s == 1 else jnp.repeat(x, s, axis=-1)
+
+
+def sum_blocks(options: LSTMOptions, x: Array, axis: int = -1) -> Array:
+    """`[..., H] -> [..., H/S]` along `axis`: the sum over each memory block's S cells (the
+    adjoint of `expand_blocks`: a shared gate receives the error of all its cells)."""
+    s = options.block_size
+    if s == 1:
+        return x
+    axis = axis % x.ndim
+    shape = (*x.shape[:axis], x.shape[axis] // s, s, *x.shape[axis + 1 :])
+    return x.reshape(shape).sum(axis + 1)
+
+
+def split_blocks(options: LSTMOptions, x: Array, hidden_size: int) -> list[Array]:
+    """`x [..., ΣG]` (a pre-activation, bias or kernel row layout) split into its gate blocks,
+    in `options.gates` order (`options.widths`)."""
+    if options.block_size == 1:
+        return jnp.split(x, len(options.gates), axis=-1)
+    offsets = np.cumsum(options.widths(hidden_size))[:-1]
+    return jnp.split(x, offsets, axis=-1)
+
+
+def _cell_blocks(options: LSTMOptions, x: Array, hidden_size: int) -> dict[str, Array]:
+    """The gate blocks of `x`, each gate repeated over its block's cells (all `[..., H]`)."""
+    split = split_blocks(options, x, hidden_size)
+    return {
+        name: v if name == "z" else expand_blocks(options, v)
+        for name, v in zip(options.gates, split, strict=True)
+    }
 
 
 def initial_carry(
@@ -142,7 +202,7 @@ def parts(
     if x_proj is None:
         x_proj = x @ params.w + params.b
     pre = x_proj + h_prev @ params.r
-    blocks = dict(zip(options.gates, jnp.split(pre, len(options.gates), axis=-1), strict=True))
+    blocks = _cell_blocks(options, pre, carry.h.shape[-1])
     if options.gate_recurrence:
         from_gates = cut(carry.gates) @ params.r_gate
         sig = options.sigmoid_gates
@@ -171,18 +231,22 @@ def parts(
 
 
 def activations(options: LSTMOptions, p: LSTMParts) -> Array:
-    """`[*batch, G·H]`: the step's gate activations in `options.gates` order, the layout of its
+    """`[*batch, ΣG]`: the step's gate activations in `options.gates` order, the layout of its
     pre-activations (what the fused unroll stores in place of them)."""
-    return jnp.concatenate([getattr(p, name) for name in options.gates], axis=-1)
+    s = options.block_size  # a shared gate is stored once per block
+    return jnp.concatenate(
+        [getattr(p, n) if n == "z" or s == 1 else getattr(p, n)[..., ::s] for n in options.gates],
+        axis=-1,
+    )
 
 
 def parts_from_activations(options: LSTMOptions, acts: Array, c: Array) -> LSTMParts:
-    """The `LSTMParts` of a step from its stored gate activations `acts [*batch, G·H]`
+    """The `LSTMParts` of a step from its stored gate activations `acts [*batch, ΣG]`
     (`activations`) and cell state `c [*batch, H]`: gates a variant lacks take their constant
     value as in `parts`, `k(c_t)` and `h_t` are recomputed; pre-activations are None (the
     backward pass needs only activations: σ' = σ(1 - σ))."""
     k = activation(options.output_activation, "output_activation")
-    blocks = dict(zip(options.gates, jnp.split(acts, len(options.gates), axis=-1), strict=True))
+    blocks = _cell_blocks(options, acts, c.shape[-1])
     i = blocks.get("i", 1.0)
     f = blocks.get("f", 1 - i if options.coupled else 1.0)
     o = blocks.get("o", 1.0)
