@@ -26,6 +26,8 @@ CELLS = (
         ("lstm-vanilla-chrono", "lstm", lstm_jax.lstm("vanilla", chrono=50)),
         # memory blocks (1997, 2000): two cells share each gate; the test sizes H are even
         ("lstm-blocks", "lstm", lstm_jax.lstm("standard", block_size=2, output_bias=-1.0)),
+        # the 1997 net: 2-cell blocks, gate activations fed back into every unit
+        ("lstm-1997-net", "lstm", lstm_jax.lstm("1997", block_size=2, gate_inputs=True)),
         ("gru-reset_after", "gru", lstm_jax.gru(reset_after=True)),
         ("gru-reset_before", "gru", lstm_jax.gru(reset_after=False)),
     ]

@@ -35,7 +35,7 @@ def lstm_blocks(options, params):
         cols = np.arange(start, start + width)
         if name != "z":
             cols = cols[block_of_cell]
-        out[name] = (w[:, cols].T, r[:, cols].T, b[cols])
+        out[name] = (w[:, cols].T, r[:, cols].T, b[cols], cols)
         start += width
     return out
 
@@ -45,7 +45,11 @@ def lstm_step(options, params, h, c, gates_prev, x):
     blk = lstm_blocks(options, params)
     g, k = SQUASH[options.input_activation], SQUASH[options.output_activation]
     hidden = h.shape[0]
-    pre = {name: W @ x + R @ h + b for name, (W, R, b) in blk.items()}
+    pre = {name: W @ x + R @ h + b for name, (W, R, b, _) in blk.items()}
+    if options.gate_inputs:  # 1997: previous gate activations (one per block) into every unit
+        rg = np.asarray(params.r_gate, np.float64)
+        for name, (_, _, _, cols) in blk.items():
+            pre[name] = pre[name] + rg[:, cols].T @ gates_prev
     if options.gate_recurrence:
         rg = np.asarray(params.r_gate, np.float64).T  # [S·H out, S·H in]
         sig = options.sigmoid_gates
@@ -70,6 +74,11 @@ def lstm_step(options, params, h, c, gates_prev, x):
     if options.gate_recurrence:
         gates_new = np.concatenate(
             [np.broadcast_to(acts[s], (hidden,)) for s in options.sigmoid_gates]
+        )
+    if options.gate_inputs:  # one activation per memory block: its first cell's
+        first = np.arange(0, hidden, options.block_size)
+        gates_new = np.concatenate(
+            [np.broadcast_to(acts[s], (hidden,))[first] for s in options.sigmoid_gates]
         )
     return h_new, c_new, gates_new
 

@@ -361,6 +361,11 @@ def test_lstm_unknown_override():
         ),
         ("vanilla", {"block_size": 2}, r"block_size=2 .*needs peepholes=False .*peepholes=True"),
         ("FGR", {"block_size": 2}, r"block_size=2 .*gate_recurrence=True"),
+        (
+            "FGR",
+            {"gate_inputs": True},
+            r"gate_inputs=True .* and gate_recurrence=True .* exclusive",
+        ),
         ("standard", {"block_size": 0}, r"block_size must be >= 1, got 0"),
         ("standard", {"block_size": 1.5}, r"block_size must be a positive int, got 1.5"),
         ("standard", {"init_range": 0.0}, r"init_range must be > 0 .*got 0.0"),

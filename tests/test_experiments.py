@@ -68,6 +68,10 @@ def test_exploding_gradients(tmp_path):
 
 
 def _check_report(results: dict, tasks: set[str], settings: list[str], seeds: int) -> None:
+    provenance = results["provenance"]
+    assert provenance["variant"] == "tiny" and provenance["versions"]["jax"]
+    assert provenance["train_cpu_s"] > 0 and provenance["commits_of_runs"]
+    results = results["suites"]
     assert set(results) == tasks
     for task in results.values():
         assert list(task["stats"]) == settings
@@ -97,9 +101,43 @@ def test_adding_1997(tmp_path):
         *("--variant", "tiny", "--seeds", "1", "--seeds-500", "1", "--workers", "1"),
         *("--runs", str(tmp_path / "r")),
     )
-    _check_report(results, {"adding T=100", "adding T=500"}, ["truncated, SGD"], 1)
-    lengths = [r["final_eval"]["sequences"] for t in results.values() for r in t["runs"]]
-    assert lengths == [64.0, 64.0]
+    _check_report(
+        {**results, "suites": {"adding T=100": results["suites"]["adding T=100"]}},
+        {"adding T=100"},
+        ["truncated", "linear output"],
+        1,
+    )
+    _check_report(
+        {**results, "suites": {"adding T=500": results["suites"]["adding T=500"]}},
+        {"adding T=500"},
+        ["linear output"],
+        1,
+    )
+    runs = [r for t in results["suites"].values() for r in t["runs"]]
+    assert [r["final_eval"]["sequences"] for r in runs] == [64.0, 64.0, 64.0]
+    assert runs[0]["final_eval"] != runs[1]["final_eval"]  # sigmoid and linear outputs differ
+    # --check re-trains the cheapest recorded run and finds the same figures
+    done = subprocess.run(
+        [sys.executable, "experiments/adding_1997/adding_1997.py", "--check"]
+        + ["--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "differs" not in done.stdout
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    for run in record["suites"]["adding T=100"]["runs"]:
+        run["final_eval"]["mse"] *= 1.01  # a figure the code no longer produces
+    (tmp_path / "out" / "results.json").write_text(json.dumps(record))
+    done = subprocess.run(
+        [sys.executable, "experiments/adding_1997/adding_1997.py", "--check"]
+        + ["--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "final_eval" in done.stdout and "differs" in done.stdout
 
 
 def test_continual_reber(tmp_path):

@@ -26,6 +26,8 @@ VARIANTS = {
     # memory blocks (1997 §5.4, Gers et al. 2000): 2 blocks of 2 cells sharing their gates
     "1997-blocks": lstm_jax.lstm("1997", block_size=2, input_bias=(-3.0, -6.0)),
     "standard-blocks": lstm_jax.lstm(block_size=2, forget_bias=(0.5, 1.0)),
+    "1997-net": lstm_jax.lstm("1997", block_size=2, gate_inputs=True),
+    "CIFG-gate-inputs": lstm_jax.lstm("CIFG", gate_inputs=True),
 }
 
 

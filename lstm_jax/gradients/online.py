@@ -220,7 +220,9 @@ def _to_params(
     r = jnp.concatenate([blk[:, x_end:h_end].T for blk in ordered], axis=-1)
     b = jnp.concatenate([blk[:, -1] for blk in ordered], axis=-1)
     r_gate = None
-    if options.gate_recurrence:  # only the sigmoid gates receive the gate recurrence
+    if options.gate_inputs:  # every unit receives the previous gate activations
+        r_gate = jnp.concatenate([blk[:, h_end:-1].T for blk in ordered], axis=-1)
+    elif options.gate_recurrence:  # only the sigmoid gates receive the gate recurrence
         r_gate = jnp.concatenate(
             [per_block[name][:, h_end:-1].T for name in options.sigmoid_gates], axis=-1
         )

@@ -40,6 +40,8 @@ class ModelConfig:
     num_layers: int = 1
     gradient: str = "full"  # "full" | "truncated"
     window: int | None = None  # windowed truncated BPTT, steps per window
+    output: str = "identity"  # a key of training.model.OUTPUTS: "identity" | "sigmoid" (1997)
+    readout_range: float | None = None  # readout weights and bias U(±a); None: U(±1/√H), b = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +64,11 @@ class TrainingConfig:
     eval_every: int = 100
     eval_size: int = 256  # test-set size (sequences, or streams for stateful tasks)
     checkpoint_every: int = 500
-    stop_when_solved: bool = True  # stop at the task's success criterion on the test set
+    stop_when_solved: bool = True  # stop once the stopping rule (`stop_on`) is met
+    stop_on: str = "test"  # "test": the task's criterion at an evaluation; "train": the 1997
+    #                        training-set rule (`training.stopping.TrainingSetRule`)
+    train_window: int = 2000  # "train": the most recent training sequences that must be right
+    train_loss: float = 0.01  # "train": ... and the bound on their mean training loss
 
 
 @dataclasses.dataclass(frozen=True)

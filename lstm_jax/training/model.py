@@ -1,5 +1,5 @@
-"""A sequence model for the classic tasks: a (stacked) recurrent layer, a linear readout at every
-step, and the three losses the tasks use."""
+"""A sequence model for the classic tasks: a (stacked) recurrent layer, a readout at every step
+(linear, or a sigmoid output unit as in the 1997 paper), and the three losses the tasks use."""
 
 from __future__ import annotations
 
@@ -21,17 +21,34 @@ class ModelParams(NamedTuple):
     readout: Readout
 
 
+OUTPUTS: dict[str, Callable[[Array], Array]] = {
+    "identity": lambda y: y,  # a linear readout (the losses apply softmax / sigmoid themselves)
+    "sigmoid": jax.nn.sigmoid,  # the 1997 output unit, y = σ(h W + b), trained on squared error
+}
+
+
 def init(
-    cell: Cell, key: Array, input_size: int, hidden_size: int, output_size: int, num_layers: int
+    cell: Cell,
+    key: Array,
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    num_layers: int,
+    readout_range: float | None = None,
 ) -> ModelParams:
-    """Cell params per layer and a readout with U(±1/√H) weights and zero bias."""
+    """Cell params per layer and a readout with U(±1/√H) weights and zero bias, or with weights
+    and bias U(±readout_range) (the 1997 and 2000 papers: every weight and bias U(±a))."""
     k_rnn, k_out = jax.random.split(key)
-    scale = 1.0 / hidden_size**0.5
+    scale = 1.0 / hidden_size**0.5 if readout_range is None else readout_range
+    b = jnp.zeros((output_size,))
+    if readout_range is not None:
+        k_b = jax.random.fold_in(k_out, 1)
+        b = jax.random.uniform(k_b, (output_size,), minval=-scale, maxval=scale)
     return ModelParams(
         rnn=init_stacked(cell, k_rnn, input_size, hidden_size, num_layers),
         readout=Readout(
             w=jax.random.uniform(k_out, (hidden_size, output_size), minval=-scale, maxval=scale),
-            b=jnp.zeros((output_size,)),
+            b=b,
         ),
     )
 
@@ -41,11 +58,13 @@ def apply(
     params: ModelParams,
     inputs: Array,
     carries: tuple[Carry, ...] | None = None,
+    output: str = "identity",
     **unroll_kwargs: Any,
 ) -> tuple[tuple[Carry, ...], Array]:
-    """`inputs [T, B, I] -> (final carries per layer, outputs [T, B, O])`."""
+    """`inputs [T, B, I] -> (final carries per layer, outputs [T, B, O])`, `outputs =
+    OUTPUTS[output](h W + b)`."""
     finals, hs = stacked(cell, params.rnn, inputs, carries, **unroll_kwargs)
-    return finals, hs @ params.readout.w + params.readout.b
+    return finals, OUTPUTS[output](hs @ params.readout.w + params.readout.b)
 
 
 def _masked_mean(per_step: Array, mask: Array) -> Array:

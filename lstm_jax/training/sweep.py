@@ -11,6 +11,7 @@ about one core busy; `workers` processes side by side use the machine. Workers a
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -45,8 +46,12 @@ class Outcome(NamedTuple):
     final_eval: dict[str, float]
     evals: list[tuple[int, dict[str, float]]]  # (step, test metrics) at every evaluation
     grad_norms: list[float] | None  # global gradient norm per step, when `keep_grad_norms`
-    wall_s: float
+    wall_s: float  # this call (a run read back from its directory: the read-back only)
     out_dir: str
+    overrides: tuple[str, ...] = ()  # the run's `--set` strings (what `check_report` re-runs)
+    train_wall_s: float | None = None  # the run's own training time (summary.json)
+    train_cpu_s: float | None = None
+    commit: str | None = None  # the git commit that trained it
 
 
 def grid(settings: Mapping[str, Sequence[str]], seeds: Iterable[int]) -> list[Run]:
@@ -105,6 +110,10 @@ def run_one(
         else None,
         wall_s=time.perf_counter() - start,
         out_dir=str(out),
+        overrides=tuple(run.overrides),
+        train_wall_s=summary.get("train_wall_s"),
+        train_cpu_s=summary.get("train_cpu_s"),
+        commit=(summary.get("provenance") or {}).get("commit"),
     )
 
 
@@ -172,6 +181,7 @@ class Stats(NamedTuple):
     solved: int
     diverged: int
     median: float  # over all runs; inf when half or more did not solve
+    mean: float  # over the solved runs (the 1997 paper's statistic); inf if none solved
     low: float  # fastest solved run (inf if none)
     high: float  # slowest run (inf if any did not solve)
 
@@ -194,6 +204,9 @@ def stats(outcomes: Sequence[Outcome]) -> dict[str, Stats]:
             solved=sum(o.solved_at_step is not None for o in group),
             diverged=sum(o.status == "diverged" for o in group),
             median=median,
+            mean=statistics.fmean(done)
+            if (done := [x for x in seqs if x < math.inf])
+            else math.inf,
             low=seqs[0],
             high=seqs[-1],
         )
@@ -210,19 +223,20 @@ def fmt_count(x: float) -> str:
 def table(outcomes: Sequence[Outcome], metric: str | None = None, title: str = "") -> str:
     """A text table, one row per setting: runs solved, sequences to success (median, fastest,
     slowest; '-' = not solved within the budget) and the median final test `metric`."""
-    head = f"{'setting':<24}{'solved':>8}{'median':>11}{'fastest':>11}{'slowest':>11}"
+    head = f"{'setting':<24}{'solved':>8}{'mean*':>11}{'median':>11}{'fastest':>11}{'slowest':>11}"
     if metric:
         head += f"  {'final ' + metric + ' (median)':>30}"
     lines = [title, head] if title else [head]
     for label, s in stats(outcomes).items():
         row = (
-            f"{label:<24}{s.solved:>5}/{s.runs:<2}{fmt_count(s.median):>11}"
+            f"{label:<24}{s.solved:>5}/{s.runs:<2}{fmt_count(s.mean):>11}{fmt_count(s.median):>11}"
             f"{fmt_count(s.low):>11}{fmt_count(s.high):>11}"
         )
         if metric:
             values = [o.final_eval.get(metric, math.nan) for o in outcomes if o.label == label]
             row += f"  {statistics.median(values):>30.4g}"
         lines.append(row)
+    lines.append("* mean over the solved runs; '-' = not solved within the budget")
     if any(s.diverged for s in stats(outcomes).values()):
         lines.append(
             "diverged: "
@@ -273,14 +287,30 @@ def write_report(
     *,
     title: str,
     unit: str = "training sequences",
+    variant: str | None = None,
 ) -> None:
-    """`results.json` (every outcome and the per-setting stats) and `sequences_to_success.png`
-    (one panel per task, one point per run) in `out`."""
+    """`results.json` (provenance, every outcome and the per-setting stats) and
+    `sequences_to_success.png` (one panel per task, one point per run) in `out`.
+
+    The provenance names the commit and package versions writing the report, the commits that
+    trained the runs (a run read back from its directory keeps its own), the config variant,
+    and the runs' summed training wall and CPU time."""
     from lstm_jax.diagnostics.plotting import plot_strips
+    from lstm_jax.training.provenance import provenance
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {
+    every = [o for outcomes in results.values() for o in outcomes]
+    record: dict[str, Any] = {
+        "provenance": {
+            **provenance(),
+            "variant": variant,
+            "commits_of_runs": sorted({str(o.commit) for o in every}),
+            "train_wall_s": sum(o.train_wall_s or 0.0 for o in every),
+            "train_cpu_s": sum(o.train_cpu_s or 0.0 for o in every),
+        }
+    }
+    record["suites"] = {
         name: {
             "config": suites[name].config,
             "overrides": list(suites[name].overrides),
@@ -299,3 +329,66 @@ def write_report(
             panel.setdefault(o.label, []).append(seqs)
         panels[name] = panel
     plot_strips(panels, out / "sequences_to_success.png", title=title, ylabel=unit)
+
+
+def check_report(path: str | Path, *, log: Callable[[str], None] = print) -> bool:
+    """Re-trains the cheapest recorded run of the `results.json` at `path` (fewest steps) in a
+    temporary directory and compares it with the record: status, steps and the step it was
+    solved at exactly, the final test metrics to 5 significant digits (as recorded). True if
+    it matches (each experiment script's `--check`)."""
+    import tempfile
+
+    from lstm_jax.training.config import load
+    from lstm_jax.training.trainer import Diverged, train
+
+    record = json.loads(Path(path).read_text())
+    variant = record["provenance"]["variant"]
+    candidates = [
+        (run["steps"], name, run)
+        for name, suite in record["suites"].items()
+        for run in suite["runs"]
+    ]
+    if not candidates:
+        raise ValueError(f"{path} records no runs")
+    _, name, run = min(candidates, key=lambda c: c[0])
+    config_path = record["suites"][name]["config"]
+    config = load(config_path, variant, tuple(run["overrides"]))
+    log(f"re-running {name} / {run['label']} seed {run['seed']} ({run['steps']} steps)")
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.suppress(Diverged):
+            train(config, Path(tmp) / "check", progress=False, log=lambda _: None)
+        summary = json.loads((Path(tmp) / "check" / "summary.json").read_text())
+    got = {
+        "status": summary["status"],
+        "steps": summary["steps"],
+        "solved_at_step": summary["solved_at_step"],
+        "final_eval": _rounded(summary["final_eval"] or {}),
+    }
+    want = {key: run[key] for key in got}
+    for key in got:
+        same = got[key] == want[key]
+        log(f"  {key}: recorded {want[key]}, now {got[key]}{'' if same else '   <- differs'}")
+    return got == want
+
+
+def experiment_parser(doc: str, here: Path, runs: str, seeds: int) -> argparse.ArgumentParser:
+    """The options every experiment script shares: `--seeds --workers --variant --out --runs
+    --check`; `here` is the script's folder (the default `--out`)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--variant", help="a variant of every config, e.g. tiny (the tests)")
+    parser.add_argument("--out", type=Path, default=here, help="where results.json goes")
+    parser.add_argument("--runs", type=Path, default=Path(runs), help="run directories (cache)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="re-run the cheapest run recorded in --out/results.json and compare; exit 1 if "
+        "it differs",
+    )
+    return parser
+
+
+def run_check(args: argparse.Namespace) -> None:
+    """`--check`: exits 0 when the re-run matches `results.json`, 1 when it does not."""
+    raise SystemExit(0 if check_report(args.out / "results.json") else 1)

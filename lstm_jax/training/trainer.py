@@ -25,6 +25,8 @@ from lstm_jax.cells.registry import build_cell
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.training import checkpoint, model
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump
+from lstm_jax.training.provenance import provenance
+from lstm_jax.training.stopping import TrainingSetRule
 from lstm_jax.training.tasks import Batch, Task, make_task
 
 CHECKPOINT = "checkpoint.msgpack"
@@ -125,7 +127,9 @@ def build(config: Config) -> Experiment:
         raise ConfigError(f"model.{err}") from err
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
+    _check_output_and_stopping(config, task)
     unroll_kwargs = dict(gradient=mode, window=m.window)
+    keep_outputs = t.stop_on == "train"  # the training-set rule scores each training sequence
 
     def loss_and_carries(params, batch: Batch, carries):
         finals, outputs = model.apply(
@@ -133,25 +137,27 @@ def build(config: Config) -> Experiment:
             params,
             batch.inputs,
             carries,
+            m.output,
             lengths=batch.lengths,
             resets=batch.resets,
             **unroll_kwargs,
         )
-        return loss_fn(outputs, batch.targets, batch.mask), finals
+        return loss_fn(outputs, batch.targets, batch.mask), (finals, outputs)
 
     def train_step(state: TrainState, batch: Batch):
         carries = jax.lax.stop_gradient(state.carries)  # stateful TBPTT: no gradient across batches
-        (loss, finals), grads = jax.value_and_grad(loss_and_carries, has_aux=True)(
+        (loss, (finals, outputs)), grads = jax.value_and_grad(loss_and_carries, has_aux=True)(
             state.params, batch, carries
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = TrainState(params, opt_state, finals if task.stateful else None)
-        return new, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        stats = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return new, {**stats, "outputs": outputs} if keep_outputs else stats
 
     def evaluate(params, batch: Batch):
         _, outputs = model.apply(
-            cell, params, batch.inputs, lengths=batch.lengths, resets=batch.resets
+            cell, params, batch.inputs, None, m.output, lengths=batch.lengths, resets=batch.resets
         )
         return outputs
 
@@ -167,6 +173,29 @@ def build(config: Config) -> Experiment:
     return Experiment(config, task, cell, optimizer, jax.jit(train_step), jax.jit(evaluate), mesh)
 
 
+def _check_output_and_stopping(config: Config, task: Task) -> None:
+    m, t = config.model, config.training
+    if m.output not in model.OUTPUTS:
+        raise ConfigError(f"model.output must be one of {list(model.OUTPUTS)}, got {m.output!r}")
+    if m.output == "sigmoid" and task.loss != "mse":
+        raise ConfigError(
+            f"model.output=sigmoid (the 1997 output unit) is trained on squared error; task "
+            f"{config.task.name!r} uses the {task.loss!r} loss, which takes a linear readout"
+        )
+    if m.readout_range is not None and not m.readout_range > 0:
+        raise ConfigError(f"model.readout_range must be > 0, got {m.readout_range}")
+    rules = ("test", "train")
+    if t.stop_on not in rules:
+        raise ConfigError(f"training.stop_on must be one of {list(rules)}, got {t.stop_on!r}")
+    if t.stop_on == "train" and not hasattr(task, "correct"):
+        raise ConfigError(
+            f"training.stop_on=train needs a task that scores each training sequence "
+            f"(adding, multiplication, temporal_order); {config.task.name!r} does not"
+        )
+    if t.train_window < 1:
+        raise ConfigError(f"training.train_window must be >= 1, got {t.train_window}")
+
+
 def init_state(exp: Experiment) -> TrainState:
     c = exp.config
     params = model.init(
@@ -176,6 +205,7 @@ def init_state(exp: Experiment) -> TrainState:
         c.model.hidden_size,
         exp.task.output_size,
         c.model.num_layers,
+        c.model.readout_range,
     )
     carries = None
     if exp.task.stateful:
@@ -251,6 +281,8 @@ class Progress(NamedTuple):
     step: int = 0  # updates applied
     solved_at: int | None = None  # first step whose evaluation met the success criterion
     final_eval: dict[str, float] | None = None  # the latest test metrics
+    wall_s: float = 0.0  # training time so far (all invocations up to this checkpoint)
+    cpu_s: float = 0.0  # CPU time so far, every thread of the process
 
 
 def train(
@@ -266,8 +298,13 @@ def train(
     exp = build(config)
     t = config.training
     state, done = init_state(exp), Progress()
+    rule = None  # the 1997 training-set rule, when the config stops on it
+    if t.stop_on == "train":
+        rule = TrainingSetRule(t.train_window, t.batch_size, t.train_loss)
     if resume:
         state, done = _resume(exp, state, out)
+        if rule is not None:
+            rule.replay(_records(out / METRICS))
     elif (out / CHECKPOINT).exists() or (out / METRICS).exists():
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
@@ -275,6 +312,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump(config))
     step, solved_at, final_eval = done.step, done.solved_at, done.final_eval or {}
+    clock = _Clock(done.wall_s, done.cpu_s)
     stop = solved_at is not None and t.stop_when_solved
     if step < t.steps and not stop:
         state = shard_state(exp, state)
@@ -290,32 +328,51 @@ def train(
                         f"update was not applied. Last good checkpoint: {_last_checkpoint(out)}. "
                         "Lower optimizer.learning_rate or set optimizer.clip_norm."
                     )
-                    _write_summary(out, "diverged", step - 1, t, final_eval, solved_at, message)
+                    _write_summary(
+                        out, "diverged", step - 1, t, final_eval, solved_at, message, clock
+                    )
                     raise Diverged(message)
                 state = new_state
-                _write(metrics_file, {"step": step, "loss": loss, "grad_norm": grad_norm})
-                if step % t.eval_every == 0 or step == t.steps:
+                record = {"step": step, "loss": loss, "grad_norm": grad_norm}
+                met = False  # the training-set rule, scored on this batch's own outputs
+                if rule is not None:
+                    outputs = np.asarray(stats["outputs"])
+                    record["correct"] = int(np.sum(exp.task.correct(outputs, batch)))
+                    met = solved_at is None and rule.update(loss, record["correct"])
+                _write(metrics_file, record)
+                if met or step % t.eval_every == 0 or step == t.steps:
                     final_eval = evaluate(exp, state.params, test)
                     _write(metrics_file, {"step": step, "eval": final_eval})
                     bar.set_postfix(loss=f"{loss:.4g}", **_headline(final_eval))
-                    if solved_at is None and exp.task.solved(final_eval):
+                    on_test = rule is None and exp.task.solved(final_eval)
+                    if solved_at is None and (met or on_test):
                         solved_at = step
                         stop = t.stop_when_solved
                 if step % t.checkpoint_every == 0 or step == t.steps or stop:
                     metrics_file.flush()
                     meta = {
                         "config": config.to_dict(),
-                        **Progress(step, solved_at, final_eval)._asdict(),
+                        **Progress(step, solved_at, final_eval, *clock.read())._asdict(),
                     }
                     checkpoint.save(out / CHECKPOINT, state, meta)
                 bar.update(1)
                 if stop:
                     break
     status = "solved" if solved_at is not None else "budget"
-    summary = _write_summary(out, status, step, t, final_eval, solved_at, None)
+    summary = _write_summary(out, status, step, t, final_eval, solved_at, None, clock)
     _plot_learning_curve(out)
     log(f"{status} after {step} steps ({step * t.batch_size} sequences); test: {final_eval}")
     return summary
+
+
+class _Clock:
+    """Wall and CPU seconds since it was made, plus what earlier pieces of the run took."""
+
+    def __init__(self, wall_s: float = 0.0, cpu_s: float = 0.0) -> None:
+        self.start = (time.perf_counter() - wall_s, time.process_time() - cpu_s)
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.start[0], time.process_time() - self.start[1]
 
 
 def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, Progress]:
@@ -325,11 +382,24 @@ def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainStat
         theirs, ours = _flatten(meta.get("config") or {}), _flatten(exp.config.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
-    done = Progress(int(meta["step"]), meta.get("solved_at"), dict(meta.get("final_eval") or {}))
+    done = Progress(
+        int(meta["step"]),
+        meta.get("solved_at"),
+        dict(meta.get("final_eval") or {}),
+        float(meta.get("wall_s", 0.0)),
+        float(meta.get("cpu_s", 0.0)),
+    )
     lines = (out / METRICS).read_text().splitlines() if (out / METRICS).exists() else []
     kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= done.step]
     (out / METRICS).write_text("".join(line + "\n" for line in kept))
     return state, done
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The records of a `metrics.jsonl` (none when it does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -368,9 +438,19 @@ def _write_summary(
     final_eval: dict[str, float],
     solved_at: int | None,
     message: str | None,
+    clock: _Clock,
 ) -> Summary:
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
-    record = {**summary._asdict(), "out_dir": str(out), "message": message, "time": time.time()}
+    wall_s, cpu_s = clock.read()
+    record = {
+        **summary._asdict(),
+        "out_dir": str(out),
+        "message": message,
+        "time": time.time(),
+        "train_wall_s": wall_s,  # this run's own training time, summed over resumed pieces
+        "train_cpu_s": cpu_s,
+        "provenance": provenance(),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(record, indent=2))
     return summary
@@ -379,7 +459,7 @@ def _write_summary(
 def _plot_learning_curve(out: Path) -> None:
     from lstm_jax.diagnostics.plotting import plot_curves
 
-    records = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line]
+    records = _records(out / METRICS)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r and "eval" not in r]
     evals = [(r["step"], r["eval"]) for r in records if "eval" in r]
     curves = {}

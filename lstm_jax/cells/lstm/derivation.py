@@ -13,7 +13,9 @@ step's output gradient plus what step t + 1 sends back through `R_*`)::
     δp_i = Σ_t c_{t-1} ⊙ δī_t,  δp_f = Σ_t c_{t-1} ⊙ δf̄_t,  δp_o = Σ_t c_t ⊙ δō_t
 
 (CIFG, `f = 1 - i`: `δī_t` gains `-δc_t ⊙ c_{t-1} ⊙ σ'(ī_t)`; FGR: each sigmoid gate also
-receives `∂L/∂gates_t` from step t + 1 through `R_gateᵀ`.) `Gradient.TRUNCATED` drops every term
+receives `∂L/∂gates_t` from step t + 1 through `R_gateᵀ`; `gate_inputs` likewise, with every
+pre-activation sending `δh̄_{t+1} R_gateᵀ` back to the gates of step t.) With memory blocks a
+shared gate's `δ` is the sum over its cells. `Gradient.TRUNCATED` drops every term
 that crosses a cut: `δh_{t-1}`, the three peephole terms and the FGR recurrence; the constant
 error carousel `δc_t ⊙ f_t` stays.
 
@@ -103,9 +105,12 @@ def delta(
     if "f" in options.gates:
         d_pre["f"] = d_f * sigmoid.grad_out(p.f)
     # [*batch, ΣG]; a gate shared by a memory block takes the sum over its cells
-    d_all = jnp.concatenate(
-        [d_pre[n] if n == "z" else sum_blocks(options, d_pre[n]) for n in options.gates], axis=-1
-    )
+    d_block = {n: d_pre[n] if n == "z" else sum_blocks(options, d_pre[n]) for n in options.gates}
+    if options.gate_inputs:  # ∂L/∂(gate activations of this step), one per block, from t + 1
+        s = options.block_size
+        for name, d_gate in zip(sig, jnp.split(dcarry.gates, len(sig), axis=-1), strict=True):
+            d_block[name] = d_block[name] + d_gate * sigmoid.grad_out(getattr(p, name)[..., ::s])
+    d_all = jnp.concatenate([d_block[n] for n in options.gates], axis=-1)
     dc_prev = dc * p.f  # the constant error carousel: never cut
     dh_prev = d_all @ params.r.T if full else jnp.zeros_like(carry.h)
     if full:
@@ -116,6 +121,8 @@ def delta(
     if options.gate_recurrence:
         d_sig = jnp.concatenate([d_pre[name] for name in sig], axis=-1)
         dgates_prev = d_sig @ params.r_gate.T if full else jnp.zeros_like(carry.gates)
+    elif options.gate_inputs:
+        dgates_prev = d_all @ params.r_gate.T if full else jnp.zeros_like(carry.gates)
     return LSTMCarry(h=dh_prev, c=dc_prev, gates=dgates_prev), d_all, None
 
 
@@ -143,6 +150,8 @@ def grads(
     if options.gate_recurrence:
         d_sig = jnp.concatenate([blocks[name] for name in options.sigmoid_gates], axis=-1)
         r_gate = outer_sum(carry.gates, d_sig)
+    elif options.gate_inputs:
+        r_gate = outer_sum(carry.gates, d_all)
     return LSTMParams(
         w=outer_sum(x, d_all),
         r=outer_sum(carry.h, d_all),

@@ -24,6 +24,10 @@ class LSTMOptions:
       coupled: CIFG, f_t = 1 - i_t (needs the input and forget gates).
       peepholes: p_i, p_f, p_o (Gers & Schmidhuber 2000); vanilla has them, NP does not.
       gate_recurrence: FGR, each gate also sees the previous step's gate activations.
+      gate_inputs: the 1997 and 2000 nets' fully connected hidden layer: every unit, cell inputs
+        and gates, also receives the previous step's gate activations (one per memory block)
+        through `r_gate` ("memory cells and gate units receive inputs from memory cells and
+        gate units", 1997 §5.4). Exclusive with `gate_recurrence`, which feeds gates only.
       input_activation: `g`: "tanh", "identity" (NIAF) or "sigmoid_pm2" (1997, range ±2).
       output_activation: `k`: "tanh", "identity" (NOAF) or "sigmoid_pm1" (1997, range ±1).
       block_size: cells per memory block (Hochreiter & Schmidhuber 1997; Gers et al. 2000):
@@ -49,6 +53,7 @@ class LSTMOptions:
     coupled: bool = False
     peepholes: bool = False
     gate_recurrence: bool = False
+    gate_inputs: bool = False
     input_activation: str = "tanh"
     output_activation: str = "tanh"
     block_size: int = 1
@@ -76,6 +81,11 @@ class LSTMOptions:
                 f"block_size={self.block_size} (memory blocks) needs peepholes=False and "
                 f"gate_recurrence=False, got peepholes={self.peepholes}, "
                 f"gate_recurrence={self.gate_recurrence}"
+            )
+        if self.gate_inputs and self.gate_recurrence:
+            raise ValueError(
+                "gate_inputs=True (gate activations into every unit, 1997) and "
+                "gate_recurrence=True (FGR: into the gates only) are exclusive; choose one"
             )
         if self.init_range is not None and not self.init_range > 0:
             raise ValueError(f"init_range must be > 0 (weights ~ U(-a, a)), got {self.init_range}")
@@ -110,6 +120,17 @@ class LSTMOptions:
     def sigmoid_gates(self) -> tuple[str, ...]:
         """The gates with their own pre-activation (the FGR sources and targets)."""
         return tuple(g for g in self.gates if g != "z")
+
+    @property
+    def carries_gates(self) -> bool:
+        """Whether the carry holds the previous step's gate activations (FGR, gate_inputs)."""
+        return self.gate_recurrence or self.gate_inputs
+
+    def gate_state_width(self, hidden_size: int) -> int:
+        """Width of `LSTMCarry.gates`: the sigmoid gates' activations, per cell for FGR, per
+        memory block for `gate_inputs`."""
+        per_gate = hidden_size if self.gate_recurrence else hidden_size // self.block_size
+        return len(self.sigmoid_gates) * per_gate
 
     @property
     def peephole_gates(self) -> tuple[str, ...]:

@@ -52,7 +52,8 @@ class LSTMParams(NamedTuple):
     p_i: Array | None = None  # [H] peephole c_{t-1} → ī  (peepholes with an input gate)
     p_f: Array | None = None  # [H] peephole c_{t-1} → f̄  (peepholes with a free forget gate)
     p_o: Array | None = None  # [H] peephole c_t → ō  (peepholes with an output gate)
-    r_gate: Array | None = None  # [S·H, S·H] FGR: previous gate activations → gate pre-activations
+    r_gate: Array | None = None  # previous gate activations → pre-activations: [S·H, S·H] for
+    #                              FGR (gates only), [S·H/block_size, ΣG] for gate_inputs (all)
 
 
 class LSTMCarry(NamedTuple):
@@ -60,7 +61,8 @@ class LSTMCarry(NamedTuple):
 
     h: Array  # [*batch, H] hidden state / output
     c: Array  # [*batch, H] cell state (the constant error carousel)
-    gates: Array | None = None  # [*batch, S·H] previous gate activations, FGR only
+    gates: Array | None = None  # [*batch, S·H] previous gate activations: FGR, and (one per
+    #                             memory block, [*batch, S·H/block_size]) gate_inputs
 
 
 class LSTMParts(NamedTuple):
@@ -91,7 +93,9 @@ def init(
     widths = options.widths(hidden_size)
     k_w, k_r, k_p, k_g, k_c = jax.random.split(key, 5)
     scale = 1.0 / hidden_size**0.5
-    fgr_shape = (n_sig * hidden_size, n_sig * hidden_size)
+    fgr_shape = (options.gate_state_width(hidden_size), n_sig * hidden_size)
+    if options.gate_inputs:
+        fgr_shape = (options.gate_state_width(hidden_size), sum(widths))
     if options.init_range is None:
         w = initializers.input_kernel(k_w, input_size, sum(widths), dtype)
         r = initializers.recurrent_kernel(k_r, hidden_size, len(gates), dtype, widths)
@@ -118,7 +122,7 @@ def init(
         r=r,
         b=jnp.concatenate([b[name] for name in gates]),
         **{f"p_{n}": peep[k] for k, n in enumerate("ifo") if n in options.peephole_gates},
-        r_gate=r_gate if options.gate_recurrence else None,
+        r_gate=r_gate if options.carries_gates else None,
     )
 
 
@@ -176,11 +180,12 @@ def _cell_blocks(options: LSTMOptions, x: Array, hidden_size: int) -> dict[str, 
 def initial_carry(
     options: LSTMOptions, batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32
 ) -> LSTMCarry:
-    """Zero `h` and `c` of shape `[*batch_shape, H]` (and zero previous gates for FGR)."""
+    """Zero `h` and `c` of shape `[*batch_shape, H]` (and zero previous gates for FGR and
+    `gate_inputs`)."""
     zeros = zero_state(batch_shape, hidden_size, dtype)
     gates = None
-    if options.gate_recurrence:
-        gates = zero_state(batch_shape, len(options.sigmoid_gates) * hidden_size, dtype)
+    if options.carries_gates:
+        gates = zero_state(batch_shape, options.gate_state_width(hidden_size), dtype)
     return LSTMCarry(h=zeros, c=zeros, gates=gates)
 
 
@@ -202,6 +207,8 @@ def parts(
     if x_proj is None:
         x_proj = x @ params.w + params.b
     pre = x_proj + h_prev @ params.r
+    if options.gate_inputs:  # 1997: the previous gate activations feed every unit
+        pre = pre + cut(carry.gates) @ params.r_gate
     blocks = _cell_blocks(options, pre, carry.h.shape[-1])
     if options.gate_recurrence:
         from_gates = cut(carry.gates) @ params.r_gate
@@ -274,11 +281,13 @@ def step(
 
 
 def carry_from_parts(options: LSTMOptions, p: LSTMParts) -> LSTMCarry:
-    """The carry a step hands on: `(h_t, c_t)`, plus `[i_t, f_t, o_t]` for FGR."""
+    """The carry a step hands on: `(h_t, c_t)`, plus `[i_t, f_t, o_t]` for FGR and (one per
+    memory block) for `gate_inputs`."""
     gates = None
-    if options.gate_recurrence:
+    if options.carries_gates:
         by_name = {"i": p.i, "f": p.f, "o": p.o}
-        gates = jnp.concatenate([by_name[s] for s in options.sigmoid_gates], axis=-1)
+        step = options.block_size if options.gate_inputs else 1
+        gates = jnp.concatenate([by_name[g][..., ::step] for g in options.sigmoid_gates], -1)
     return LSTMCarry(h=p.h, c=p.c, gates=gates)
 
 

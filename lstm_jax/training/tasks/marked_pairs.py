@@ -98,6 +98,12 @@ class _MarkedPairs(_Sampled):
         """`correct_fraction`, `wrong` (|error| >= 0.04), `mse`, `sequences`."""
         return _sequence_regression_metrics(outputs, batch, self.tolerance)
 
+    def correct(self, outputs: np.ndarray, batch: Batch) -> np.ndarray:
+        """`[B]` bool: |error| < 0.04 at the sequence's target step (the 1997 training-set
+        stopping rule scores each training sequence with this)."""
+        error = np.sum((np.asarray(outputs)[..., 0] - batch.targets[..., 0]) * batch.mask, axis=0)
+        return np.abs(error) < self.tolerance
+
     def solved(self, metrics: dict[str, float]) -> bool:
         """1997 test criterion: at most 1 wrong per 2,560 test sequences."""
         return _few_wrong(metrics["wrong"], metrics["sequences"])

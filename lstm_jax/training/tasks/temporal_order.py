@@ -15,6 +15,7 @@ from lstm_jax.training.tasks.base import (
     _log_softmax,
     _one_hot,
     _Sampled,
+    _sequences_correct,
     _valid,
 )
 
@@ -38,6 +39,10 @@ class TemporalOrder(_Sampled):
     step, the B): the relevant symbols read as binary digits, X = 0, Y = 1, first most
     significant: 6a XX, XY, YX, YY -> 0..3 (the paper's Q, R, S, U); 6b XXX .. YYY -> 0..7.
 
+    `targets="classes"` (the default): integer classes for a softmax readout. `targets="one_hot"`:
+    the paper's set-up, one output unit per class (sigmoid, `model.output: sigmoid`) trained
+    on the squared error against the one-hot class vector.
+
     The paper counts a sequence correct iff every output unit's final absolute error is below
     0.3; for softmax outputs that is target probability > 0.7 (`wrong_1997`), which `solved`
     applies with the 1997 test criterion (at most 1 wrong per 2,560). `wrong` counts argmax
@@ -45,14 +50,21 @@ class TemporalOrder(_Sampled):
     """
 
     name: ClassVar[str] = "temporal_order"
-    loss: ClassVar[str] = "softmax"
+    tolerance: ClassVar[float] = 0.3  # 1997: every output unit's final |error| < 0.3
 
     symbols: int = 2
     min_length: int = 100
     max_length: int = 110
     positions: tuple[tuple[int, int], ...] | None = None
+    targets: str = "classes"
+
+    @property
+    def loss(self) -> str:
+        return "mse" if self.targets == "one_hot" else "softmax"
 
     def __post_init__(self) -> None:
+        if self.targets not in ("classes", "one_hot"):
+            raise ValueError(f"targets must be 'classes' or 'one_hot', got {self.targets!r}")
         if self.symbols not in (2, 3):
             raise ValueError(f"symbols must be 2 (exp. 6a) or 3 (exp. 6b), got {self.symbols!r}")
         _check_int("min_length", self.min_length, 3)
@@ -114,27 +126,48 @@ class TemporalOrder(_Sampled):
         codes[~_valid(lengths, steps)] = -1
         classes = sum(label << (self.symbols - 1 - k) for k, label in enumerate(labels))
         last = _last_step(lengths, steps)
+        targets = np.where(last, classes, 0).astype(np.int32)
+        if self.targets == "one_hot":
+            targets = _one_hot(np.where(last, targets, -1), self.output_size)
         return Batch(
             inputs=_one_hot(codes, self.input_size),
-            targets=np.where(last, classes, 0).astype(np.int32),
+            targets=targets,
             mask=last.astype(np.float32),
             lengths=lengths.astype(np.int32),
             resets=None,
         )
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
-        """`accuracy`, `wrong` (argmax), `wrong_1997` (target probability <= 0.7), `sequences`."""
+        """`accuracy`, `wrong` (argmax), `wrong_1997` (some output's final |error| >= 0.3: for
+        softmax outputs, target probability <= 0.7), `sequences`."""
         mask = batch.mask > 0
-        targets = batch.targets[mask]
-        log_p = _log_softmax(outputs)[mask]
-        p_target = np.exp(log_p[np.arange(targets.size), targets])
-        wrong = int(np.sum(np.argmax(log_p, axis=-1) != targets))
+        outputs = np.asarray(outputs, np.float64)
+        if self.targets == "one_hot":
+            targets = np.argmax(batch.targets[mask], axis=-1)
+            wrong_1997 = np.sum(~self.correct(outputs, batch))
+            scores = outputs[mask]
+        else:
+            targets = batch.targets[mask]
+            scores = _log_softmax(outputs)[mask]
+            wrong_1997 = np.sum(np.exp(scores[np.arange(targets.size), targets]) <= 0.7)
+        wrong = int(np.sum(np.argmax(scores, axis=-1) != targets))
         return {
             "accuracy": 1.0 - wrong / targets.size,
             "wrong": float(wrong),
-            "wrong_1997": float(np.sum(p_target <= 0.7)),
+            "wrong_1997": float(wrong_1997),
             "sequences": float(targets.size),
         }
+
+    def correct(self, outputs: np.ndarray, batch: Batch) -> np.ndarray:
+        """`[B]` bool, the paper's rule: every output's |error| < 0.3 at the last step (for
+        softmax outputs: the target class's probability > 0.7)."""
+        mask = batch.mask > 0
+        if self.targets == "one_hot":
+            close = np.all(np.abs(np.asarray(outputs) - batch.targets) < self.tolerance, axis=-1)
+            return _sequences_correct(close, mask)
+        p = np.exp(_log_softmax(np.asarray(outputs, np.float64)))
+        p_target = np.take_along_axis(p, batch.targets[..., None], axis=-1)[..., 0]
+        return _sequences_correct(p_target > 1 - self.tolerance, mask)
 
     def solved(self, metrics: dict[str, float]) -> bool:
         """At most 1 wrong (1997 criterion: every output error < 0.3) per 2,560 sequences."""
