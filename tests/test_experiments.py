@@ -145,10 +145,24 @@ def test_continual_reber(tmp_path):
     results = _script(
         "experiments/continual_reber/continual_reber.py",
         tmp_path,
-        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+        *("--variant", "tiny", "--seeds", "1", "--seeds-modern", "1", "--workers", "1"),
+        *("--runs", str(tmp_path / "r")),
     )
-    settings = ["no forget gate", "forget gate", "no forget gate, reset"]
-    _check_report(results, {"continual embedded Reber"}, settings, 1)
+    paper = "continual Reber, Gers et al. 2000 protocol"
+    modern = "continual Reber, modern set-up"
+    suites = results["suites"]
+    _check_report(
+        {**results, "suites": {paper: suites[paper]}},
+        {paper},
+        ["no forget gate", "forget gate", "forget gate, decay", "no forget gate, reset"],
+        1,
+    )
+    _check_report(
+        {**results, "suites": {modern: suites[modern]}},
+        {modern},
+        ["no forget gate", "forget gate", "no forget gate, reset"],
+        1,
+    )
 
 
 @pytest.mark.slow  # 52 s on 2 cores (9 variants x 3 tasks); run with -m slow

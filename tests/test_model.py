@@ -1,5 +1,5 @@
 """The sequence model of the trainer (`training.model`): stacked cells, the readout, the losses;
-and the optimiser knobs a config reaches (`trainer.make_optimizer`)."""
+and the optimiser knobs a config reaches (`optimizers.make_optimizer`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import lstm_jax
 from lstm_jax.training import model
 from lstm_jax.training.config import ConfigError, from_dict
-from lstm_jax.training.trainer import make_optimizer
+from lstm_jax.training.optimizers import make_optimizer
 
 T, B, I, H, O = 5, 3, 2, 4, 3
 

@@ -54,11 +54,19 @@ def test_stats_count_unsolved_runs_as_infinite():
     ]
     s = stats(outcomes)
     assert list(s) == ["a", "b"]
-    assert s["a"] == sweep.Stats(runs=3, solved=2, diverged=0, median=1600, low=800, high=math.inf)
+    assert s["a"] == sweep.Stats(
+        runs=3, solved=2, diverged=0, median=1600, mean=1200, low=800, high=math.inf
+    )
     assert s["b"].median == math.inf and s["b"].diverged == 1 and s["b"].low == 400
     text = table(outcomes, "wrong")
     assert "a" in text and "2/3" in text and "1,600" in text and "diverged: b 1" in text
     assert sweep.fmt_count(2_500_000) == "2.50M" and sweep.fmt_count(math.inf) == "-"
+    # Wilson 95% intervals: 0 of 10 still allows ~28%; 9 of 10 excludes 50%
+    low, high = sweep.wilson_interval(0, 10)
+    assert low == 0.0 and 0.27 < high < 0.29
+    low, high = sweep.wilson_interval(9, 10)
+    assert 0.59 < low < 0.60 and 0.98 < high < 0.99
+    assert "60-98%" in sweep.rate_text(9, 10)
 
 
 def test_sweep_trains_each_run_and_reads_finished_ones_back(tmp_path):

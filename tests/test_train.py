@@ -51,10 +51,16 @@ def test_every_config_runs_its_tiny_variant(tmp_path, config_path):
 @pytest.mark.parametrize("mode", ["full", "truncated"])
 @pytest.mark.parametrize("task", ["adding_1997", "embedded_reber"])
 def test_tiny_configs_learn(tmp_path, task, mode):
+    # adding_1997 keeps its 2 memory blocks (its biases are per block) and learns on batches
+    sizes = (
+        ("training.batch_size=8", "training.stop_on=test")
+        if task == "adding_1997"
+        else ("model.hidden_size=8",)
+    )
     cfg = _tiny(
         task,
         f"model.gradient={mode}",
-        "model.hidden_size=8",
+        *sizes,
         "optimizer.name=adam",
         "optimizer.learning_rate=0.02",
         "training.steps=150",

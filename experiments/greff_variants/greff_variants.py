@@ -13,10 +13,16 @@ Writes results.json and sequences_to_success.png beside this file (or in --out).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from lstm_jax.training.sweep import Suite, compare, stats, write_report
+from lstm_jax.training.sweep import (
+    Suite,
+    compare,
+    experiment_parser,
+    run_check,
+    stats,
+    write_report,
+)
 
 # Full BPTT as Greff et al.; the configs' own cells (the 1997 LSTM) are replaced per variant.
 TASKS = {
@@ -35,14 +41,11 @@ VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--variant", help="a variant of every config, e.g. tiny (the tests)")
+    parser = experiment_parser(__doc__, Path(__file__).parent, "runs/greff_variants", 5)
     parser.add_argument("--tasks", nargs="*", choices=list(TASKS), default=list(TASKS))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
-    parser.add_argument("--runs", type=Path, default=Path("runs/greff_variants"))
     args = parser.parse_args()
+    if args.check:
+        run_check(args)
     tasks = {name: TASKS[name] for name in args.tasks}
     settings = {v: (f"model.variant={v}",) for v in VARIANTS}
     results = {}
@@ -61,6 +64,7 @@ def main() -> None:
         args.out,
         title="Greff et al. (2015) variants: training until success, one point per seed",
         unit="training sequences (continual Reber: 100-symbol chunks)",
+        variant=args.variant,
     )
     # rank per task by (runs solved desc, median sequences asc, fastest run asc: breaks ties
     # between settings that solved too few runs for a finite median); then the mean rank

@@ -107,6 +107,102 @@ def _traced_blocks(options: lstm_lib.LSTMOptions) -> tuple[str, ...]:
     return tuple(name for name in options.gates if name != "o")
 
 
+class OnlineState(NamedTuple):
+    """What the algorithm carries from step to step; its size does not depend on T."""
+
+    carry: lstm_lib.LSTMCarry  # the LSTM's own carry
+    traces: _Traces
+
+
+def init_state(
+    options: lstm_lib.LSTMOptions, carry: lstm_lib.LSTMCarry, input_size: int
+) -> OnlineState:
+    """Zero traces (and `∏ f = 1` for `c_0`) for a run starting from `carry`."""
+    batch, hidden = carry.c.shape[:-1], carry.c.shape[-1]
+    extra = 0 if carry.gates is None else carry.gates.shape[-1]
+    width = input_size + hidden + extra + 1  # D = |in_t|
+    zeros = jnp.zeros((*batch, hidden), carry.c.dtype)
+    traces = _Traces(
+        e=jnp.zeros((*batch, len(_traced_blocks(options)), hidden, width), carry.c.dtype),
+        p_i=zeros,
+        p_f=zeros,
+        c0=jnp.ones_like(zeros),
+    )
+    return OnlineState(carry, traces)
+
+
+def step(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    readout: Readout,
+    state: OnlineState,
+    x: Array,
+    target: Any,
+    loss_fn: LossFn,
+    weight: Array | float = 1.0,
+) -> tuple[OnlineState, dict[str, Any]]:
+    """One step of the algorithm: the traces move on, and this step's loss `weight ·
+    loss_fn(h_t @ readout.w + readout.b, target)` gives its contribution to the gradient.
+
+    Returns `(state_t, contribution)`; `contribution` is in the per-block layout that
+    `to_gradients` turns into `LSTMParams` (sum contributions first: the layout is linear).
+    The trainer's per-symbol updates (`model.gradient: online`) apply one per step.
+    """
+    k = activation(options.output_activation, "output_activation")
+    carry, traces = state
+    batch, dtype = carry.c.shape[:-1], carry.c.dtype
+
+    def local_loss(readout: Readout, h: Array) -> Array:
+        return loss_fn(h @ readout.w + readout.b, target)
+
+    p = lstm_lib.step.parts(options, params, carry, x)
+    ones = jnp.ones((*batch, 1), dtype)
+    pieces = [x, carry.h] + ([carry.gates] if carry.gates is not None else []) + [ones]
+    in_t = jnp.concatenate(pieces, axis=-1)  # [*batch, D]
+
+    # ∂c_t/∂(pre-activation) per traced block: the local terms of the module docstring.
+    dc_dpre = lstm_lib.derivation.cell_state_influence(options, p, carry.c)
+    local = jnp.stack([dc_dpre[name] for name in _traced_blocks(options)], axis=-2)
+    e = p.f[..., None, :, None] * traces.e + local[..., None] * in_t[..., None, None, :]
+    p_i, p_f = traces.p_i, traces.p_f
+    if "i" in options.peephole_gates:
+        p_i = p.f * p_i + dc_dpre["i"] * carry.c
+    if "f" in options.peephole_gates:
+        p_f = p.f * p_f + dc_dpre["f"] * carry.c
+    traces = _Traces(e=e, p_i=p_i, p_f=p_f, c0=p.f * traces.c0)
+
+    # This step's own loss, and the error it puts on c_t (nothing else reaches c_t).
+    weight = jnp.asarray(weight, dtype)
+    loss, (d_readout, dh) = jax.value_and_grad(local_loss, argnums=(0, 1))(readout, p.h)
+    dh = weight * dh
+    dc = dh * p.o * k.grad(p.c)
+    hidden, width = p.c.shape[-1], in_t.shape[-1]
+    contribution = {
+        "loss": weight * loss,
+        "readout": jax.tree.map(lambda d: weight * d, d_readout),
+        "traced": jnp.einsum("...h,...chd->chd", dc, e),
+        "p_i": sum_leading(dc * p_i),
+        "p_f": sum_leading(dc * p_f),
+        "c0": dc * traces.c0,
+        "o": jnp.zeros((hidden, width), dtype),
+        "p_o": jnp.zeros((hidden,), dtype),
+    }
+    if options.output_gate:  # no trace: ō_t reaches the loss only through h_t
+        d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
+        contribution["o"] = jnp.einsum("...h,...d->hd", d_o, in_t)
+        contribution["p_o"] = sum_leading(d_o * p.c)
+    return OnlineState(lstm_lib.step.carry_from_parts(options, p), traces), contribution
+
+
+def to_gradients(
+    options: lstm_lib.LSTMOptions, params: lstm_lib.LSTMParams, contribution: dict[str, Any]
+) -> tuple[lstm_lib.LSTMParams, Readout]:
+    """`(∂L/∂ cell params, ∂L/∂ readout)` from a (sum of) `step` contribution(s)."""
+    input_size, hidden = params.w.shape[0], params.r.shape[0]
+    cell = _to_params(options, params, contribution, input_size, hidden)
+    return cell, contribution["readout"]
+
+
 @functools.partial(jax.jit, static_argnums=(0, 5, 7))
 def _online(
     options: lstm_lib.LSTMOptions,
@@ -118,85 +214,28 @@ def _online(
     carry: lstm_lib.LSTMCarry,
     every_step: bool,
 ) -> OnlineGradients:
-    k = activation(options.output_activation, "output_activation")
-    blocks = _traced_blocks(options)
     num_steps = xs.shape[0]
-    batch, hidden = carry.c.shape[:-1], carry.c.shape[-1]
-    extra = () if carry.gates is None else (carry.gates.shape[-1],)
-    width = xs.shape[-1] + hidden + sum(extra) + 1  # D = |in_t|
-    dtype = carry.c.dtype
-
-    def local_loss(readout: Readout, h: Array, target: Any) -> Array:
-        return loss_fn(h @ readout.w + readout.b, target)
-
-    loss_grad = jax.value_and_grad(local_loss, argnums=(0, 1))
 
     def body(state, inputs):
-        carry, traces, acc = state
+        online, acc = state
         t, x, target = inputs
-        p = lstm_lib.step.parts(options, params, carry, x)
-        ones = jnp.ones((*batch, 1), dtype)
-        pieces = [x, carry.h] + ([carry.gates] if carry.gates is not None else []) + [ones]
-        in_t = jnp.concatenate(pieces, axis=-1)  # [*batch, D]
+        weight = 1.0 if every_step else t == num_steps - 1
+        online, contribution = step(options, params, readout, online, x, target, loss_fn, weight)
+        return (online, jax.tree.map(jnp.add, acc, contribution)), None
 
-        # ∂c_t/∂(pre-activation) per traced block: the local terms of the module docstring.
-        dc_dpre = lstm_lib.derivation.cell_state_influence(options, p, carry.c)
-        local = jnp.stack([dc_dpre[name] for name in blocks], axis=-2)  # [*batch, C, H]
-        f = p.f[..., None, :, None]
-        e = f * traces.e + local[..., None] * in_t[..., None, None, :]
-        p_i = traces.p_i
-        p_f = traces.p_f
-        if "i" in options.peephole_gates:
-            p_i = p.f * p_i + dc_dpre["i"] * carry.c
-        if "f" in options.peephole_gates:
-            p_f = p.f * p_f + dc_dpre["f"] * carry.c
-        traces = _Traces(e=e, p_i=p_i, p_f=p_f, c0=p.f * traces.c0)
-
-        # This step's own loss, and the error it puts on c_t (nothing else reaches c_t).
-        weight = jnp.asarray(1.0 if every_step else t == num_steps - 1, dtype)
-        loss, (d_readout, dh) = loss_grad(readout, p.h, target)
-        dh = weight * dh
-        dc = dh * p.o * k.grad(p.c)
-        acc = {
-            "loss": acc["loss"] + weight * loss,
-            "readout": jax.tree.map(lambda a, d: a + weight * d, acc["readout"], d_readout),
-            "traced": acc["traced"] + jnp.einsum("...h,...chd->chd", dc, e),
-            "p_i": acc["p_i"] + sum_leading(dc * p_i),
-            "p_f": acc["p_f"] + sum_leading(dc * p_f),
-            "c0": acc["c0"] + dc * traces.c0,
-            "o": acc["o"],
-            "p_o": acc["p_o"],
-        }
-        if options.output_gate:  # no trace: ō_t reaches the loss only through h_t
-            d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
-            acc["o"] = acc["o"] + jnp.einsum("...h,...d->hd", d_o, in_t)
-            acc["p_o"] = acc["p_o"] + sum_leading(d_o * p.c)
-        return (lstm_lib.step.carry_from_parts(options, p), traces, acc), None
-
-    traces = _Traces(
-        e=jnp.zeros((*batch, len(blocks), hidden, width), dtype),
-        p_i=jnp.zeros((*batch, hidden), dtype),
-        p_f=jnp.zeros((*batch, hidden), dtype),
-        c0=jnp.ones((*batch, hidden), dtype),
+    online = init_state(options, carry, xs.shape[-1])
+    first = jax.eval_shape(
+        lambda: step(options, params, readout, online, xs[0], _first(targets), loss_fn)[1]
     )
-    acc = {
-        "loss": jnp.zeros((), dtype),
-        "readout": jax.tree.map(jnp.zeros_like, readout),
-        "traced": jnp.zeros((len(blocks), hidden, width), dtype),
-        "p_i": jnp.zeros((hidden,), dtype),
-        "p_f": jnp.zeros((hidden,), dtype),
-        "c0": jnp.zeros((*batch, hidden), dtype),
-        "o": jnp.zeros((hidden, width), dtype),
-        "p_o": jnp.zeros((hidden,), dtype),
-    }
+    acc = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), first)
     steps = jnp.arange(num_steps)
-    (_, _, acc), _ = jax.lax.scan(body, (carry, traces, acc), (steps, xs, targets))
-    return OnlineGradients(
-        loss=acc["loss"],
-        params=_to_params(options, params, acc, xs.shape[-1], hidden),
-        readout=acc["readout"],
-        c0=acc["c0"],
-    )
+    (_, acc), _ = jax.lax.scan(body, (online, acc), (steps, xs, targets))
+    cell, d_readout = to_gradients(options, params, acc)
+    return OnlineGradients(loss=acc["loss"], params=cell, readout=d_readout, c0=acc["c0"])
+
+
+def _first(tree: Any) -> Any:
+    return jax.tree.map(lambda leaf: leaf[0], tree)
 
 
 def _to_params(

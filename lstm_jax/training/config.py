@@ -38,7 +38,8 @@ class ModelConfig:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the builder's keywords
     hidden_size: int = 32
     num_layers: int = 1
-    gradient: str = "full"  # "full" | "truncated"
+    gradient: str = "full"  # "full" | "truncated" | "online" (SGD at every step from the 1997
+    #                         eligibility traces: training.online_updates)
     window: int | None = None  # windowed truncated BPTT, steps per window
     output: str = "identity"  # a key of training.model.OUTPUTS: "identity" | "sigmoid" (1997)
     readout_range: float | None = None  # readout weights and bias U(±a); None: U(±1/√H), b = 0
@@ -69,6 +70,9 @@ class TrainingConfig:
     #                        training-set rule (`training.stopping.TrainingSetRule`)
     train_window: int = 2000  # "train": the most recent training sequences that must be right
     train_loss: float = 0.01  # "train": ... and the bound on their mean training loss
+    update_every: int = 1  # model.gradient=online: steps between weight updates (1: every symbol)
+    reset_on_error: bool = False  # online: a stream ends at its first error, the net is reset
+    #                               (Gers et al. 2000); learning resumes at the next episode
 
 
 @dataclasses.dataclass(frozen=True)

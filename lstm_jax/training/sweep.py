@@ -213,6 +213,23 @@ def stats(outcomes: Sequence[Outcome]) -> dict[str, Stats]:
     return result
 
 
+def wilson_interval(solved: int, runs: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% for z = 1.96) of a success rate seen as `solved` of
+    `runs`: what a published percentage can be compared with at this many runs."""
+    if runs == 0:
+        return 0.0, 1.0
+    p = solved / runs
+    centre = (p + z * z / (2 * runs)) / (1 + z * z / runs)
+    half = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / (1 + z * z / runs)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_text(solved: int, runs: int) -> str:
+    """`9/10 (60-98%)`: the count and its 95% Wilson interval."""
+    low, high = wilson_interval(solved, runs)
+    return f"{solved}/{runs} ({100 * low:.0f}-{100 * high:.0f}%)"
+
+
 def fmt_count(x: float) -> str:
     """12,300 / 1.2M style; '-' for infinity (not solved)."""
     if x == float("inf"):
@@ -221,16 +238,20 @@ def fmt_count(x: float) -> str:
 
 
 def table(outcomes: Sequence[Outcome], metric: str | None = None, title: str = "") -> str:
-    """A text table, one row per setting: runs solved, sequences to success (median, fastest,
-    slowest; '-' = not solved within the budget) and the median final test `metric`."""
-    head = f"{'setting':<24}{'solved':>8}{'mean*':>11}{'median':>11}{'fastest':>11}{'slowest':>11}"
+    """A text table, one row per setting: runs solved (with the 95% Wilson interval of the
+    rate), sequences to success (mean of the solved runs, median, fastest, slowest; '-' = not
+    solved within the budget) and the median final test `metric`."""
+    head = (
+        f"{'setting':<24}{'solved (95% CI)':>18}{'mean*':>11}{'median':>11}{'fastest':>11}"
+        f"{'slowest':>11}"
+    )
     if metric:
         head += f"  {'final ' + metric + ' (median)':>30}"
     lines = [title, head] if title else [head]
     for label, s in stats(outcomes).items():
         row = (
-            f"{label:<24}{s.solved:>5}/{s.runs:<2}{fmt_count(s.mean):>11}{fmt_count(s.median):>11}"
-            f"{fmt_count(s.low):>11}{fmt_count(s.high):>11}"
+            f"{label:<24}{rate_text(s.solved, s.runs):>18}{fmt_count(s.mean):>11}"
+            f"{fmt_count(s.median):>11}{fmt_count(s.low):>11}{fmt_count(s.high):>11}"
         )
         if metric:
             values = [o.final_eval.get(metric, math.nan) for o in outcomes if o.label == label]

@@ -23,8 +23,9 @@ from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells.registry import build_cell
 from lstm_jax.gradients.modes import resolve_gradient
-from lstm_jax.training import checkpoint, model
+from lstm_jax.training import checkpoint, model, online_updates, validation
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump
+from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
 from lstm_jax.training.stopping import TrainingSetRule
 from lstm_jax.training.tasks import Batch, Task, make_task
@@ -50,39 +51,6 @@ class Summary(NamedTuple):
     final_eval: dict[str, float]
     solved_at_step: int | None
     out_dir: Path
-
-
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """The configured optimiser, schedule and (Pascanu et al. 2013) global-norm clipping."""
-    opt = config.optimizer
-    schedules: dict[str, Callable[[], optax.Schedule]] = {
-        "constant": lambda: optax.constant_schedule(opt.learning_rate),
-        "cosine": lambda: optax.warmup_cosine_decay_schedule(
-            0.0, opt.learning_rate, opt.warmup_steps, max(config.training.steps, 1)
-        ),
-        "exponential": lambda: optax.exponential_decay(
-            opt.learning_rate, opt.decay_steps, opt.decay_rate
-        ),
-    }
-    optimizers: dict[str, Callable[[optax.Schedule], optax.GradientTransformation]] = {
-        "sgd": optax.sgd,
-        "momentum": lambda lr: optax.sgd(lr, momentum=opt.momentum),
-        "adam": optax.adam,
-    }
-    if opt.schedule not in schedules:
-        raise ConfigError(
-            f"optimizer.schedule must be one of {list(schedules)}, got {opt.schedule!r}"
-        )
-    if opt.name not in optimizers:
-        raise ConfigError(f"optimizer.name must be one of {list(optimizers)}, got {opt.name!r}")
-    schedule = schedules[opt.schedule]()
-    if opt.warmup_steps and opt.schedule != "cosine":
-        schedule = optax.join_schedules(
-            [optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps), schedule],
-            [opt.warmup_steps],
-        )
-    clip = optax.clip_by_global_norm(opt.clip_norm) if opt.clip_norm else optax.identity()
-    return optax.chain(clip, optimizers[opt.name](schedule))
 
 
 class Experiment(NamedTuple):
@@ -121,13 +89,17 @@ def build(config: Config) -> Experiment:
         cell = build_cell(m.cell, m.variant, m.options)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from err
+    online_learning = m.gradient == "online"  # SGD during the stream, from the 1997 traces
     try:
-        mode = resolve_gradient(m.gradient)
-    except ValueError as err:
-        raise ConfigError(f"model.{err}") from err
+        mode = resolve_gradient("truncated" if online_learning else m.gradient)
+    except ValueError:
+        valid = ["full", "truncated", "online"]
+        raise ConfigError(f"model.gradient must be one of {valid}, got {m.gradient!r}") from None
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
-    _check_output_and_stopping(config, task)
+    validation.check_output_and_stopping(config, task)
+    if online_learning or t.reset_on_error:
+        validation.check_online(config, task, cell)
     unroll_kwargs = dict(gradient=mode, window=m.window)
     keep_outputs = t.stop_on == "train"  # the training-set rule scores each training sequence
 
@@ -155,6 +127,17 @@ def build(config: Config) -> Experiment:
         stats = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         return new, {**stats, "outputs": outputs} if keep_outputs else stats
 
+    if online_learning:
+        train_step = online_updates.make_train_step(
+            cell,
+            optimizer,
+            loss_fn,
+            m.output,
+            t.update_every,
+            task.stateful,
+            task.step_correct if t.reset_on_error else None,
+        )
+
     def evaluate(params, batch: Batch):
         _, outputs = model.apply(
             cell, params, batch.inputs, None, m.output, lengths=batch.lengths, resets=batch.resets
@@ -173,29 +156,6 @@ def build(config: Config) -> Experiment:
     return Experiment(config, task, cell, optimizer, jax.jit(train_step), jax.jit(evaluate), mesh)
 
 
-def _check_output_and_stopping(config: Config, task: Task) -> None:
-    m, t = config.model, config.training
-    if m.output not in model.OUTPUTS:
-        raise ConfigError(f"model.output must be one of {list(model.OUTPUTS)}, got {m.output!r}")
-    if m.output == "sigmoid" and task.loss != "mse":
-        raise ConfigError(
-            f"model.output=sigmoid (the 1997 output unit) is trained on squared error; task "
-            f"{config.task.name!r} uses the {task.loss!r} loss, which takes a linear readout"
-        )
-    if m.readout_range is not None and not m.readout_range > 0:
-        raise ConfigError(f"model.readout_range must be > 0, got {m.readout_range}")
-    rules = ("test", "train")
-    if t.stop_on not in rules:
-        raise ConfigError(f"training.stop_on must be one of {list(rules)}, got {t.stop_on!r}")
-    if t.stop_on == "train" and not hasattr(task, "correct"):
-        raise ConfigError(
-            f"training.stop_on=train needs a task that scores each training sequence "
-            f"(adding, multiplication, temporal_order); {config.task.name!r} does not"
-        )
-    if t.train_window < 1:
-        raise ConfigError(f"training.train_window must be >= 1, got {t.train_window}")
-
-
 def init_state(exp: Experiment) -> TrainState:
     c = exp.config
     params = model.init(
@@ -208,7 +168,9 @@ def init_state(exp: Experiment) -> TrainState:
         c.model.readout_range,
     )
     carries = None
-    if exp.task.stateful:
+    if c.model.gradient == "online":
+        carries = online_updates.init_carries(exp.cell, params, c.training.batch_size)
+    elif exp.task.stateful:
         shape = (c.training.batch_size,)
         carries = tuple(exp.cell.initial_carry(shape, c.model.hidden_size) for _ in params.rnn)
     return TrainState(params, exp.optimizer.init(params), carries)
@@ -245,6 +207,7 @@ def pad_time(batch: Batch, multiple: int = 16) -> Batch:
         mask=pad(batch.mask),
         lengths=batch.lengths,
         resets=None if batch.resets is None else pad(batch.resets),
+        starts=None if batch.starts is None else pad(batch.starts),
     )
 
 
@@ -257,6 +220,7 @@ def shard_batch(exp: Experiment, batch: Batch) -> Batch:
         mask=shard(exp, batch.mask, 1),
         lengths=shard(exp, batch.lengths, 0),
         resets=None if batch.resets is None else shard(exp, batch.resets, 1),
+        starts=None if batch.starts is None else shard(exp, batch.starts, 1),
     )
 
 
@@ -334,6 +298,8 @@ def train(
                     raise Diverged(message)
                 state = new_state
                 record = {"step": step, "loss": loss, "grad_norm": grad_norm}
+                if "errors" in stats:  # online learning: wrong predictions while learning
+                    record["errors"] = int(stats["errors"])
                 met = False  # the training-set rule, scored on this batch's own outputs
                 if rule is not None:
                     outputs = np.asarray(stats["outputs"])

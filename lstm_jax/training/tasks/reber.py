@@ -113,6 +113,12 @@ def _reber_training_set(seed: int, size: int) -> tuple[tuple[str, bytes], ...]:
 class _ReberIO:
     loss: ClassVar[str] = "sigmoid"
 
+    @staticmethod
+    def step_correct(outputs, targets):
+        """`[..]` bool, one step of NumPy or JAX arrays: {logit > 0} is exactly the set of
+        possible next symbols (what a stream's first error is judged by)."""
+        return ((outputs > 0) == (targets > 0.5)).all(axis=-1)
+
     @property
     def input_size(self) -> int:
         return len(REBER_SYMBOLS)
@@ -296,6 +302,7 @@ class ContinualEmbeddedReber(_ReberIO):
             mask=np.ones((steps, size), dtype=np.float32),
             lengths=np.full(size, steps, dtype=np.int32),
             resets=starts.astype(bool) if self.external_reset else None,
+            starts=starts.astype(bool),
         )
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:

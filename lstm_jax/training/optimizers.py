@@ -1,0 +1,43 @@
+"""The optimiser a config asks for: optax's SGD, momentum or Adam, a learning-rate schedule,
+and Pascanu et al.'s (2013) global-norm clipping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optax
+
+from lstm_jax.training.config import Config, ConfigError
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """The configured optimiser, schedule and (Pascanu et al. 2013) global-norm clipping."""
+    opt = config.optimizer
+    schedules: dict[str, Callable[[], optax.Schedule]] = {
+        "constant": lambda: optax.constant_schedule(opt.learning_rate),
+        "cosine": lambda: optax.warmup_cosine_decay_schedule(
+            0.0, opt.learning_rate, opt.warmup_steps, max(config.training.steps, 1)
+        ),
+        "exponential": lambda: optax.exponential_decay(
+            opt.learning_rate, opt.decay_steps, opt.decay_rate
+        ),
+    }
+    optimizers: dict[str, Callable[[optax.Schedule], optax.GradientTransformation]] = {
+        "sgd": optax.sgd,
+        "momentum": lambda lr: optax.sgd(lr, momentum=opt.momentum),
+        "adam": optax.adam,
+    }
+    if opt.schedule not in schedules:
+        raise ConfigError(
+            f"optimizer.schedule must be one of {list(schedules)}, got {opt.schedule!r}"
+        )
+    if opt.name not in optimizers:
+        raise ConfigError(f"optimizer.name must be one of {list(optimizers)}, got {opt.name!r}")
+    schedule = schedules[opt.schedule]()
+    if opt.warmup_steps and opt.schedule != "cosine":
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps), schedule],
+            [opt.warmup_steps],
+        )
+    clip = optax.clip_by_global_norm(opt.clip_norm) if opt.clip_norm else optax.identity()
+    return optax.chain(clip, optimizers[opt.name](schedule))

@@ -1,0 +1,62 @@
+"""Config checks that need the built task and cell: each names the key, the value and what
+was expected (`ConfigError`), before anything compiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from lstm_jax.cells.lstm import options_of
+from lstm_jax.training import model
+from lstm_jax.training.config import Config, ConfigError
+from lstm_jax.training.tasks import Task
+
+
+def check_output_and_stopping(config: Config, task: Task) -> None:
+    m, t = config.model, config.training
+    if m.output not in model.OUTPUTS:
+        raise ConfigError(f"model.output must be one of {list(model.OUTPUTS)}, got {m.output!r}")
+    if m.output == "sigmoid" and task.loss != "mse":
+        raise ConfigError(
+            f"model.output=sigmoid (the 1997 output unit) is trained on squared error; task "
+            f"{config.task.name!r} uses the {task.loss!r} loss, which takes a linear readout"
+        )
+    if m.readout_range is not None and not m.readout_range > 0:
+        raise ConfigError(f"model.readout_range must be > 0, got {m.readout_range}")
+    rules = ("test", "train")
+    if t.stop_on not in rules:
+        raise ConfigError(f"training.stop_on must be one of {list(rules)}, got {t.stop_on!r}")
+    if t.stop_on == "train" and not hasattr(task, "correct"):
+        raise ConfigError(
+            f"training.stop_on=train needs a task that scores each training sequence "
+            f"(adding, multiplication, temporal_order); {config.task.name!r} does not"
+        )
+    if t.train_window < 1:
+        raise ConfigError(f"training.train_window must be >= 1, got {t.train_window}")
+
+
+def check_online(config: Config, task: Task, cell: Any) -> None:
+    m, t = config.model, config.training
+    if t.reset_on_error and m.gradient != "online":
+        raise ConfigError("training.reset_on_error needs model.gradient=online (per-step learning)")
+    if t.reset_on_error and not hasattr(task, "step_correct"):
+        raise ConfigError(
+            f"training.reset_on_error needs a task that judges each step (the Reber tasks); "
+            f"{config.task.name!r} does not"
+        )
+    problems = {
+        "model.num_layers": (m.num_layers, 1),
+        "model.window": (m.window, None),
+        "training.stop_on": (t.stop_on, "test"),
+        "devices": (jax.device_count(), 1),
+    }
+    for key, (value, needed) in problems.items():
+        if value != needed:
+            raise ConfigError(f"model.gradient=online needs {key}={needed}, got {value}")
+    if t.update_every < 1:
+        raise ConfigError(f"training.update_every must be >= 1, got {t.update_every}")
+    try:
+        options_of(cell, "model.gradient=online (the 1997 eligibility traces)")
+    except TypeError as err:
+        raise ConfigError(f"{err}; the online algorithm exists for model.cell=lstm") from None

@@ -1,0 +1,147 @@
+"""Online learning in the trainer (`model.gradient: online`, `training.online_updates`): weights
+updated during the sequence from the 1997 eligibility traces, the reset on error, checkpoints."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from lstm_jax.training import checkpoint
+from lstm_jax.training.config import ConfigError, load
+from lstm_jax.training.trainer import build, init_state
+
+
+def _config(name: str, *overrides: str):
+    return load(ROOT / "configs" / f"{name}.yaml", "tiny", overrides)
+
+
+def _as64(tree):
+    return jax.tree.map(
+        lambda a: jnp.asarray(a, jnp.float64) if a.dtype == jnp.float32 else a, tree
+    )
+
+
+@pytest.mark.parametrize("update_every", [1, 22])
+def test_online_sgd_on_one_sequence_equals_a_truncated_sgd_step(x64, update_every):
+    """The adding problem has one target per sequence, at its end: online SGD over one
+    sequence (updates every step or once) applies exactly one nonzero update, the truncated
+    gradient (plain SGD leaves the weights alone on a zero gradient)."""
+    common = (
+        "training.batch_size=1",
+        "optimizer.name=sgd",
+        "optimizer.learning_rate=0.3",
+        "training.stop_on=test",
+    )
+    batch_exp = build(_config("adding_1997", *common, "model.gradient=truncated"))
+    online_exp = build(
+        _config(
+            "adding_1997", *common, "model.gradient=online", f"training.update_every={update_every}"
+        )
+    )
+    batch = jax.tree.map(
+        lambda a: None if a is None else (a.astype(np.float64) if a.dtype == np.float32 else a),
+        batch_exp.task.batch(0, 0, 1),
+    )
+    assert batch.inputs.shape[0] == 22  # lengths 20-22, padded to 22
+    want, _ = batch_exp.train_step(_as64(init_state(batch_exp)), batch)
+    got, _ = online_exp.train_step(_as64(init_state(online_exp)), batch)
+    moved = jax.tree.map(
+        lambda a, b: float(jnp.max(jnp.abs(a - b))), want.params, init_state(batch_exp).params
+    )
+    assert max(jax.tree.leaves(moved)) > 1e-4  # the step did something
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+        got.params,
+        want.params,
+    )
+
+
+def test_reset_on_error_ends_each_stream_at_its_first_error():
+    """An untrained net errs at once in every episode: with the reset, it errs exactly once per
+    episode (learning pauses until the next string starts); without, far more often."""
+    common = (
+        "model.variant=1997",
+        "model.gradient=online",
+        "training.batch_size=1",
+        "optimizer.name=sgd",
+        "optimizer.learning_rate=0.0",  # weights frozen: the count is the net's, not learning's
+        "task.options.chunk_length=200",
+    )
+    exp = build(_config("continual_reber", *common, "training.reset_on_error=true"))
+    batch = exp.task.batch(0, 0, 1)
+    episodes = 1 + int(batch.starts[1:].sum())  # the stream's first string and every later one
+    _, stats = exp.train_step(init_state(exp), batch)
+    assert int(stats["errors"]) == episodes
+    free = build(_config("continual_reber", *common))
+    _, stats = free.train_step(init_state(free), batch)
+    assert "errors" not in stats or int(stats["errors"]) == 0  # counted only with the reset
+
+
+def test_online_state_survives_a_checkpoint(tmp_path):
+    """Carry, traces, the pending sum and the waiting flags are saved and restored: 3 + 3
+    chunks through a checkpoint equal 6 chunks straight."""
+    cfg = _config(
+        "continual_reber",
+        "model.variant=1997",
+        "model.gradient=online",
+        "training.batch_size=2",
+        "training.update_every=7",  # a partial sum pending at every chunk boundary
+        "training.reset_on_error=true",
+        "optimizer.name=sgd",
+        "optimizer.learning_rate=0.5",
+    )
+    exp = build(cfg)
+    straight = init_state(exp)
+    for k in range(6):
+        straight, _ = exp.train_step(straight, exp.task.batch(0, k, 2))
+    state = init_state(exp)
+    for k in range(3):
+        state, _ = exp.train_step(state, exp.task.batch(0, k, 2))
+    checkpoint.save(tmp_path / "c.msgpack", state, {"step": 3})
+    state, _ = checkpoint.load(tmp_path / "c.msgpack", init_state(exp))
+    for k in range(3, 6):
+        state, _ = exp.train_step(state, exp.task.batch(0, k, 2))
+    jax.tree.map(np.testing.assert_array_equal, state, straight)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "pattern"),
+    [
+        (
+            "adding_1997",
+            ("model.gradient=backprop",),
+            r"model.gradient must be one of \['full', 'truncated', 'online'\]",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "model.cell=gru", "model.variant=null", "model.options={}"),
+            r"needs an LSTM cell.*model.cell=lstm",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "model.num_layers=2"),
+            r"needs model.num_layers=1, got 2",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "training.update_every=0"),
+            r"update_every must be >= 1",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "training.reset_on_error=true"),
+            r"reset_on_error needs a task that judges each step",
+        ),
+        (
+            "continual_reber",
+            ("training.reset_on_error=true",),
+            r"reset_on_error needs model.gradient=online",
+        ),
+    ],
+)
+def test_online_configuration_errors(name, overrides, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        build(_config(name, "training.stop_on=test", *overrides))
