@@ -111,7 +111,8 @@ def test_adding_1997(tmp_path):
     results = _script(
         "experiments/adding_1997/adding_1997.py",
         tmp_path,
-        *("--variant", "tiny", "--seeds", "1", "--seeds-500", "1", "--workers", "1"),
+        *("--variant", "tiny", "--seeds", "1", "--seeds-500", "1", "--seeds-sigmoid", "1"),
+        *("--workers", "1"),
         *("--runs", str(tmp_path / "r")),
     )
     _check_report(

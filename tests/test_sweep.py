@@ -97,6 +97,17 @@ def test_sweep_trains_each_run_and_reads_finished_ones_back(tmp_path):
         log=lambda _: None,
     )
     assert [o._replace(wall_s=0) for o in again] == [o._replace(wall_s=0) for o in first]
+    # a run cut short (its checkpoint written, no summary) resumes and ends as it would have
+    cut = sweep.run_dir(tmp_path, runs[0])
+    (cut / "summary.json").unlink()
+    resumed = sweep.sweep(
+        QUICKSTART, runs[:1], variant="tiny", out_dir=tmp_path, workers=1, log=lambda _: None
+    )[0]
+    assert (resumed.status, resumed.steps, resumed.final_eval) == (
+        first[0].status,
+        first[0].steps,
+        first[0].final_eval,
+    )
     # a directory holding another config's run is not silently reused
     other = [Run("full", 0, ("model.gradient=full", "training.seed=0", "model.hidden_size=4"))]
     with pytest.raises(FileExistsError, match="holds a finished run of another config"):

@@ -8,7 +8,8 @@ sequences. Settings: the paper's (sigmoid output unit) and the same net with a l
 unit, which the measured cause of the sigmoid's slowness (saturation at targets near 0 and 1)
 points to. T = 100 (mean of `--seeds` runs, the paper's statistic) and T = 500.
 
-    python experiments/adding_1997/adding_1997.py [--seeds 10] [--seeds-500 3] [--workers 2]
+    python experiments/adding_1997/adding_1997.py [--seeds 10] [--seeds-sigmoid 5]
+        [--seeds-500 3] [--workers 2]
     python experiments/adding_1997/adding_1997.py --check   # re-runs one recorded run
 
 Writes results.json and sequences_to_success.png beside this file (or in --out).
@@ -37,6 +38,9 @@ SETTINGS_500 = {"linear output": ("model.output=identity",)}
 def main() -> None:
     parser = experiment_parser(__doc__, Path(__file__).parent, "runs/paper_protocol", 10)
     parser.add_argument("--seeds-500", type=int, default=3, help="seeds at T = 500 (0: skip)")
+    parser.add_argument(
+        "--seeds-sigmoid", type=int, default=5, help="seeds of the sigmoid-output setting"
+    )
     args = parser.parse_args()
     if args.check:
         run_check(args)
@@ -44,21 +48,21 @@ def main() -> None:
     suites = {f"adding {n}": Suite(CONFIG, (*LENGTHS[n], *budgets[n]), "wrong") for n in LENGTHS}
     results = {}
     for name, seeds, settings in (
-        ("T=100", args.seeds, SETTINGS),
+        ("T=100", args.seeds_sigmoid, {"sigmoid output": SETTINGS["sigmoid output"]}),
+        ("T=100", args.seeds, {"linear output": SETTINGS["linear output"]}),
         ("T=500", args.seeds_500, SETTINGS_500),
     ):
         if seeds:
             label = f"adding {name}"
-            results.update(
-                compare(
-                    {label: suites[label]},
-                    settings,
-                    seeds=seeds,
-                    runs_dir=args.runs,
-                    variant=args.variant,
-                    workers=args.workers,
-                )
+            found = compare(
+                {label: suites[label]},
+                settings,
+                seeds=seeds,
+                runs_dir=args.runs,
+                variant=args.variant,
+                workers=args.workers,
             )
+            results[label] = results.get(label, []) + found[label]
             print(f"published ({name}): {PUBLISHED[name]}")
     write_report(
         results,

@@ -76,7 +76,7 @@ def run_one(
     """Trains one run into `run_dir(out_dir, run)`; a diverged run is an outcome, not an error.
     An existing finished run directory is read back instead of retrained."""
     from lstm_jax.training.config import dump, load  # in the worker: the parent may not need jax
-    from lstm_jax.training.trainer import METRICS, Diverged, train
+    from lstm_jax.training.trainer import CHECKPOINT, METRICS, Diverged, train
 
     out = run_dir(out_dir, run)
     start = time.perf_counter()
@@ -88,9 +88,11 @@ def run_one(
                 f"{' '.join(run.overrides)}; remove it or choose another runs directory"
             )
     else:
-        # a diverged run is an outcome: train() wrote summary.json with status "diverged"
+        # a diverged run is an outcome: train() wrote summary.json with status "diverged";
+        # a run cut short (a checkpoint, no summary) continues from its checkpoint
+        resume = (out / CHECKPOINT).exists()
         with contextlib.suppress(Diverged):
-            train(config, out, progress=False, log=lambda _: None)
+            train(config, out, resume=resume, progress=False, log=lambda _: None)
     summary = json.loads((out / "summary.json").read_text())
     records = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line]
     batch = summary["sequences"] // max(summary["steps"], 1)
