@@ -21,6 +21,7 @@ import lstm_jax
 # (id, kind, cell) for every cell and variant; `kind` picks the reference implementation.
 CELLS = (
     [("rnn", "rnn", lstm_jax.rnn())]
+    + [("rnn-sigmoid", "rnn", lstm_jax.rnn(activation="sigmoid"))]  # Pascanu et al.'s units
     + [(f"lstm-{v}", "lstm", lstm_jax.lstm(v)) for v in lstm_jax.LSTM_VARIANTS]
     + [
         ("lstm-vanilla-chrono", "lstm", lstm_jax.lstm("vanilla", chrono=50)),

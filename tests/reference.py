@@ -98,9 +98,10 @@ def gru_step(options, params, h, x):
     return (1 - u) * h + u * cand
 
 
-def elman_step(params, h, x):
+def elman_step(options, params, h, x):
     w, r, b = (np.asarray(a, np.float64) for a in (params.w, params.r, params.b))
-    return np.tanh(w.T @ x + r.T @ h + b)
+    phi = sigmoid if options.activation == "sigmoid" else np.tanh
+    return phi(w.T @ x + r.T @ h + b)
 
 
 def run(cell_name, options, params, xs, carry):
@@ -119,7 +120,11 @@ def run(cell_name, options, params, xs, carry):
     else:
         h = np.asarray(carry, np.float64)
         for x in xs:
-            h = gru_step(options, params, h, x) if cell_name == "gru" else elman_step(params, h, x)
+            h = (
+                gru_step(options, params, h, x)
+                if cell_name == "gru"
+                else elman_step(options, params, h, x)
+            )
             ys.append(h)
         final = (h,)
     return np.stack(ys), final

@@ -170,6 +170,25 @@ def test_memory_blocks_share_gates_and_take_per_block_biases():
     np.testing.assert_array_equal(b[8:], -1.0)  # o
 
 
+def test_pascanu_initialisations():
+    """Pascanu et al. (2013): Gaussian R (sigmoid 0.01, basic tanh 0.1) and the sparse "smart
+    tanh" R with 15 incoming connections per unit at spectral radius 0.95."""
+    r = lstm_jax.rnn(recurrent_init="normal", recurrent_scale=0.1, input_scale=0.1)
+    params = r.init(jax.random.key(0), 8, 200)
+    assert abs(float(params.r.std()) - 0.1) < 0.002 and abs(float(params.r.mean())) < 0.002
+    assert abs(float(params.w.std()) - 0.1) < 0.01
+    smart = lstm_jax.rnn(recurrent_init="sparse", recurrent_scale=0.95).init(
+        jax.random.key(1), 8, 50
+    )
+    r = np.asarray(smart.r, np.float64)
+    np.testing.assert_array_equal((r != 0).sum(axis=0), 15)
+    np.testing.assert_allclose(np.abs(np.linalg.eigvals(r)).max(), 0.95, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"recurrent_init must be one of \['orthogonal'"):
+        lstm_jax.rnn(recurrent_init="xavier")
+    with pytest.raises(ValueError, match=r"activation must be 'tanh' or 'sigmoid', got 'relu'"):
+        lstm_jax.rnn(activation="relu")
+
+
 def test_equal_options_give_the_same_cell():
     assert lstm_jax.lstm("CIFG") is lstm_jax.lstm("CIFG")
     assert lstm_jax.lstm("vanilla") is lstm_jax.lstm(peepholes=True)

@@ -27,17 +27,20 @@ def _lstm(variant, **kw):
     )
 
 
-def test_elman_one_step_jacobian(x64):
-    """∂h_t/∂h_{t-1} = diag(1 - h_t²) R (identity 1); zero under TRUNCATED."""
-    cell = lstm_jax.rnn()
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_elman_one_step_jacobian(x64, activation):
+    """∂h_t/∂h_{t-1} = diag(φ'_t) R (identity 1), φ' = 1 - h² or h(1 - h); zero under
+    TRUNCATED."""
+    cell = lstm_jax.rnn(activation=activation)
     params = random_params(cell, jax.random.key(0), I, H)
     h_prev = random_carry(cell, jax.random.key(1), (), H)
     x = jax.random.normal(jax.random.key(2), (I,), jnp.float64)
     h_t, _ = cell.step(params, h_prev, x)
     for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
         auto = jax.jacfwd(lambda h, step=step: step(params, h, x)[0])(h_prev)
-        np.testing.assert_allclose(elman.jacobian(params, h_t, mode), auto, rtol=1e-12, atol=1e-14)
-    assert float(jnp.abs(elman.jacobian(params, h_t)).max()) > 1e-3  # not vacuous
+        got = elman.jacobian(params, h_t, mode, cell.options)
+        np.testing.assert_allclose(got, auto, rtol=1e-12, atol=1e-14)
+    assert float(jnp.abs(elman.jacobian(params, h_t, "full", cell.options)).max()) > 1e-3
 
 
 def _c_from_c_prev(cell, params, carry, x, o_prev, step):

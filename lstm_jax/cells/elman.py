@@ -1,9 +1,14 @@
-"""The Elman RNN and its derivation::
+"""The Elman RNN and its derivation, with `φ` = tanh (the default) or the logistic sigmoid::
 
-    h_t = tanh(W x_t + R h_{t-1} + b)                               (forward)
-    ∂h_t/∂h_{t-1} = diag(1 - h_t²) R                                (one-step Jacobian)
-    δh̄_t = δh_t ⊙ (1 - h_t²),   δh_{t-1} = Rᵀ δh̄_t                  (backward)
+    h_t = φ(W x_t + R h_{t-1} + b)                                  (forward)
+    ∂h_t/∂h_{t-1} = diag(φ'_t) R,   φ'_t = 1 - h_t² (tanh), h_t (1 - h_t) (sigmoid)
+    δh̄_t = δh_t ⊙ φ'_t,   δh_{t-1} = Rᵀ δh̄_t                        (backward)
     δW = Σ_t δh̄_t ⊗ x_t,   δR = Σ_t δh̄_t ⊗ h_{t-1},   δb = Σ_t δh̄_t
+
+Initialisations of `R` (`ElmanOptions.recurrent_init`): orthogonal × scale (every singular
+value = scale), Gaussian N(0, scale²) (Pascanu et al. 2013: "sigmoid" 0.01, "basic tanh" 0.1),
+or sparse with a fixed number of nonzero incoming weights per unit, rescaled to spectral radius
+= scale (Pascanu et al.'s "smart tanh": 0.95, after Sutskever et al. 2013).
 
 Under `Gradient.TRUNCATED` nothing survives the cut (`h_{t-1}` only enters the nonlinear
 pre-activation): `δh_{t-1} = 0`, the one-step gradient. Kernels are stored `in → out`, so the
@@ -21,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import initializers
+from lstm_jax.cells.activations import ACTIVATIONS, Activation, sigmoid
 from lstm_jax.cells.protocol import (
     Cell,
     Derivation,
@@ -44,28 +50,93 @@ class ElmanParams(NamedTuple):
     b: Array  # [H]
 
 
+RECURRENT_INITS = ("orthogonal", "normal", "sparse")
+
+
 @dataclasses.dataclass(frozen=True)
 class ElmanOptions:
-    """recurrent_scale: `R` is initialised as `recurrent_scale` × an orthogonal matrix, so all its
-    singular values equal the scale: above 1 the gradient can explode, below 1 it vanishes at
-    least geometrically (Pascanu et al. 2013)."""
+    """Static structure and initialisation of an Elman RNN.
+
+    Attributes:
+      recurrent_scale: with `recurrent_init="orthogonal"`, `R` = scale × an orthogonal matrix, so
+        all its singular values equal the scale: above 1 the gradient can explode, below 1 it
+        vanishes at least geometrically (Pascanu et al. 2013); with "normal", the standard
+        deviation of `R`'s entries; with "sparse", `R`'s spectral radius.
+      recurrent_init: "orthogonal" (default), "normal" or "sparse" (see the module docstring).
+      activation: the units' `φ`, "tanh" (default) or "sigmoid" (Pascanu et al.'s sigmoid RNN).
+      input_scale: None: LeCun-normal `w`; a number s: `w` ~ N(0, s²), as `R` in "normal".
+      connections: "sparse": nonzero incoming recurrent weights per unit (15, Sutskever et al.).
+    """
 
     recurrent_scale: float = 1.0
+    recurrent_init: str = "orthogonal"
+    activation: str = "tanh"
+    input_scale: float | None = None
+    connections: int = 15
+
+    def __post_init__(self) -> None:
+        if not self.recurrent_scale > 0:
+            raise ValueError(f"recurrent_scale must be > 0, got {self.recurrent_scale!r}")
+        if self.recurrent_init not in RECURRENT_INITS:
+            raise ValueError(
+                f"recurrent_init must be one of {list(RECURRENT_INITS)}, got "
+                f"{self.recurrent_init!r}"
+            )
+        if self.activation not in _UNITS:
+            raise ValueError(f"activation must be 'tanh' or 'sigmoid', got {self.activation!r}")
+        if self.input_scale is not None and not self.input_scale > 0:
+            raise ValueError(f"input_scale must be > 0 or None, got {self.input_scale!r}")
+        if isinstance(self.connections, bool) or not isinstance(self.connections, int):
+            raise ValueError(f"connections must be a positive int, got {self.connections!r}")
+        if self.connections < 1:
+            raise ValueError(f"connections must be >= 1, got {self.connections}")
 
 
-def rnn(*, recurrent_scale: float = 1.0) -> Cell:
-    """An Elman RNN `Cell` with tanh units. The carry is `h: [*batch, H]`; `y_t = h_t`."""
-    if not recurrent_scale > 0:
-        raise ValueError(f"recurrent_scale must be > 0, got {recurrent_scale!r}")
-    return _rnn_cell(ElmanOptions(recurrent_scale=float(recurrent_scale)))
+def rnn(
+    *,
+    recurrent_scale: float = 1.0,
+    recurrent_init: str = "orthogonal",
+    activation: str = "tanh",
+    input_scale: float | None = None,
+    connections: int = 15,
+) -> Cell:
+    """An Elman RNN `Cell` (`ElmanOptions` documents the keywords). The carry is
+    `h: [*batch, H]`; `y_t = h_t`.
+
+    Pascanu et al. (2013)'s three set-ups: `rnn(activation="sigmoid", recurrent_init="normal",
+    recurrent_scale=0.01, input_scale=0.01)`, `rnn(recurrent_init="normal",
+    recurrent_scale=0.1, input_scale=0.1)` and `rnn(recurrent_init="sparse",
+    recurrent_scale=0.95)`.
+    """
+    scale = float(recurrent_scale) if isinstance(recurrent_scale, int | float) else recurrent_scale
+    in_scale = float(input_scale) if isinstance(input_scale, int | float) else input_scale
+    options = ElmanOptions(scale, recurrent_init, activation, in_scale, connections)
+    return _rnn_cell(options)
 
 
 @functools.cache
 def _rnn_cell(options: ElmanOptions) -> Cell:
-    derivation = Derivation(kernel_project, forward, delta, grads, kernel_input_grad)
-    return cell_from_step(
-        options, functools.partial(init, options), zero_state, step, derivation=derivation
+    derivation = Derivation(
+        kernel_project,
+        functools.partial(forward, options),
+        functools.partial(delta, options),
+        grads,
+        kernel_input_grad,
     )
+    return cell_from_step(
+        options,
+        functools.partial(init, options),
+        zero_state,
+        functools.partial(step, options),
+        derivation=derivation,
+    )
+
+
+_UNITS = {"tanh": ACTIVATIONS["tanh"], "sigmoid": sigmoid}
+
+
+def _phi(options: ElmanOptions) -> Activation:
+    return _UNITS[options.activation]
 
 
 def init(
@@ -75,21 +146,30 @@ def init(
     hidden_size: int,
     dtype: Any = jnp.float32,
 ) -> ElmanParams:
-    """LeCun-normal `w`, `recurrent_scale` × orthogonal `r`, zero `b`."""
+    """`w` LeCun-normal (or N(0, input_scale²)), `r` by `recurrent_init`, zero `b`."""
     k_w, k_r = jax.random.split(key)
-    r = options.recurrent_scale * initializers.recurrent_kernel(k_r, hidden_size, 1, dtype)
-    return ElmanParams(
-        w=initializers.input_kernel(k_w, input_size, hidden_size, dtype),
-        r=r.astype(dtype),
-        b=jnp.zeros((hidden_size,), dtype),
-    )
+    scale = options.recurrent_scale
+    if options.recurrent_init == "orthogonal":
+        r = scale * initializers.recurrent_kernel(k_r, hidden_size, 1, dtype)
+    elif options.recurrent_init == "normal":
+        r = scale * jax.random.normal(k_r, (hidden_size, hidden_size), dtype)
+    else:
+        r = initializers.sparse_recurrent(k_r, hidden_size, options.connections, scale, dtype)
+    w = initializers.input_kernel(k_w, input_size, hidden_size, dtype)
+    if options.input_scale is not None:
+        w = options.input_scale * jax.random.normal(k_w, (input_size, hidden_size), dtype)
+    return ElmanParams(w=w, r=r.astype(dtype), b=jnp.zeros((hidden_size,), dtype))
 
 
 def step(
-    params: ElmanParams, carry: Array, x: Array, cut: Callable[[Any], Any] = keep
+    options: ElmanOptions,
+    params: ElmanParams,
+    carry: Array,
+    x: Array,
+    cut: Callable[[Any], Any] = keep,
 ) -> tuple[Array, Array]:
-    """`h_t = tanh(x_t @ w + b + cut(h_{t-1}) @ r)`; returns `(h_t, h_t)`."""
-    h = jnp.tanh(x @ params.w + params.b + cut(carry) @ params.r)
+    """`h_t = φ(x_t @ w + b + cut(h_{t-1}) @ r)`; returns `(h_t, h_t)`."""
+    h = _phi(options).fn(x @ params.w + params.b + cut(carry) @ params.r)
     return h, h
 
 
@@ -97,13 +177,16 @@ def step(
 # Derivation (the module docstring's equations)
 
 
-def forward(params: ElmanParams, h_prev: Array, xw: Array) -> tuple[Array, Array, None]:
+def forward(
+    options: ElmanOptions, params: ElmanParams, h_prev: Array, xw: Array
+) -> tuple[Array, Array, None]:
     """The step from `xw = x_t @ w`: `(h_t, row = h_t, no extra)`."""
-    h = jnp.tanh(xw + params.b + h_prev @ params.r)
+    h = _phi(options).fn(xw + params.b + h_prev @ params.r)
     return h, h, None
 
 
 def delta(
+    options: ElmanOptions,
     params: ElmanParams,
     h_prev: Array,
     h: Array,
@@ -113,8 +196,8 @@ def delta(
     dy: Array,
     mode: Gradient,
 ) -> tuple[Array, Array, None]:
-    """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = (δh_t + dy_t) ⊙ (1 - h_t²)`."""
-    d_pre = (dh + dy) * (1 - h**2)
+    """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = (δh_t + dy_t) ⊙ φ'_t`."""
+    d_pre = (dh + dy) * _phi(options).grad_out(h)
     dh_prev = d_pre @ params.r.T if mode is Gradient.FULL else jnp.zeros_like(h_prev)
     return dh_prev, d_pre, None
 
@@ -126,8 +209,13 @@ def grads(
     return ElmanParams(w=outer_sum(x, d_pre), r=outer_sum(h_prev, d_pre), b=sum_leading(d_pre))
 
 
-def jacobian(params: ElmanParams, h: Array, gradient: Gradient | str = Gradient.FULL) -> Array:
-    """`∂h_t/∂h_{t-1} = diag(1 - h_t²) R`, `[*batch, H, H]`, from `h = h_t`
+def jacobian(
+    params: ElmanParams,
+    h: Array,
+    gradient: Gradient | str = Gradient.FULL,
+    options: ElmanOptions = ElmanOptions(),
+) -> Array:
+    """`∂h_t/∂h_{t-1} = diag(φ'_t) R`, `[*batch, H, H]`, from `h = h_t`
     (`J[..., a, b] = ∂h_t[a] / ∂h_{t-1}[b]`). Zero under `Gradient.TRUNCATED`."""
-    jac = (1 - h**2)[..., :, None] * params.r.T
+    jac = _phi(options).grad_out(h)[..., :, None] * params.r.T
     return jac if resolve_gradient(gradient) is Gradient.FULL else jnp.zeros_like(jac)

@@ -56,3 +56,22 @@ def chrono_forget_bias(key: Array, hidden_size: int, t_max: int, dtype: Any) -> 
             f"chrono needs T_max >= 3 (U(1, T_max - 1) must be non-empty), got {t_max}"
         )
     return jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, t_max - 1.0))
+
+
+def sparse_recurrent(
+    key: Array, hidden_size: int, connections: int, radius: float, dtype: Any
+) -> Array:
+    """`[H, H]` with `min(connections, H)` nonzero N(0, 1) incoming weights per unit (column),
+    rescaled to spectral radius `radius` (Sutskever et al. 2013; Pascanu et al. 2013's "smart
+    tanh": 15 connections, radius 0.95). The eigenvalues come from LAPACK: a CPU computation."""
+    k_pick, k_val = jax.random.split(key)
+    n = min(connections, hidden_size)
+    # per column, n distinct rows: the first n of a random permutation
+    order = jnp.argsort(jax.random.uniform(k_pick, (hidden_size, hidden_size)), axis=0)
+    mask = jnp.zeros((hidden_size, hidden_size), bool)
+    mask = mask.at[order[:n], jnp.arange(hidden_size)[None, :]].set(True)
+    r = jnp.where(mask, jax.random.normal(k_val, (hidden_size, hidden_size)), 0.0)
+    spectral = jnp.max(
+        jnp.abs(jnp.linalg.eigvals(r.astype(jnp.float32 if dtype != jnp.float64 else dtype)))
+    )
+    return (r * (radius / spectral)).astype(dtype)
