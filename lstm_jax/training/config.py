@@ -71,6 +71,7 @@ class TrainingConfig:
     train_window: int = 2000  # "train": the most recent training sequences that must be right
     train_loss: float = 0.01  # "train": ... and the bound on their mean training loss
     update_every: int = 1  # model.gradient=online: steps between weight updates (1: every symbol)
+    omega: float = 0.0  # weight α of Pascanu et al.'s (2013) regulariser Ω (gradients.regularizers)
     reset_on_error: bool = False  # online: a stream ends at its first error, the net is reset
     #                               (Gers et al. 2000); learning resumes at the next episode
 

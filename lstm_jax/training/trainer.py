@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
@@ -23,6 +24,7 @@ from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells.registry import build_cell
 from lstm_jax.gradients.modes import resolve_gradient
+from lstm_jax.gradients.regularizers import omega
 from lstm_jax.training import checkpoint, model, online_updates, validation
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump
 from lstm_jax.training.optimizers import make_optimizer
@@ -98,6 +100,8 @@ def build(config: Config) -> Experiment:
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
     validation.check_output_and_stopping(config, task)
+    if t.omega:
+        validation.check_omega(config, task, cell)
     if online_learning or t.reset_on_error:
         validation.check_online(config, task, cell)
     unroll_kwargs = dict(gradient=mode, window=m.window)
@@ -114,17 +118,29 @@ def build(config: Config) -> Experiment:
             resets=batch.resets,
             **unroll_kwargs,
         )
-        return loss_fn(outputs, batch.targets, batch.mask), (finals, outputs)
+        loss = loss_fn(outputs, batch.targets, batch.mask)
+        penalty = jnp.zeros((), loss.dtype)
+        if t.omega:  # Pascanu et al.'s Ω, on the states of the one layer (a stateless task)
+            (layer,), readout = params
+
+            def loss_of_states(states):
+                ys = model.OUTPUTS[m.output](states @ readout.w + readout.b)
+                return loss_fn(ys, batch.targets, batch.mask)
+
+            penalty = omega(cell, layer, batch.inputs, loss_of_states, batch.lengths)
+        return loss + t.omega * penalty, (finals, outputs, loss, penalty)
 
     def train_step(state: TrainState, batch: Batch):
         carries = jax.lax.stop_gradient(state.carries)  # stateful TBPTT: no gradient across batches
-        (loss, (finals, outputs)), grads = jax.value_and_grad(loss_and_carries, has_aux=True)(
-            state.params, batch, carries
-        )
+        (_, (finals, outputs, loss, penalty)), grads = jax.value_and_grad(
+            loss_and_carries, has_aux=True
+        )(state.params, batch, carries)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = TrainState(params, opt_state, finals if task.stateful else None)
         stats = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        if t.omega:
+            stats["omega"] = penalty
         return new, {**stats, "outputs": outputs} if keep_outputs else stats
 
     if online_learning:
@@ -300,6 +316,8 @@ def train(
                 record = {"step": step, "loss": loss, "grad_norm": grad_norm}
                 if "errors" in stats:  # online learning: wrong predictions while learning
                     record["errors"] = int(stats["errors"])
+                if "omega" in stats:  # Pascanu et al.'s regulariser, before its weight
+                    record["omega"] = float(stats["omega"])
                 met = False  # the training-set rule, scored on this batch's own outputs
                 if rule is not None:
                     outputs = np.asarray(stats["outputs"])

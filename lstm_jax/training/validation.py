@@ -60,3 +60,25 @@ def check_online(config: Config, task: Task, cell: Any) -> None:
         options_of(cell, "model.gradient=online (the 1997 eligibility traces)")
     except TypeError as err:
         raise ConfigError(f"{err}; the online algorithm exists for model.cell=lstm") from None
+
+
+def check_omega(config: Config, task: Task, cell: Any) -> None:
+    """`training.omega` (Pascanu et al.'s Ω): one layer whose carry is one array, a task of
+    independent sequences, full BPTT, and a weight >= 0."""
+    m, t = config.model, config.training
+    if t.omega < 0:
+        raise ConfigError(f"training.omega must be >= 0, got {t.omega}")
+    needs = {
+        "model.num_layers": (m.num_layers, 1),
+        "model.gradient": (m.gradient, "full"),
+        "model.window": (m.window, None),
+        "a task of independent sequences (stateful)": (task.stateful, False),
+    }
+    for key, (value, needed) in needs.items():
+        if value != needed:
+            raise ConfigError(f"training.omega needs {key}={needed}, got {value}")
+    if not isinstance(cell.initial_carry((1,), 2), jax.Array):
+        raise ConfigError(
+            f"training.omega needs a cell whose carry is one array (rnn, gru); model.cell="
+            f"{m.cell!r} carries a {type(cell.initial_carry((1,), 2)).__name__}"
+        )

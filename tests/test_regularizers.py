@@ -1,0 +1,135 @@
+"""Pascanu et al. (2013)'s Ω (`gradients.regularizers.omega`) against its formula written with the
+closed-form Elman Jacobian `diag(φ'_t) R` and an explicit backward recursion (float64)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_params
+
+import lstm_jax
+from lstm_jax.cells import elman
+from lstm_jax.gradients.regularizers import omega
+
+T, B, I, H = 7, 2, 3, 5
+
+
+def _loss(states, targets):
+    return 0.5 * jnp.sum((states - targets) ** 2)
+
+
+def _explicit(cell, params, xs, targets):
+    """Ω by hand: states by a loop, δ_t = (s_t - y_t) + δ_{t+1} J_{t+1}, J from elman.jacobian."""
+    s = jnp.zeros((B, H), xs.dtype)
+    states = []
+    for x in xs:
+        s, _ = cell.step(params, s, x)
+        states.append(s)
+    fixed = jax.lax.stop_gradient(params)
+    jac = [elman.jacobian(fixed, jax.lax.stop_gradient(h), "full", cell.options) for h in states]
+    deltas = [None] * T
+    deltas[-1] = jax.lax.stop_gradient(states[-1] - targets[-1])
+    for t in range(T - 2, -1, -1):
+        carried = jnp.einsum("ba,bac->bc", deltas[t + 1], jac[t + 1])
+        deltas[t] = jax.lax.stop_gradient(states[t] - targets[t] + carried)
+    total = 0.0
+    for t in range(1, T):
+        j_t = elman.jacobian(params, states[t], "full", cell.options)  # differentiable
+        back = jnp.einsum("ba,bac->bc", deltas[t], j_t)
+        ratio = jnp.linalg.norm(back, axis=-1) / jnp.linalg.norm(deltas[t], axis=-1)
+        total = total + jnp.sum((ratio - 1) ** 2)
+    return total / B
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_omega_equals_its_formula_and_so_does_its_gradient(x64, activation):
+    cell = lstm_jax.rnn(activation=activation)
+    params = random_params(cell, jax.random.key(0), I, H)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I), jnp.float64)
+    targets = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+
+    def ours(params):
+        return omega(cell, params, xs, lambda s: _loss(s, targets))
+
+    want = _explicit(cell, params, xs, targets)
+    assert float(want) > 1e-3  # the Jacobians do not preserve norms: Ω is not vacuous
+    np.testing.assert_allclose(ours(params), want, rtol=1e-10)
+    got_grad = jax.grad(ours)(params)
+    want_grad = jax.grad(lambda p: _explicit(cell, p, xs, targets))(params)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12), got_grad, want_grad
+    )
+
+
+def test_omega_skips_the_steps_past_a_sequence_length(x64):
+    cell = lstm_jax.rnn()
+    params = random_params(cell, jax.random.key(0), I, H)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I), jnp.float64)
+    targets = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+    lengths = jnp.array([T, T - 3])
+    valid = (jnp.arange(T)[:, None] < lengths[None, :])[..., None]
+    batch = omega(cell, params, xs, lambda s: _loss(s * valid, targets * valid), lengths)
+    first = omega(cell, params, xs[:, :1], lambda s: _loss(s, targets[:, :1]))
+    short = omega(cell, params, xs[: T - 3, 1:], lambda s: _loss(s, targets[: T - 3, 1:]))
+    np.testing.assert_allclose(2 * batch, first + short, rtol=1e-10)
+
+
+def test_omega_needs_an_array_carry():
+    cell = lstm_jax.lstm()
+    params = cell.init(jax.random.key(0), I, H)
+    with pytest.raises(TypeError, match=r"Ω needs a cell whose carry is one array .*LSTMCarry"):
+        omega(cell, params, jnp.zeros((T, B, I)), jnp.sum)
+
+
+def test_trainer_adds_alpha_omega_to_the_loss(x64):
+    """`training.omega: α`: one SGD step follows ∇(E + α Ω), Ω computed on the layer's states
+    with the readout and the task loss; Ω is logged, the logged loss is E alone."""
+    from conftest import ROOT
+
+    from lstm_jax.training import model
+    from lstm_jax.training.config import load
+    from lstm_jax.training.trainer import build, init_state
+
+    cfg = load(ROOT / "configs" / "exploding_gradients.yaml", "tiny", ("training.omega=2.0",))
+    exp = build(cfg)
+    state = init_state(exp)
+    state = state._replace(params=jax.tree.map(lambda a: a.astype(jnp.float64), state.params))
+    state = state._replace(opt_state=exp.optimizer.init(state.params))
+    batch = exp.task.batch(0, 0, 8)
+    batch = batch._replace(
+        inputs=batch.inputs.astype(np.float64), targets=batch.targets.astype(np.float64)
+    )
+    new, stats = exp.train_step(state, batch)
+    loss_fn = model.LOSSES[exp.task.loss]
+
+    def total(params):
+        (layer,), readout = params
+        _, ys = model.apply(exp.cell, params, batch.inputs, lengths=batch.lengths)
+        loss = loss_fn(ys, batch.targets, batch.mask)
+
+        def of_states(states):
+            return loss_fn(states @ readout.w + readout.b, batch.targets, batch.mask)
+
+        return loss + 2.0 * omega(exp.cell, layer, batch.inputs, of_states, batch.lengths)
+
+    grads = jax.grad(total)(state.params)
+    want = jax.tree.map(lambda p, g: p - 0.05 * g, state.params, grads)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10), new.params, want)
+    assert float(stats["omega"]) > 0
+
+
+def test_omega_configuration_errors():
+    from conftest import ROOT
+
+    from lstm_jax.training.config import ConfigError, load
+    from lstm_jax.training.trainer import build
+
+    path = ROOT / "configs" / "exploding_gradients.yaml"
+    with pytest.raises(ConfigError, match=r"training.omega needs a cell whose carry is one array"):
+        build(load(path, "tiny", ("training.omega=1.0", "model.cell=lstm", "model.options={}")))
+    with pytest.raises(ConfigError, match=r"training.omega needs model.gradient=full"):
+        build(load(path, "tiny", ("training.omega=1.0", "model.gradient=truncated")))
+    with pytest.raises(ConfigError, match=r"training.omega must be >= 0"):
+        build(load(path, "tiny", ("training.omega=-1.0",)))
