@@ -114,9 +114,10 @@ def _argmax_correct(outputs: np.ndarray, batch: Batch) -> np.ndarray:
     return np.argmax(np.asarray(outputs), axis=-1) == batch.targets
 
 
-def _sets_correct(outputs: np.ndarray, batch: Batch) -> np.ndarray:
-    """[T, B] bool: the set {logit > 0} (sigmoid > 0.5) equals the multi-hot target set."""
-    return np.all((np.asarray(outputs) > 0) == (batch.targets > 0.5), axis=-1)
+def _sets_correct(outputs: np.ndarray, batch: Batch, threshold: float = 0.0) -> np.ndarray:
+    """[T, B] bool: the set {output > threshold} equals the multi-hot target set (threshold 0
+    for logits, i.e. sigmoid > 0.5; 0.5 for sigmoid outputs)."""
+    return np.all((np.asarray(outputs) > threshold) == (batch.targets > 0.5), axis=-1)
 
 
 def _sequences_correct(correct: np.ndarray, mask: np.ndarray) -> np.ndarray:

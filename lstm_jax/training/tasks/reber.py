@@ -113,11 +113,12 @@ def _reber_training_set(seed: int, size: int) -> tuple[tuple[str, bytes], ...]:
 class _ReberIO:
     loss: ClassVar[str] = "sigmoid"
 
-    @staticmethod
-    def step_correct(outputs, targets):
-        """`[..]` bool, one step of NumPy or JAX arrays: {logit > 0} is exactly the set of
-        possible next symbols (what a stream's first error is judged by)."""
-        return ((outputs > 0) == (targets > 0.5)).all(axis=-1)
+    threshold: ClassVar[float] = 0.0  # a symbol is predicted where its logit is above 0
+
+    def step_correct(self, outputs, targets):
+        """`[..]` bool, one step of NumPy or JAX arrays: {output > threshold} is exactly the
+        set of possible next symbols (what a stream's first error is judged by)."""
+        return ((outputs > self.threshold) == (targets > 0.5)).all(axis=-1)
 
     @property
     def input_size(self) -> int:
@@ -249,7 +250,9 @@ class ContinualEmbeddedReber(_ReberIO):
     every n chunks, its carry zeroed (`resets` at the new stream's first symbol): like Gers et
     al., who began a new stream from a reset net after each error, it lets the net see the
     zero state it starts each test stream from. Without either, `resets` is None.
-    `test_set(seed, size)` is `size`
+    `outputs="logits"` (default): one logit per symbol, cross-entropy; `outputs="sigmoid"`:
+    Gers et al.'s sigmoid output units (`model.output: sigmoid`) on squared error, a symbol
+    predicted where its output is above 0.5. `test_set(seed, size)` is `size`
     separate streams of `test_symbols` symbols each. Success: every test stream predicted
     without an error (Gers et al.: 10 streams of 100,000 symbols). Published (100 nets each):
     LSTM without forget gate 0 % solved; with forget gates 18 % (62 % with learning-rate
@@ -263,8 +266,19 @@ class ContinualEmbeddedReber(_ReberIO):
     external_reset: bool = False
     test_symbols: int = 100_000
     restart_every: int = 0
+    outputs: str = "logits"
+
+    @property
+    def loss(self) -> str:
+        return "mse" if self.outputs == "sigmoid" else "sigmoid"
+
+    @property
+    def threshold(self) -> float:
+        return 0.5 if self.outputs == "sigmoid" else 0.0
 
     def __post_init__(self) -> None:
+        if self.outputs not in ("logits", "sigmoid"):
+            raise ValueError(f"outputs must be 'logits' or 'sigmoid', got {self.outputs!r}")
         _check_int("chunk_length", self.chunk_length, 1)
         _check_int("restart_every", self.restart_every, 0)
         _check_int("test_symbols", self.test_symbols, 1)
@@ -310,7 +324,7 @@ class ContinualEmbeddedReber(_ReberIO):
         stream's longest run of correctly predicted symbols) and `symbols_before_first_error`
         (mean over streams; the stream length when there is none)."""
         mask = batch.mask > 0
-        correct = _sets_correct(outputs, batch) | ~mask
+        correct = _sets_correct(outputs, batch, self.threshold) | ~mask
         streams = correct.T
         first_error = [int(np.argmin(s)) if not s.all() else s.size for s in streams]
         return {
