@@ -25,6 +25,15 @@ def _script(path: str, tmp_path: Path, *args: str) -> dict:
     return json.loads((tmp_path / "out" / "results.json").read_text())
 
 
+def _check_command(script: str, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, script, "--check", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_vanishing_gradients(tmp_path):
     """All five setups, 4 steps, probed every 2."""
     results = _script(
@@ -49,22 +58,27 @@ def test_vanishing_gradients(tmp_path):
 
 
 def test_exploding_gradients(tmp_path):
-    """One seed of every condition on both tasks; every run logs its gradient norms."""
+    """One seed of every condition on both tasks; every run logs its gradient norms; --check
+    re-runs the cheapest one and finds the record."""
     results = _script(
         "experiments/exploding_gradients/exploding.py",
         tmp_path,
         *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
     )
-    assert set(results) == {"adding T=50", "temporal order T=50"}
-    for by_condition in results.values():
-        assert set(by_condition) == {
-            f"R={r} orth, {c}" for r in (1, 2) for c in ("no clipping", "clipping at 1")
-        }
-        for (run,) in by_condition.values():
+    assert results["provenance"]["variant"] == "tiny"
+    suites = results["suites"]
+    assert set(suites) == {"adding T=50", "temporal order T=50"}
+    for suite in suites.values():
+        assert [r["label"] for r in suite["runs"]] == [
+            f"R={r} orth, {c}" for r in (2, 1) for c in ("no clipping", "clipping at 1")
+        ]
+        for run in suite["runs"]:
             assert run["steps"] == 10 or run["status"] == "diverged"
             assert run["grad_norm"]["max"] > 0
             assert len(run["grad_norm"]["trace_max_per_50_steps"]) == 1
     assert (tmp_path / "out" / "grad_norms.png").is_file()
+    done = _check_command("experiments/exploding_gradients/exploding.py", tmp_path / "out")
+    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
 
 
 def _check_report(results: dict, tasks: set[str], settings: list[str], seeds: int) -> None:
@@ -96,15 +110,6 @@ def test_truncated_vs_full(tmp_path):
         truncated = (runs / f"truncated-seed{seed}" / "checkpoint.msgpack").read_bytes()
         assert truncated != (runs / f"full-seed{seed}" / "checkpoint.msgpack").read_bytes()
     assert (tmp_path / "out" / "sequences_to_success.png").is_file()
-
-
-def _check_command(script: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, script, "--check", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_adding_1997(tmp_path):

@@ -14,14 +14,14 @@ Writes results.json and grad_norms.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
 from pathlib import Path
 
 from lstm_jax.diagnostics.plotting import plot_curves
-from lstm_jax.training.sweep import Outcome, grid, sweep
+from lstm_jax.training.provenance import provenance
+from lstm_jax.training.sweep import Outcome, experiment_parser, grid, run_check, sweep
 
 # R's singular values at initialisation (2: explosion possible; 1: orthogonal, on the edge)
 # crossed with clipping off / Algorithm 1 at threshold 1.
@@ -54,11 +54,16 @@ TRACE_BLOCK = 50  # results.json keeps the max of every 50 steps: 7.5 MB -> 70 k
 def as_record(o: Outcome) -> dict:
     """One run for the table and plot: the gradient norm of every step (before clipping)."""
     return {
+        "label": o.label,
         "seed": o.seed,
+        "overrides": list(o.overrides),
         "status": o.status,
-        "steps": len(o.grad_norms),
+        "steps": o.steps,
         "solved_at_step": o.solved_at_step,
-        "final_eval": {} if o.status == "diverged" else o.final_eval,
+        "final_eval": o.final_eval,  # a diverged run: its last evaluation before it diverged
+        "train_wall_s": o.train_wall_s,
+        "train_cpu_s": o.train_cpu_s,
+        "commit": o.commit,
         "grad_norms": o.grad_norms,
     }
 
@@ -78,14 +83,11 @@ def summarised(record: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = experiment_parser(__doc__, Path(__file__).parent, "runs/exploding_gradients", 5)
     parser.add_argument("--config", default="configs/exploding_gradients.yaml")
-    parser.add_argument("--variant", help="a variant of the config, e.g. tiny (for the tests)")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
-    parser.add_argument("--runs", type=Path, default=Path("runs/exploding_gradients"))
     args = parser.parse_args()
+    if args.check:
+        run_check(args)
     results = {}
     for task, task_overrides in TASKS.items():
         settings = {name: (*task_overrides, *clip) for name, clip in CONDITIONS.items()}
@@ -101,11 +103,25 @@ def main() -> None:
             name: [as_record(o) for o in outcomes if o.label == name] for name in CONDITIONS
         }
     args.out.mkdir(parents=True, exist_ok=True)
-    small = {
-        task: {name: [summarised(r) for r in runs] for name, runs in by_condition.items()}
-        for task, by_condition in results.items()
+    every = [r for by_condition in results.values() for rs in by_condition.values() for r in rs]
+    record = {
+        "provenance": {
+            **provenance(),
+            "variant": args.variant,
+            "commits_of_runs": sorted({str(r["commit"]) for r in every}),
+            "train_wall_s": sum(r["train_wall_s"] or 0.0 for r in every),
+            "train_cpu_s": sum(r["train_cpu_s"] or 0.0 for r in every),
+        },
+        "suites": {
+            task: {
+                "config": args.config,
+                "overrides": [],
+                "runs": [summarised(r) for rs in by_condition.values() for r in rs],
+            }
+            for task, by_condition in results.items()
+        },
     }
-    (args.out / "results.json").write_text(json.dumps(small))
+    (args.out / "results.json").write_text(json.dumps(record))
 
     print(f"Elman RNN, H = 50, plain SGD 0.05, batch 32; {args.seeds} seeds per row")
     print(

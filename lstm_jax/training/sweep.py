@@ -387,7 +387,7 @@ def check_report(path: str | Path, *, log: Callable[[str], None] = print) -> boo
         "solved_at_step": summary["solved_at_step"],
         "final_eval": _rounded(summary["final_eval"] or {}),
     }
-    want = {key: run[key] for key in got}
+    want = {key: _rounded(run[key]) for key in got}
     for key in got:
         same = got[key] == want[key]
         log(f"  {key}: recorded {want[key]}, now {got[key]}{'' if same else '   <- differs'}")
