@@ -97,6 +97,19 @@ def test_sweep_trains_each_run_and_reads_finished_ones_back(tmp_path):
         log=lambda _: None,
     )
     assert [o._replace(wall_s=0) for o in again] == [o._replace(wall_s=0) for o in first]
+    # a run recorded before a config field existed (so its config.yaml lacks it) is read back
+    saved = sweep.run_dir(tmp_path, runs[1]) / "config.yaml"
+    saved.write_text("".join(l for l in saved.read_text().splitlines(True) if "omega" not in l))
+    older = sweep.sweep(
+        QUICKSTART,
+        runs[1:2],
+        variant="tiny",
+        out_dir=tmp_path,
+        workers=1,
+        keep_grad_norms=True,
+        log=lambda _: None,
+    )
+    assert older[0]._replace(wall_s=0) == first[1]._replace(wall_s=0)
     # a run cut short (its checkpoint written, no summary) resumes and ends as it would have
     cut = sweep.run_dir(tmp_path, runs[0])
     (cut / "summary.json").unlink()

@@ -75,14 +75,15 @@ def run_one(
 ) -> Outcome:
     """Trains one run into `run_dir(out_dir, run)`; a diverged run is an outcome, not an error.
     An existing finished run directory is read back instead of retrained."""
-    from lstm_jax.training.config import dump, load  # in the worker: the parent may not need jax
+    from lstm_jax.training.config import load  # in the worker: the parent may not need jax
     from lstm_jax.training.trainer import CHECKPOINT, METRICS, Diverged, train
 
     out = run_dir(out_dir, run)
     start = time.perf_counter()
     config = load(config_path, variant, run.overrides)
     if (out / "summary.json").exists():
-        if (out / "config.yaml").read_text() != dump(config):
+        # read back through the schema, so fields added since (at their defaults) still match
+        if load(out / "config.yaml") != config:
             raise FileExistsError(
                 f"{out} holds a finished run of another config than {config_path} "
                 f"{' '.join(run.overrides)}; remove it or choose another runs directory"

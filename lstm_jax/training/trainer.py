@@ -26,7 +26,7 @@ from lstm_jax.cells.registry import build_cell
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.gradients.regularizers import omega
 from lstm_jax.training import checkpoint, model, online_updates, validation
-from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump
+from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
 from lstm_jax.training.stopping import TrainingSetRule
@@ -362,8 +362,10 @@ class _Clock:
 def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, Progress]:
     """Loads the checkpoint, checks it belongs to this config, and trims later metrics."""
     state, meta = checkpoint.load(out / CHECKPOINT, template)
-    if meta.get("config") != exp.config.to_dict():
-        theirs, ours = _flatten(meta.get("config") or {}), _flatten(exp.config.to_dict())
+    stored = _as_config(meta.get("config"))  # fields added since take their defaults
+    if stored != exp.config:
+        theirs = _flatten(stored.to_dict() if stored else meta.get("config") or {})
+        ours = _flatten(exp.config.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
     done = Progress(
@@ -377,6 +379,13 @@ def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainStat
     kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= done.step]
     (out / METRICS).write_text("".join(line + "\n" for line in kept))
     return state, done
+
+
+def _as_config(raw: Any) -> Config | None:
+    try:
+        return from_dict(raw) if isinstance(raw, dict) else None
+    except ConfigError:
+        return None
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
