@@ -171,16 +171,17 @@ def test_continual_reber(tmp_path):
     )
 
 
-@pytest.mark.slow  # 52 s on 2 cores (9 variants x 3 tasks); run with -m slow
+@pytest.mark.slow  # 18 tiny runs, about a minute on 2 cores; run with -m slow
 def test_greff_variants(tmp_path):
     results = _script(
         "experiments/greff_variants/greff_variants.py",
         tmp_path,
         *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
-        *("--tasks", "embedded Reber"),
+        *("--tasks", "embedded Reber", "--rates", "0.01", "0.03"),
     )
     variants = ["vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"]
-    _check_report(results, {"embedded Reber"}, variants, 1)
+    labels = [f"{v}, lr {r}" for v in variants for r in ("0.01", "0.03")]
+    _check_report(results, {"embedded Reber"}, labels, 1)
 
 
 def test_gradient_flow(tmp_path):

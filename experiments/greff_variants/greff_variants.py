@@ -7,6 +7,7 @@ sequences until success, and the median final test metric; the script ends with 
 median sequences.
 
     python experiments/greff_variants/greff_variants.py [--seeds 5] [--workers 2] [--tasks ...]
+        [--rates 0.001 0.003 0.01 0.03 0.1]   (a per-variant learning-rate search)
 
 Writes results.json and sequences_to_success.png beside this file (or in --out).
 """
@@ -40,14 +41,34 @@ MAX_SEEDS = {"continual Reber": 3}
 VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 
 
+def _label(variant: str, rate: float | None) -> str:
+    return variant if rate is None else f"{variant}, lr {rate:g}"
+
+
+def _rate_override(rate: float | None) -> tuple[str, ...]:
+    return () if rate is None else (f"optimizer.learning_rate={rate}",)
+
+
 def main() -> None:
     parser = experiment_parser(__doc__, Path(__file__).parent, "runs/greff_variants", 5)
     parser.add_argument("--tasks", nargs="*", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument(
+        "--rates",
+        nargs="*",
+        type=float,
+        default=[],
+        help="a learning-rate search: every variant at each rate (Greff et al. searched per "
+        "variant); each variant is then ranked by its best rate. Default: the configs' rate",
+    )
     args = parser.parse_args()
     if args.check:
         run_check(args)
     tasks = {name: TASKS[name] for name in args.tasks}
-    settings = {v: (f"model.variant={v}",) for v in VARIANTS}
+    settings = {
+        _label(v, rate): (f"model.variant={v}", *_rate_override(rate))
+        for v in VARIANTS
+        for rate in args.rates or [None]
+    }
     results = {}
     for name, task in tasks.items():
         results |= compare(
@@ -69,9 +90,21 @@ def main() -> None:
     # rank per task by (runs solved desc, median sequences asc, fastest run asc: breaks ties
     # between settings that solved too few runs for a finite median); then the mean rank
     ranks: dict[str, list[int]] = {v: [] for v in VARIANTS}
-    for outcomes in results.values():
+    for name, outcomes in results.items():
         s = stats(outcomes)
-        order = sorted(VARIANTS, key=lambda v: (-s[v].solved, s[v].median, s[v].low))
+        best = {  # each variant at its best rate (the only rate without --rates)
+            v: min(
+                (s[_label(v, rate)] for rate in args.rates or [None]),
+                key=lambda x: (-x.solved, x.median, x.low),
+            )
+            for v in VARIANTS
+        }
+        if args.rates:
+            print(f"\n{name}: best rate per variant")
+            for v in VARIANTS:
+                rate = next(r for r in args.rates if s[_label(v, r)] is best[v])
+                print(f"  {v:<8} lr {rate:g}: {best[v].solved}/{best[v].runs} solved")
+        order = sorted(VARIANTS, key=lambda v: (-best[v].solved, best[v].median, best[v].low))
         for rank, v in enumerate(order, 1):
             ranks[v].append(rank)
     print(f"\nranking (mean rank over {len(results)} tasks; 1 = best)")
