@@ -197,6 +197,9 @@ def test_gradient_flow(tmp_path):
     assert set(results["term_means_over_time"]) == {f"‖{k}_t‖₂" for k in "ABCD"}
     for png in ("per_lag_h.png", "per_lag_c.png", "forget_product.png", "jacobian_terms.png"):
         assert (tmp_path / "out" / png).is_file()
+    assert results["provenance"]["versions"]["jax"] and results["provenance"]["cpu_s"] > 0
+    done = _check_command("experiments/gradient_flow/gradient_flow.py", tmp_path / "out")
+    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
 
 
 def test_quickstart_per_lag_gradients():

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import lstm_jax
 from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
 from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.training.provenance import provenance
 
 jax.config.update("jax_enable_x64", True)  # products of 200 forget gates underflow float32
 
@@ -29,6 +35,28 @@ def batch_mean(norms: jax.Array, reverse: bool = True) -> list[float]:
     return (mean[::-1] if reverse else mean).tolist()
 
 
+def _check(path: Path) -> bool:
+    """Re-runs the script with the arguments `path` records and compares the per-lag norms and
+    the closed-form gap (float64: to 1e-9 relative)."""
+    recorded = json.loads(path.read_text())
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in recorded["args"].items()]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, __file__, *flags, "--out", tmp], check=True)
+        now = json.loads((Path(tmp) / "results.json").read_text())
+    same = True
+    for key in ("per_lag_h", "per_lag_c", "term_means_over_time"):
+        ok = np.allclose(_numbers(recorded[key]), _numbers(now[key]), rtol=1e-9, atol=0)
+        same = same and ok
+        print(f"{key}: {'same' if ok else 'differs'}")
+    return same
+
+
+def _numbers(tree) -> list[float]:
+    if isinstance(tree, dict):
+        return [x for k in sorted(tree) for x in _numbers(tree[k])]
+    return [float(tree)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=200)
@@ -37,7 +65,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="recompute --out/results.json and compare; exit 1 if not",
+    )
     args = parser.parse_args()
+    if args.check:
+        raise SystemExit(0 if _check(args.out / "results.json") else 1)
+    clock = (time.perf_counter(), time.process_time())
 
     key_x, key_p = jax.random.split(jax.random.key(args.seed))
     xs = jax.random.normal(key_x, (args.seq_len, args.batch, args.inputs), jnp.float64)
@@ -122,7 +158,12 @@ def main() -> None:
     lags = [lag for lag in (1, 10, 50, 100, 199) if lag < args.seq_len]
     table = {name: {lag: curve[lag] for lag in lags} for name, curve in per_h.items()}
     results = {
-        "args": {k: str(v) for k, v in vars(args).items() if k != "out"},  # no local paths
+        "provenance": {
+            **provenance(),
+            "wall_s": time.perf_counter() - clock[0],
+            "cpu_s": time.process_time() - clock[1],
+        },
+        "args": {k: str(v) for k, v in vars(args).items() if k not in ("out", "check")},
         "per_lag_h": table,
         "per_lag_c": {name: {lag: curve[lag] for lag in lags} for name, curve in per_c.items()},
         "truncated_c_vs_closed_form_max_relative_gap": max_rel_gap,
