@@ -74,6 +74,7 @@ def main() -> None:
     if args.check:
         raise SystemExit(0 if _check(args.out / "results.json") else 1)
     clock = (time.perf_counter(), time.process_time())
+    source = provenance()  # before this run writes its own (tracked) outputs
 
     key_x, key_p = jax.random.split(jax.random.key(args.seed))
     xs = jax.random.normal(key_x, (args.seq_len, args.batch, args.inputs), jnp.float64)
@@ -159,7 +160,7 @@ def main() -> None:
     table = {name: {lag: curve[lag] for lag in lags} for name, curve in per_h.items()}
     results = {
         "provenance": {
-            **provenance(),
+            **source,
             "wall_s": time.perf_counter() - clock[0],
             "cpu_s": time.process_time() - clock[1],
         },
