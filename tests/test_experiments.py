@@ -41,6 +41,10 @@ def test_vanishing_gradients(tmp_path):
         tmp_path,
         *("--variant", "tiny", "--steps", "4", "--probe-every", "2", "--seeds", "2"),
     )
+    assert results["provenance"]["cpu_s"] > 0 and results["args"]["steps"] == 4
+    done = _check_command("experiments/vanishing_gradients/vanishing.py", tmp_path / "out")
+    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
+    results = results["runs"]
     assert [r["seed"] for r in results] == [0] * 5 + [1] * 5
     assert results[0]["test"] != results[5]["test"]  # the seeds are different runs
     assert [r["setup"] for r in results[:5]] == [

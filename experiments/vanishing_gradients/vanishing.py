@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -24,6 +26,7 @@ from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
 from lstm_jax.diagnostics.plotting import plot_curves
 from lstm_jax.training.config import load
+from lstm_jax.training.provenance import provenance
 from lstm_jax.training.trainer import build, evaluate, init_state, shard_batch
 
 SETUPS = {
@@ -88,6 +91,40 @@ def run(
     return {"setup": name, "overrides": list(overrides), "test": final, "history": history}
 
 
+def _check(path: Path) -> bool:
+    """Re-trains the first recorded run (setup and seed) with the recorded arguments and
+    compares its final test metrics and last probe (to 1e-6 relative: float32 training)."""
+    record = json.loads(path.read_text())
+    args, first = record["args"], record["runs"][0]
+    again = run(
+        args["config"],
+        args["variant"],
+        first["setup"],
+        tuple(first["overrides"]),
+        args["steps"],
+        args["probe_every"],
+    )
+    same = True
+    for key, want, got in (
+        ("test", first["test"], again["test"]),
+        ("last probe", first["history"][-1], again["history"][-1]),
+    ):
+        ok = json.dumps(want, sort_keys=True) == json.dumps(got, sort_keys=True) or all(
+            math.isclose(a, b, rel_tol=1e-6) for a, b in zip(_flat(want), _flat(got), strict=True)
+        )
+        same = same and ok
+        print(f"{first['setup']} seed {first['seed']}, {key}: {'same' if ok else 'differs'}")
+    return same
+
+
+def _flat(tree) -> list[float]:
+    if isinstance(tree, dict):
+        return [x for k in sorted(tree) for x in _flat(tree[k])]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _flat(v)]
+    return [float(tree)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/vanishing_gradients.yaml")
@@ -96,7 +133,13 @@ def main() -> None:
     parser.add_argument("--probe-every", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3, help="the tables' first part is seed 0")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument(
+        "--check", action="store_true", help="re-run the first recorded run and compare"
+    )
     args = parser.parse_args()
+    if args.check:
+        raise SystemExit(0 if _check(args.out / "results.json") else 1)
+    source, clock = provenance(), (time.perf_counter(), time.process_time())
     runs = [
         {
             "seed": seed,
@@ -114,7 +157,16 @@ def main() -> None:
     ]
     results = [r for r in runs if r["seed"] == 0]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(runs, indent=2))
+    record = {
+        "provenance": {
+            **source,
+            "wall_s": time.perf_counter() - clock[0],
+            "cpu_s": time.process_time() - clock[1],
+        },
+        "args": {k: v for k, v in vars(args).items() if k not in ("out", "check")},
+        "runs": runs,
+    }
+    (args.out / "results.json").write_text(json.dumps(record, indent=2))
 
     print(
         f"‖∂L/∂h_(T-lag)‖ (mean over 64 test sequences), adding T=30, {args.steps} training steps"
