@@ -95,6 +95,9 @@ def _check(path: Path) -> bool:
     """Re-trains the first recorded run (setup and seed) with the recorded arguments and
     compares its final test metrics and last probe (to 1e-6 relative: float32 training)."""
     record = json.loads(path.read_text())
+    if not isinstance(record, dict) or "args" not in record:
+        print(f"{path} was written before results recorded their arguments; re-run the script")
+        return False
     args, first = record["args"], record["runs"][0]
     again = run(
         args["config"],

@@ -366,6 +366,12 @@ def check_report(path: str | Path, *, log: Callable[[str], None] = print) -> boo
     from lstm_jax.training.trainer import Diverged, train
 
     record = json.loads(Path(path).read_text())
+    if "provenance" not in record or "suites" not in record:
+        log(
+            f"{path} was written before results recorded their provenance and each run's "
+            "overrides, so it cannot be re-checked; re-run the experiment to write one that can"
+        )
+        return False
     variant = record["provenance"]["variant"]
     candidates = [
         (run["steps"], name, run)
