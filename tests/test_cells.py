@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, random_carry, random_params
+from conftest import CELL_IDS, CELLS, EXTRA_CELLS, random_carry, random_params
 from reference import run
 
 import lstm_jax
@@ -16,7 +16,9 @@ from lstm_jax.cells.lstm import trace_parts
 T, B, I, H = 5, 3, 3, 4
 
 
-@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize(
+    ("name", "kind", "cell"), CELLS + EXTRA_CELLS, ids=CELL_IDS + [c[0] for c in EXTRA_CELLS]
+)
 def test_unroll_matches_spec_reference(x64, name, kind, cell):
     k_p, k_c, k_x = jax.random.split(jax.random.key(0), 3)
     params = random_params(cell, k_p, I, H)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, FAMILIES, FAMILY_IDS, random_carry, random_params
+from conftest import CELL_IDS, CELLS, EXTRA_CELLS, FAMILIES, FAMILY_IDS, random_carry, random_params
 
 import lstm_jax
 
@@ -24,7 +24,9 @@ def _loss(cell, mode, impl, reverse=False):
 
 
 @pytest.mark.parametrize("mode", ["full", "truncated"])
-@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize(
+    ("name", "kind", "cell"), CELLS + EXTRA_CELLS, ids=CELL_IDS + [c[0] for c in EXTRA_CELLS]
+)
 def test_fused_equals_scan_float64(x64, name, kind, cell, mode):
     params = random_params(cell, jax.random.key(0), I, H)
     carry = random_carry(cell, jax.random.key(1), (B,), H)
