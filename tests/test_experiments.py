@@ -62,27 +62,35 @@ def test_vanishing_gradients(tmp_path):
 
 
 def test_exploding_gradients(tmp_path):
-    """One seed of every condition on both tasks; every run logs its gradient norms; --check
-    re-runs the cheapest one and finds the record."""
+    """One seed of every initialisation x method (and our extra rows) at one length; every run
+    logs its gradient norms; --check re-runs the cheapest one and finds the record."""
     results = _script(
         "experiments/exploding_gradients/exploding.py",
         tmp_path,
-        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--lengths", "20"),
+        *("--runs", str(tmp_path / "r")),
     )
     assert results["provenance"]["variant"] == "tiny"
     suites = results["suites"]
-    assert set(suites) == {"adding T=50", "temporal order T=50"}
-    for suite in suites.values():
-        assert [r["label"] for r in suite["runs"]] == [
-            f"R={r} orth, {c}" for r in (2, 1) for c in ("no clipping", "clipping at 1")
-        ]
-        for run in suite["runs"]:
-            assert run["steps"] == 10 or run["status"] == "diverged"
-            assert run["grad_norm"]["max"] > 0
-            assert len(run["grad_norm"]["trace_max_per_50_steps"]) == 1
+    assert set(suites) == {"temporal order T=20"}
+    runs = suites["temporal order T=20"]["runs"]
+    paper = [f"{i}, {m}" for i in ("sigmoid", "basic tanh", "smart tanh") for m in METHODS]
+    assert [r["label"] for r in runs] == [*paper, *(f"R=2 orth (ours), {m}" for m in METHODS[:2])]
+    for run in runs:
+        assert run["steps"] == 10 or run["status"] == "diverged"
+        assert run["grad_norm"]["max"] > 0
+        assert len(run["grad_norm"]["trace_max_per_50_steps"]) == 1
+        assert "task.options.length=20" in run["overrides"]
+    by_label = {r["label"]: r for r in runs}
+    # Ω changes the gradient (its norm), clipping alone does not at these small norms
+    assert by_label["basic tanh, SGD-CR"]["grad_norm"] != by_label["basic tanh, SGD-C"]["grad_norm"]
+    assert by_label["basic tanh, SGD"]["grad_norm"] == by_label["basic tanh, SGD-C"]["grad_norm"]
     assert (tmp_path / "out" / "grad_norms.png").is_file()
     done = _check_command("experiments/exploding_gradients/exploding.py", tmp_path / "out")
     assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
+
+
+METHODS = ("SGD", "SGD-C", "SGD-CR")
 
 
 def _check_report(results: dict, tasks: set[str], settings: list[str], seeds: int) -> None:

@@ -11,7 +11,7 @@ from conftest import random_params
 
 import lstm_jax
 from lstm_jax.cells import elman
-from lstm_jax.gradients.regularizers import omega
+from lstm_jax.gradients.regularizers import omega, resolve_omega_form
 
 T, B, I, H = 7, 2, 3, 5
 
@@ -63,6 +63,55 @@ def test_omega_equals_its_formula_and_so_does_its_gradient(x64, activation):
     )
 
 
+def _explicit_released(cell, params, xs, targets):
+    """Ω as Pascanu et al.'s code computes it, by hand: squared-norm ratios at every step
+    t = 0..T-1 (the first carried back to h_0 = 0), averaged over the (step, sequence) pairs,
+    with the states and δ held fixed, so only R (inside diag(φ'_t) R) is differentiated."""
+    s = jnp.zeros((B, H), xs.dtype)
+    states = []
+    for x in xs:
+        s, _ = cell.step(jax.lax.stop_gradient(params), s, x)
+        states.append(jax.lax.stop_gradient(s))
+    fixed = jax.lax.stop_gradient(params)
+    deltas = [None] * T
+    deltas[-1] = states[-1] - targets[-1]
+    for t in range(T - 2, -1, -1):
+        jac = elman.jacobian(fixed, states[t + 1], "full", cell.options)
+        deltas[t] = states[t] - targets[t] + jnp.einsum("ba,bac->bc", deltas[t + 1], jac)
+    total = 0.0
+    for t in range(T):
+        back = jnp.einsum("ba,bac->bc", deltas[t], elman.jacobian(params, states[t], "full"))
+        ratio = jnp.sum(back**2, axis=-1) / jnp.sum(deltas[t] ** 2, axis=-1)
+        total = total + jnp.sum((ratio - 1) ** 2)
+    return total / (T * B)
+
+
+def test_omega_released_form_equals_pascanu_code_and_reaches_r_only(x64):
+    cell = lstm_jax.rnn()
+    params = random_params(cell, jax.random.key(0), I, H)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I), jnp.float64)
+    targets = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+
+    def ours(params):
+        return omega(cell, params, xs, lambda s: _loss(s, targets), form="released")
+
+    want = _explicit_released(cell, params, xs, targets)
+    assert float(want) > 1e-3
+    np.testing.assert_allclose(ours(params), want, rtol=1e-10)
+    assert not np.isclose(
+        float(ours(params)), float(omega(cell, params, xs, lambda s: _loss(s, targets)))
+    )
+    got = jax.grad(ours)(params)
+    np.testing.assert_allclose(
+        got.r, jax.grad(lambda p: _explicit_released(cell, p, xs, targets))(params).r, rtol=1e-9
+    )
+    assert float(jnp.abs(got.r).max()) > 1e-6
+    np.testing.assert_array_equal(got.w, 0.0)  # the code adds α ∂Ω/∂W_hh to W_hh alone
+    np.testing.assert_array_equal(got.b, 0.0)
+    with pytest.raises(ValueError, match=r"Ω form must be one of \['paper', 'released'\]"):
+        resolve_omega_form("eq9")
+
+
 def test_omega_skips_the_steps_past_a_sequence_length(x64):
     cell = lstm_jax.rnn()
     params = random_params(cell, jax.random.key(0), I, H)
@@ -92,15 +141,15 @@ def test_trainer_adds_alpha_omega_to_the_loss(x64):
     from lstm_jax.training.config import load
     from lstm_jax.training.trainer import build, init_state
 
-    cfg = load(ROOT / "configs" / "exploding_gradients.yaml", "tiny", ("training.omega=2.0",))
+    overrides = ("training.omega=2.0", "optimizer.clip_norm=null", "optimizer.learning_rate=0.05")
+    cfg = load(ROOT / "configs" / "exploding_gradients.yaml", "tiny", overrides)
+    assert cfg.training.omega_form == "released"
     exp = build(cfg)
     state = init_state(exp)
     state = state._replace(params=jax.tree.map(lambda a: a.astype(jnp.float64), state.params))
     state = state._replace(opt_state=exp.optimizer.init(state.params))
     batch = exp.task.batch(0, 0, 8)
-    batch = batch._replace(
-        inputs=batch.inputs.astype(np.float64), targets=batch.targets.astype(np.float64)
-    )
+    batch = batch._replace(inputs=batch.inputs.astype(np.float64))
     new, stats = exp.train_step(state, batch)
     loss_fn = model.LOSSES[exp.task.loss]
 
@@ -112,7 +161,8 @@ def test_trainer_adds_alpha_omega_to_the_loss(x64):
         def of_states(states):
             return loss_fn(states @ readout.w + readout.b, batch.targets, batch.mask)
 
-        return loss + 2.0 * omega(exp.cell, layer, batch.inputs, of_states, batch.lengths)
+        penalty = omega(exp.cell, layer, batch.inputs, of_states, batch.lengths, form="released")
+        return loss + 2.0 * penalty
 
     grads = jax.grad(total)(state.params)
     want = jax.tree.map(lambda p, g: p - 0.05 * g, state.params, grads)
@@ -133,3 +183,5 @@ def test_omega_configuration_errors():
         build(load(path, "tiny", ("training.omega=1.0", "model.gradient=truncated")))
     with pytest.raises(ConfigError, match=r"training.omega must be >= 0"):
         build(load(path, "tiny", ("training.omega=-1.0",)))
+    with pytest.raises(ConfigError, match=r"training.omega_form: Ω form must be one of"):
+        build(load(path, "tiny", ("training.omega_form=eq9",)))

@@ -12,6 +12,7 @@ import pytest
 
 from lstm_jax.training import tasks
 from lstm_jax.training.tasks import (
+    PASCANU_TEMPORAL_ORDER_SYMBOLS,
     REBER_SYMBOLS,
     TEMPORAL_ORDER_SYMBOLS,
     AddingProblem,
@@ -20,6 +21,7 @@ from lstm_jax.training.tasks import (
     Copy,
     EmbeddedReber,
     MultiplicationProblem,
+    PascanuTemporalOrder,
     TemporalOrder,
     make_task,
     reber,
@@ -43,6 +45,7 @@ def small_tasks(text_file: str) -> list:
         MultiplicationProblem(length=30),
         TemporalOrder(min_length=30, max_length=33),
         TemporalOrder(symbols=3, min_length=30, max_length=33),
+        PascanuTemporalOrder(length=30),
         EmbeddedReber(),
         EmbeddedReber(train_size=None),
         ContinualEmbeddedReber(chunk_length=20, external_reset=True, test_symbols=50),
@@ -211,6 +214,48 @@ def test_temporal_order_positions_scale_or_are_explicit():
     batch = explicit.batch(0, 0, 50)
     text = symbols(batch.inputs[:, 0], TEMPORAL_ORDER_SYMBOLS)
     assert len(text) == 12 and text[0] == "E" and text[-1] == "B"
+
+
+def test_pascanu_temporal_order_layout_class_and_criterion():
+    """Their `TempOrderTask`: 6 symbols, A/B at [L/10, 2L/10) and [5L/10, 6L/10), distractors
+    c-f elsewhere, class v0 + 2 v1 at the last step; solved under 1 % argmax errors."""
+    task = PascanuTemporalOrder(length=50)
+    batch = task.batch(0, 0, 400)
+    assert batch.inputs.shape == (50, 400, 6) and set(batch.lengths) == {50}
+    classes = collections.Counter()
+    for b in range(400):
+        text = symbols(batch.inputs[:, b], PASCANU_TEMPORAL_ORDER_SYMBOLS)
+        relevant = [t for t, c in enumerate(text) if c in "AB"]
+        assert len(text) == 50 and len(relevant) == 2
+        assert 5 <= relevant[0] < 10 and 25 <= relevant[1] < 30
+        assert set(text) - set("AB") <= set("cdef")
+        expected = "AB".index(text[relevant[0]]) + 2 * "AB".index(text[relevant[1]])
+        assert batch.targets[49, b] == expected and batch.mask[:, b].tolist() == [0] * 49 + [1]
+        classes[expected] += 1
+    assert set(classes) == {0, 1, 2, 3}
+    test = task.test_set(0, 1000)
+    logits = 5.0 * np.eye(4)[test.targets]
+    logits[49, :9] = -logits[49, :9]  # 9 of 1,000 wrong: under 1 %
+    metrics = task.metrics(logits, test)
+    assert metrics["wrong"] == 9 and metrics["accuracy"] == pytest.approx(0.991)
+    assert task.solved(metrics)
+    logits[49, 9] = -logits[49, 9]  # 10 of 1,000: not under 1 %
+    assert not task.solved(task.metrics(logits, test))
+
+
+def test_adding_pascanu_scores_as_their_code():
+    """Wrong when the squared error exceeds .04 (|error| >= 0.2); solved under 1 % wrong."""
+    task = AddingProblem(length=30, variant="pascanu")
+    test = task.test_set(0, 1000)
+    outputs = test.targets.copy()
+    last = test.lengths - 1
+    outputs[last[:9], np.arange(9), 0] += 0.21
+    outputs[last[9], 9, 0] += 0.19  # within their tolerance, wrong by the 1997 one
+    metrics = task.metrics(outputs, test)
+    assert metrics["wrong"] == 9 and task.solved(metrics)
+    assert AddingProblem(length=30).metrics(outputs, test)["wrong"] == 10
+    outputs[last[10], 10, 0] -= 0.3
+    assert not task.solved(task.metrics(outputs, test))
 
 
 def test_temporal_order_metrics():
@@ -488,6 +533,7 @@ def test_make_task_names_and_options():
         (lambda: AddingProblem(length=50.0), "length must be an integer"),
         (lambda: MultiplicationProblem(length=10), "length must be >= 20"),
         (lambda: TemporalOrder(symbols=4), "symbols must be 2"),
+        (lambda: PascanuTemporalOrder(length=9), "length must be >= 10, got 9"),
         (lambda: TemporalOrder(min_length=100, max_length=90), "max_length must be >= 100"),
         (lambda: TemporalOrder(positions=((10, 60), (50, 60))), "non-overlapping"),
         (lambda: TemporalOrder(positions=((10, 20),)), "must have 2 ranges"),

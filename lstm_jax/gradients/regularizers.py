@@ -15,14 +15,36 @@ whose δ_t is zero (past a sequence's length) adds nothing.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Cell, Params
+from lstm_jax.gradients.modes import Gradient
 
 Array = jax.Array
+
+# The released code's floor on ‖δ_t‖² (its `bound`): smaller steps are left out of the mean.
+_RELEASED_BOUND = 1e-20
+
+
+class OmegaForm(enum.Enum):
+    """Which Ω (module docstring): eq. 9 as printed, or as Pascanu et al.'s code computes it."""
+
+    PAPER = "paper"
+    RELEASED = "released"
+
+
+def resolve_omega_form(form: OmegaForm | str) -> OmegaForm:
+    """`form` as an `OmegaForm`; a string must be one of the values (an error lists them)."""
+    if isinstance(form, OmegaForm):
+        return form
+    valid = [f.value for f in OmegaForm]
+    if form not in valid:
+        raise ValueError(f"Ω form must be one of {valid}, got {form!r}")
+    return OmegaForm(form)
 
 
 def omega(
@@ -31,10 +53,13 @@ def omega(
     xs: Array,
     loss_of_states: Callable[[Array], Array],
     lengths: Array | None = None,
+    form: OmegaForm | str = OmegaForm.PAPER,
 ) -> Array:
     """Ω (module docstring) for time-major `xs: [T, B, I]` from a zero carry, where
     `loss_of_states(s: [T, B, H]) -> E` is the loss as a function of the states (the readout
-    and the task loss). Needs a cell whose carry is its output array (`rnn`, `gru`)."""
+    and the task loss). Needs a cell whose carry is its output array (`rnn`, `gru`), and for
+    `form="released"` one with a `Derivation`."""
+    form = resolve_omega_form(form)
     steps, batch = xs.shape[:2]
     carry = cell.initial_carry((batch,), cell.sizes(params)[1], xs.dtype)
     if not isinstance(carry, jax.Array):
@@ -62,6 +87,8 @@ def omega(
     zeros = jnp.zeros((steps, batch, hidden), xs.dtype)
     deltas = jax.lax.stop_gradient(jax.grad(lambda e: loss_of_states(states_with(e)))(zeros))
     states = states_with(zeros)  # [T, B, H]
+    if form is OmegaForm.RELEASED:
+        return _released(cell, params, xs, carry, jax.lax.stop_gradient(states), deltas)
 
     def carried_back(s_prev: Array, x: Array, delta: Array) -> Array:  # δ_t ∂s_t/∂s_{t-1}
         _, pullback = jax.vjp(lambda s: cell.step(params, s, x)[0], s_prev)
@@ -72,3 +99,30 @@ def omega(
     valid = norm_in > 0
     ratio = jnp.linalg.norm(back, axis=-1) / jnp.where(valid, norm_in, 1.0)
     return jnp.sum(jnp.where(valid, (ratio - 1.0) ** 2, 0.0)) / batch
+
+
+def _released(
+    cell: Cell, params: Params, xs: Array, carry: Array, states: Array, deltas: Array
+) -> Array:
+    """`OmegaForm.RELEASED` from the fixed states `[T, B, H]` and `δ` `[T, B, H]`."""
+    derivation = cell.derivation
+    if derivation is None:
+        raise TypeError(
+            "Ω in its released form needs a cell with a Derivation (its backward step from "
+            "saved activations): rnn, gru"
+        )
+    fixed = jax.lax.stop_gradient(params)
+    previous = jnp.concatenate([carry[None], states[:-1]])  # s_{t-1}, t = 0..T-1
+
+    def carried_back(s_prev: Array, s: Array, x: Array, delta: Array) -> Array:
+        _, row, extra = derivation.forward(fixed, s_prev, derivation.project(fixed, x))
+        row, extra = jax.lax.stop_gradient((row, extra))
+        zero = jnp.zeros_like(delta)
+        return derivation.delta(params, s_prev, s, row, extra, delta, zero, Gradient.FULL)[0]
+
+    back = jax.vmap(carried_back)(previous, states, xs, deltas)
+    norm_in = jnp.sum(deltas**2, axis=-1)  # [T, B]
+    valid = norm_in >= _RELEASED_BOUND
+    ratio = jnp.sum(back**2, axis=-1) / jnp.where(valid, norm_in, 1.0)
+    total = jnp.sum(jnp.where(valid, (ratio - 1.0) ** 2, 0.0))
+    return total / jnp.maximum(jnp.sum(valid), 1)

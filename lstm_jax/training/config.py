@@ -43,6 +43,7 @@ class ModelConfig:
     window: int | None = None  # windowed truncated BPTT, steps per window
     output: str = "identity"  # a key of training.model.OUTPUTS: "identity" | "sigmoid" (1997)
     readout_range: float | None = None  # readout weights and bias U(±a); None: U(±1/√H), b = 0
+    readout_std: float | None = None  # readout weights N(0, std²), b = 0 (Pascanu et al. 2013)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,8 @@ class TrainingConfig:
     train_loss: float = 0.01  # "train": ... and the bound on their mean training loss
     update_every: int = 1  # model.gradient=online: steps between weight updates (1: every symbol)
     omega: float = 0.0  # weight α of Pascanu et al.'s (2013) regulariser Ω (gradients.regularizers)
+    omega_form: str = "paper"  # "paper": eq. 9 as printed; "released": as their code computes
+    #                            it (squared norms, mean over steps, R only), the form α=4 weighs
     reset_on_error: bool = False  # online: a stream ends at its first error, the net is reset
     #                               (Gers et al. 2000); learning resumes at the next episode
 

@@ -35,21 +35,25 @@ def init(
     output_size: int,
     num_layers: int,
     readout_range: float | None = None,
+    readout_std: float | None = None,
 ) -> ModelParams:
-    """Cell params per layer and a readout with U(±1/√H) weights and zero bias, or with weights
-    and bias U(±readout_range) (the 1997 and 2000 papers: every weight and bias U(±a))."""
+    """Cell params per layer and a readout with U(±1/√H) weights and zero bias; or with weights
+    and bias U(±readout_range) (the 1997 and 2000 papers: every weight and bias U(±a)); or
+    with weights N(0, readout_std²) and zero bias (Pascanu et al. 2013)."""
+    if readout_range is not None and readout_std is not None:
+        raise ValueError("give readout_range or readout_std, not both")
     k_rnn, k_out = jax.random.split(key)
     scale = 1.0 / hidden_size**0.5 if readout_range is None else readout_range
+    w = jax.random.uniform(k_out, (hidden_size, output_size), minval=-scale, maxval=scale)
     b = jnp.zeros((output_size,))
     if readout_range is not None:
         k_b = jax.random.fold_in(k_out, 1)
         b = jax.random.uniform(k_b, (output_size,), minval=-scale, maxval=scale)
+    if readout_std is not None:
+        w = readout_std * jax.random.normal(k_out, (hidden_size, output_size))
     return ModelParams(
         rnn=init_stacked(cell, k_rnn, input_size, hidden_size, num_layers),
-        readout=Readout(
-            w=jax.random.uniform(k_out, (hidden_size, output_size), minval=-scale, maxval=scale),
-            b=b,
-        ),
+        readout=Readout(w=w, b=b),
     )
 
 

@@ -100,8 +100,7 @@ def build(config: Config) -> Experiment:
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
     validation.check_output_and_stopping(config, task)
-    if t.omega:
-        validation.check_omega(config, task, cell)
+    validation.check_omega(config, task, cell)
     if online_learning or t.reset_on_error:
         validation.check_online(config, task, cell)
     unroll_kwargs = dict(gradient=mode, window=m.window)
@@ -127,7 +126,9 @@ def build(config: Config) -> Experiment:
                 ys = model.OUTPUTS[m.output](states @ readout.w + readout.b)
                 return loss_fn(ys, batch.targets, batch.mask)
 
-            penalty = omega(cell, layer, batch.inputs, loss_of_states, batch.lengths)
+            penalty = omega(
+                cell, layer, batch.inputs, loss_of_states, batch.lengths, form=t.omega_form
+            )
         return loss + t.omega * penalty, (finals, outputs, loss, penalty)
 
     def train_step(state: TrainState, batch: Batch):
@@ -182,6 +183,7 @@ def init_state(exp: Experiment) -> TrainState:
         exp.task.output_size,
         c.model.num_layers,
         c.model.readout_range,
+        c.model.readout_std,
     )
     carries = None
     if c.model.gradient == "online":

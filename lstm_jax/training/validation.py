@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from lstm_jax.cells.lstm import options_of
+from lstm_jax.gradients.regularizers import OmegaForm, resolve_omega_form
 from lstm_jax.training import model
 from lstm_jax.training.config import Config, ConfigError
 from lstm_jax.training.tasks import Task
@@ -24,6 +25,13 @@ def check_output_and_stopping(config: Config, task: Task) -> None:
         )
     if m.readout_range is not None and not m.readout_range > 0:
         raise ConfigError(f"model.readout_range must be > 0, got {m.readout_range}")
+    if m.readout_std is not None and not m.readout_std > 0:
+        raise ConfigError(f"model.readout_std must be > 0, got {m.readout_std}")
+    if m.readout_range is not None and m.readout_std is not None:
+        raise ConfigError(
+            f"model.readout_range ({m.readout_range}) and model.readout_std ({m.readout_std}) "
+            "are two initialisations of the readout: set one"
+        )
     rules = ("test", "train")
     if t.stop_on not in rules:
         raise ConfigError(f"training.stop_on must be one of {list(rules)}, got {t.stop_on!r}")
@@ -63,11 +71,17 @@ def check_online(config: Config, task: Task, cell: Any) -> None:
 
 
 def check_omega(config: Config, task: Task, cell: Any) -> None:
-    """`training.omega` (Pascanu et al.'s Ω): one layer whose carry is one array, a task of
-    independent sequences, full BPTT, and a weight >= 0."""
+    """`training.omega` (Pascanu et al.'s Ω): a known `omega_form`, a weight >= 0, and where
+    it is on, one layer whose carry is one array, a task of independent sequences, full BPTT."""
     m, t = config.model, config.training
+    try:
+        form = resolve_omega_form(t.omega_form)
+    except ValueError as err:
+        raise ConfigError(f"training.omega_form: {err}") from None
     if t.omega < 0:
         raise ConfigError(f"training.omega must be >= 0, got {t.omega}")
+    if not t.omega:
+        return
     needs = {
         "model.num_layers": (m.num_layers, 1),
         "model.gradient": (m.gradient, "full"),
@@ -81,4 +95,9 @@ def check_omega(config: Config, task: Task, cell: Any) -> None:
         raise ConfigError(
             f"training.omega needs a cell whose carry is one array (rnn, gru); model.cell="
             f"{m.cell!r} carries a {type(cell.initial_carry((1,), 2)).__name__}"
+        )
+    if form is OmegaForm.RELEASED and cell.derivation is None:
+        raise ConfigError(
+            f"training.omega_form=released needs a cell with a Derivation; model.cell="
+            f"{m.cell!r} has none"
         )

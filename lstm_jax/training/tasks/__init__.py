@@ -6,15 +6,16 @@ Every task is a small frozen dataclass (its fields are its options) implementing
 "softmax" and "sigmoid" losses) with the paper's measure; `solved(metrics)` applies the paper's
 success criterion to test-set metrics. `make_task(name, **options)` builds one by name.
 
-| name              | class                    | loss    | source                           |
-|-------------------|--------------------------|---------|----------------------------------|
-| `adding`          | `AddingProblem`          | mse     | H&S 1997 exp. 4; Pascanu 2013    |
-| `multiplication`  | `MultiplicationProblem`  | mse     | H&S 1997 exp. 5                  |
-| `temporal_order`  | `TemporalOrder`          | softmax | H&S 1997 exp. 6a / 6b            |
-| `embedded_reber`  | `EmbeddedReber`          | sigmoid | H&S 1997 exp. 1                  |
-| `continual_reber` | `ContinualEmbeddedReber` | sigmoid | Gers, Schmidhuber & Cummins 2000 |
-| `copy`            | `Copy`                   | softmax | Arjovsky et al. 2016 layout      |
-| `char_lm`         | `CharLM`                 | softmax | any UTF-8 text file              |
+| name                     | class                    | loss    | source                           |
+|--------------------------|--------------------------|---------|----------------------------------|
+| `adding`                 | `AddingProblem`          | mse     | H&S 1997 exp. 4; Pascanu 2013    |
+| `multiplication`         | `MultiplicationProblem`  | mse     | H&S 1997 exp. 5                  |
+| `temporal_order`         | `TemporalOrder`          | softmax | H&S 1997 exp. 6a / 6b            |
+| `temporal_order_pascanu` | `PascanuTemporalOrder`   | softmax | Pascanu et al. 2013              |
+| `embedded_reber`         | `EmbeddedReber`          | sigmoid | H&S 1997 exp. 1                  |
+| `continual_reber`        | `ContinualEmbeddedReber` | sigmoid | Gers, Schmidhuber & Cummins 2000 |
+| `copy`                   | `Copy`                   | softmax | Arjovsky et al. 2016 layout      |
+| `char_lm`                | `CharLM`                 | softmax | any UTF-8 text file              |
 
 Randomness: a batch is a pure function of `(seed, step, batch_size)` and a test set of
 `(seed, size)`: each draws from its own `np.random.default_rng([seed, purpose, *index])`, with a
@@ -36,9 +37,15 @@ from lstm_jax.training.tasks.reber import (
     EmbeddedReber,
     reber_valid,
 )
-from lstm_jax.training.tasks.temporal_order import TEMPORAL_ORDER_SYMBOLS, TemporalOrder
+from lstm_jax.training.tasks.temporal_order import (
+    PASCANU_TEMPORAL_ORDER_SYMBOLS,
+    TEMPORAL_ORDER_SYMBOLS,
+    PascanuTemporalOrder,
+    TemporalOrder,
+)
 
 __all__ = [
+    "PASCANU_TEMPORAL_ORDER_SYMBOLS",
     "REBER_SYMBOLS",
     "TASKS",
     "TEMPORAL_ORDER_SYMBOLS",
@@ -49,6 +56,7 @@ __all__ = [
     "Copy",
     "EmbeddedReber",
     "MultiplicationProblem",
+    "PascanuTemporalOrder",
     "Task",
     "TemporalOrder",
     "make_task",
@@ -64,6 +72,7 @@ TASKS: dict[str, type] = {
         AddingProblem,
         MultiplicationProblem,
         TemporalOrder,
+        PascanuTemporalOrder,
         EmbeddedReber,
         ContinualEmbeddedReber,
         Copy,

@@ -94,6 +94,16 @@ def _few_wrong(wrong: float, sequences: float) -> bool:
     return wrong * _WRONG_PER_SEQUENCES <= sequences
 
 
+# Pascanu, Mikolov & Bengio (2013, §4.1): solved when "misclassified sequences was under 1% out
+# of 10000 freshly random generated sequences" (their released code stops only at 0 wrong).
+_PASCANU_WRONG_FRACTION = 0.01
+
+
+def _under_one_percent(wrong: float, sequences: float) -> bool:
+    """Pascanu et al.'s criterion: wrong / sequences < 1 %."""
+    return wrong < _PASCANU_WRONG_FRACTION * sequences
+
+
 def _sequence_regression_metrics(
     outputs: np.ndarray, batch: Batch, tolerance: float
 ) -> dict[str, float]:

@@ -16,6 +16,7 @@ from lstm_jax.training.tasks.base import (
     _Layout,
     _Sampled,
     _sequence_regression_metrics,
+    _under_one_percent,
     _valid,
 )
 
@@ -95,11 +96,11 @@ class _MarkedPairs(_Sampled):
         )
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
-        """`correct_fraction`, `wrong` (|error| >= 0.04), `mse`, `sequences`."""
+        """`correct_fraction`, `wrong` (|error| >= `tolerance`), `mse`, `sequences`."""
         return _sequence_regression_metrics(outputs, batch, self.tolerance)
 
     def correct(self, outputs: np.ndarray, batch: Batch) -> np.ndarray:
-        """`[B]` bool: |error| < 0.04 at the sequence's target step (the 1997 training-set
+        """`[B]` bool: |error| < `tolerance` at the sequence's target step (the 1997 training-set
         stopping rule scores each training sequence with this)."""
         error = np.sum((np.asarray(outputs)[..., 0] - batch.targets[..., 0]) * batch.mask, axis=0)
         return np.abs(error) < self.tolerance
@@ -137,6 +138,17 @@ class AddingProblem(_MarkedPairs):
         if self.variant not in ("1997", "pascanu"):
             raise ValueError(f"variant must be '1997' or 'pascanu', got {self.variant!r}")
         _check_int("length", self.length, 20 if self.variant == "1997" else 10)
+
+    @property
+    def tolerance(self) -> float:
+        """|error| at which a sequence is wrong: 0.04 (1997), 0.2 (Pascanu: squared error .04)."""
+        return 0.04 if self.variant == "1997" else 0.2
+
+    def solved(self, metrics: dict[str, float]) -> bool:
+        """1997: at most 1 wrong per 2,560 test sequences; Pascanu et al.: under 1 % wrong."""
+        if self.variant == "1997":
+            return super().solved(metrics)
+        return _under_one_percent(metrics["wrong"], metrics["sequences"])
 
     def _layout(self, rng: np.random.Generator, size: int) -> _Layout:
         if self.variant == "1997":

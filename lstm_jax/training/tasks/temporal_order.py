@@ -16,6 +16,7 @@ from lstm_jax.training.tasks.base import (
     _one_hot,
     _Sampled,
     _sequences_correct,
+    _under_one_percent,
     _valid,
 )
 
@@ -172,6 +173,72 @@ class TemporalOrder(_Sampled):
     def solved(self, metrics: dict[str, float]) -> bool:
         """At most 1 wrong (1997 criterion: every output error < 0.3) per 2,560 sequences."""
         return _few_wrong(metrics["wrong_1997"], metrics["sequences"])
+
+
+PASCANU_TEMPORAL_ORDER_SYMBOLS = "ABcdef"  # one-hot order of their 6 input symbols
+
+
+@dataclass(frozen=True)
+class PascanuTemporalOrder(_Sampled):
+    """The temporal order problem as Pascanu, Mikolov & Bengio (2013) generate it (their
+    released `TempOrderTask`), the task of their Figure 7.
+
+    Inputs one-hot over 6 symbols `A B c d e f`; every sequence has exactly `length` steps
+    (no start or end marker). Each step is a random distractor c-f except one position p0 in
+    [L//10, 2L//10) and one p1 in [5L//10, 6L//10), which hold A or B (each 1/2). Class, read
+    at the last step by a softmax: `v0 + 2 v1` (A = 0, B = 1), i.e. AA, BA, AB, BB -> 0..3.
+    A sequence is wrong when the argmax is not its class; solved when under 1 % of the test
+    sequences are wrong ("misclassified sequences was under 1% out of 10000 freshly random
+    generated sequences", §4.1; their code's own stopping test is 0 wrong).
+    """
+
+    name: ClassVar[str] = "temporal_order_pascanu"
+    loss: ClassVar[str] = "softmax"
+
+    length: int = 100
+
+    def __post_init__(self) -> None:
+        _check_int("length", self.length, 10)  # both position ranges must be non-empty
+
+    @property
+    def input_size(self) -> int:
+        return len(PASCANU_TEMPORAL_ORDER_SYMBOLS)
+
+    @property
+    def output_size(self) -> int:
+        return 4
+
+    def _sample(self, rng: np.random.Generator, size: int) -> Batch:
+        steps, cols = self.length, np.arange(size)
+        codes = rng.integers(2, 6, (steps, size))  # distractors c-f
+        tenth = steps // 10
+        values = rng.integers(0, 2, (2, size))  # 0 = A, 1 = B
+        codes[tenth + rng.integers(0, tenth, size), cols] = values[0]
+        codes[5 * tenth + rng.integers(0, tenth, size), cols] = values[1]
+        lengths = np.full(size, steps)
+        last = _last_step(lengths, steps)
+        return Batch(
+            inputs=_one_hot(codes, self.input_size),
+            targets=np.where(last, values[0] + 2 * values[1], 0).astype(np.int32),
+            mask=last.astype(np.float32),
+            lengths=lengths.astype(np.int32),
+            resets=None,
+        )
+
+    def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
+        """`accuracy`, `wrong` (argmax), `sequences`."""
+        mask = batch.mask > 0
+        wrong = int(np.sum(np.argmax(np.asarray(outputs)[mask], -1) != batch.targets[mask]))
+        sequences = int(mask.sum())
+        return {
+            "accuracy": 1.0 - wrong / sequences,
+            "wrong": float(wrong),
+            "sequences": float(sequences),
+        }
+
+    def solved(self, metrics: dict[str, float]) -> bool:
+        """Under 1 % of the test sequences wrong (Pascanu et al. 2013, §4.1)."""
+        return _under_one_percent(metrics["wrong"], metrics["sequences"])
 
 
 # --- embedded Reber grammar (1997 exp. 1; Gers et al. 2000) ----------------------------------
