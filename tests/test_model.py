@@ -28,6 +28,21 @@ def test_apply_is_the_stacked_unroll_then_the_readout():
     assert len(finals) == 2 and outputs.shape == (T, B, O)
 
 
+def test_readout_initialisations():
+    """Default U(±1/√H) weights and zero bias; readout_range a: weights and bias U(±a) (1997);
+    readout_std σ: N(0, σ²) weights, zero bias (Pascanu et al. 2013); not both."""
+    cell, hidden = lstm_jax.rnn(), 400
+    default = model.init(cell, jax.random.key(0), I, hidden, 50, 1).readout
+    assert float(jnp.abs(default.w).max()) <= hidden**-0.5 and not default.b.any()
+    ranged = model.init(cell, jax.random.key(0), I, hidden, 50, 1, readout_range=0.1).readout
+    assert float(jnp.abs(ranged.w).max()) <= 0.1 and 0 < float(jnp.abs(ranged.b).max()) <= 0.1
+    normal = model.init(cell, jax.random.key(0), I, hidden, 50, 1, readout_std=0.01).readout
+    assert float(jnp.std(normal.w)) == pytest.approx(0.01, rel=0.02) and not normal.b.any()
+    assert float(jnp.abs(normal.w).max()) > 0.03  # Gaussian tails, not a uniform ±0.01
+    with pytest.raises(ValueError, match="readout_range or readout_std, not both"):
+        model.init(cell, jax.random.key(0), I, H, O, 1, readout_range=0.1, readout_std=0.1)
+
+
 def test_losses_average_over_the_masked_steps_only():
     outputs = jnp.zeros((T, B, O))
     targets = jnp.ones((T, B, O))
@@ -79,3 +94,16 @@ def test_unknown_optimizer_choices_name_the_valid_ones(key, value):
     config = from_dict({"task": {"name": "adding"}, "optimizer": {key: value}})
     with pytest.raises(ConfigError, match=rf"optimizer.{key} must be one of"):
         make_optimizer(config)
+
+
+def test_readout_configuration_errors():
+    from conftest import ROOT
+
+    from lstm_jax.training.config import load
+    from lstm_jax.training.trainer import build
+
+    path = ROOT / "configs" / "exploding_gradients.yaml"  # readout_std: 0.01
+    with pytest.raises(ConfigError, match=r"model.readout_range \(0.1\) and model.readout_std"):
+        build(load(path, "tiny", ("model.readout_range=0.1",)))
+    with pytest.raises(ConfigError, match=r"model.readout_std must be > 0, got -1.0"):
+        build(load(path, "tiny", ("model.readout_std=-1.0",)))
