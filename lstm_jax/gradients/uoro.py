@@ -1,0 +1,83 @@
+"""Unbiased Online Recurrent Optimization (Tallec & Ollivier 2018) for any cell.
+
+UORO replaces RTRL's influence matrix `M_t = ds_t/dθ` (`gradients.rtrl`) by a rank-one
+estimate `s̃_t θ̃_tᵀ`, updated with fresh random signs `ν ∈ {±1}^S` at every step::
+
+    s̃_t = ρ₀ J_t s̃_{t-1} + ρ₁ ν,        θ̃_t = θ̃_{t-1} / ρ₀ + (νᵀ M̄_t) / ρ₁
+    ρ₀ = √((‖θ̃_{t-1}‖ + ε) / (‖J_t s̃_{t-1}‖ + ε)),   ρ₁ = √((‖νᵀ M̄_t‖ + ε) / (‖ν‖ + ε))
+    dℓ_t/dθ ≈ (∂ℓ_t/∂s_t · s̃_t) θ̃_t
+
+`J_t s̃` is one forward-mode product and `νᵀ M̄_t` one reverse-mode product of the cell's
+step, so a step costs a few forward passes and memory is O(S + P): no Jacobian is formed.
+Unbiased: if `E[s̃_{t-1} θ̃_{t-1}ᵀ] = M_{t-1}`, then `E[s̃_t θ̃_tᵀ] = J_t M_{t-1} + E[ν νᵀ] M̄_t
+= M_t`, because `E[ν νᵀ] = I` and the cross terms are odd in ν (ρ₁ is even in ν). The ρ's
+balance the two factors' norms, which is what keeps the variance bounded (their §3). Each
+sequence of a batch draws its own ν; the key lives in the state.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells.protocol import Carry, Cell, Params
+from lstm_jax.gradients.modes import Gradient, resolve_gradient
+from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.gradients.rtrl import flatten
+
+Array = jax.Array
+
+
+class UOROState(NamedTuple):
+    carry: Carry  # the cell's carry, [*batch, ...] leaves
+    s_tilde: Array  # [*batch, S]
+    theta_tilde: Array  # [*batch, P]
+    key: Array  # the PRNG key of the next step's signs
+
+
+def uoro(
+    cell: Cell,
+    key: Array,
+    gradient: Gradient | str = Gradient.FULL,
+    epsilon: float = 1e-7,
+) -> OnlineAlgorithm:
+    """UORO for `cell` (module docstring), its signs drawn from `key`; `epsilon` is the ε of
+    the ρ's (Tallec & Ollivier's stabiliser)."""
+    step_fn = cell.step_for(resolve_gradient(gradient))
+
+    def init(params: Params, carry: Carry) -> UOROState:
+        flat = flatten(cell, step_fn, params, carry)
+        s_tilde = jnp.zeros(flat.states.shape, flat.theta.dtype)
+        theta_tilde = jnp.zeros((flat.states.shape[0], flat.theta.size), flat.theta.dtype)
+        return UOROState(carry, flat.batched(s_tilde), flat.batched(theta_tilde), key)
+
+    def step(
+        params: Params, state: UOROState, x: Array, loss: StepLoss
+    ) -> tuple[UOROState, OnlineStep]:
+        flat = flatten(cell, step_fn, params, state.carry)
+        key, draw = jax.random.split(state.key)
+        count, size = flat.states.shape
+        signs = jax.random.rademacher(draw, (count, size), flat.theta.dtype)
+
+        def advance(s, s_tilde, theta_tilde, x, nu):
+            new, j_s = jax.jvp(lambda s: flat.one(s, flat.theta, x), (s,), (s_tilde,))
+            nu_m = jax.vjp(lambda th: flat.one(s, th, x), flat.theta)[1](nu)[0]
+            rho0 = jnp.sqrt(
+                (jnp.linalg.norm(theta_tilde) + epsilon) / (jnp.linalg.norm(j_s) + epsilon)
+            )
+            rho1 = jnp.sqrt((jnp.linalg.norm(nu_m) + epsilon) / (jnp.linalg.norm(nu) + epsilon))
+            return new, rho0 * j_s + rho1 * nu, theta_tilde / rho0 + nu_m / rho1
+
+        s_tilde = state.s_tilde.reshape(count, size)
+        theta_tilde = state.theta_tilde.reshape(count, -1)
+        states, s_tilde, theta_tilde = jax.vmap(advance)(
+            flat.states, s_tilde, theta_tilde, flat.inputs(x), signs
+        )
+        value, output, ds = flat.loss_grad(cell, states, loss)
+        grads = flat.unravel_params(jnp.einsum("n,np->p", jnp.sum(ds * s_tilde, -1), theta_tilde))
+        new = UOROState(flat.carry(states), flat.batched(s_tilde), flat.batched(theta_tilde), key)
+        return new, OnlineStep(value, output, grads)
+
+    return OnlineAlgorithm(init, step, lambda state: state.carry)
