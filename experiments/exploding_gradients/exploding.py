@@ -23,12 +23,12 @@ import statistics
 from pathlib import Path
 
 from lstm_jax.diagnostics.plotting import plot_curves
-from lstm_jax.training.provenance import provenance
 from lstm_jax.training.sweep import (
     Outcome,
     experiment_parser,
     grid,
     rate_text,
+    report_provenance,
     run_check,
     stats,
     sweep,
@@ -147,15 +147,8 @@ def main() -> None:
             workers=args.workers,
             keep_grad_norms=True,
         )
-    every = [o for outcomes in results.values() for o in outcomes]
     record = {
-        "provenance": {
-            **provenance(),
-            "variant": args.variant,
-            "commits_of_runs": sorted({str(o.commit) for o in every}),
-            "train_wall_s": sum(o.train_wall_s or 0.0 for o in every),
-            "train_cpu_s": sum(o.train_cpu_s or 0.0 for o in every),
-        },
+        "provenance": report_provenance(results, args.variant),
         "suites": {
             suite: {
                 "config": args.config,

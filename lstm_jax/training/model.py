@@ -44,13 +44,14 @@ def init(
         raise ValueError("give readout_range or readout_std, not both")
     k_rnn, k_out = jax.random.split(key)
     scale = 1.0 / hidden_size**0.5 if readout_range is None else readout_range
-    w = jax.random.uniform(k_out, (hidden_size, output_size), minval=-scale, maxval=scale)
+    if readout_std is not None:
+        w = readout_std * jax.random.normal(k_out, (hidden_size, output_size))
+    else:
+        w = jax.random.uniform(k_out, (hidden_size, output_size), minval=-scale, maxval=scale)
     b = jnp.zeros((output_size,))
     if readout_range is not None:
         k_b = jax.random.fold_in(k_out, 1)
         b = jax.random.uniform(k_b, (output_size,), minval=-scale, maxval=scale)
-    if readout_std is not None:
-        w = readout_std * jax.random.normal(k_out, (hidden_size, output_size))
     return ModelParams(
         rnn=init_stacked(cell, k_rnn, input_size, hidden_size, num_layers),
         readout=Readout(w=w, b=b),

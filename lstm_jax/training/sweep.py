@@ -304,6 +304,24 @@ def compare(
     return results
 
 
+def report_provenance(
+    results: Mapping[str, Sequence[Outcome]], variant: str | None
+) -> dict[str, Any]:
+    """A report's provenance: the commit and package versions writing it, the config variant,
+    the commits that trained its runs (a run read back keeps its own) and their summed training
+    wall and CPU time."""
+    from lstm_jax.training.provenance import provenance
+
+    every = [o for outcomes in results.values() for o in outcomes]
+    return {
+        **provenance(),
+        "variant": variant,
+        "commits_of_runs": sorted({str(o.commit) for o in every}),
+        "train_wall_s": sum(o.train_wall_s or 0.0 for o in every),
+        "train_cpu_s": sum(o.train_cpu_s or 0.0 for o in every),
+    }
+
+
 def write_report(
     results: Mapping[str, Sequence[Outcome]],
     suites: Mapping[str, Suite],
@@ -320,20 +338,10 @@ def write_report(
     trained the runs (a run read back from its directory keeps its own), the config variant,
     and the runs' summed training wall and CPU time."""
     from lstm_jax.diagnostics.plotting import plot_strips
-    from lstm_jax.training.provenance import provenance
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    every = [o for outcomes in results.values() for o in outcomes]
-    record: dict[str, Any] = {
-        "provenance": {
-            **provenance(),
-            "variant": variant,
-            "commits_of_runs": sorted({str(o.commit) for o in every}),
-            "train_wall_s": sum(o.train_wall_s or 0.0 for o in every),
-            "train_cpu_s": sum(o.train_cpu_s or 0.0 for o in every),
-        }
-    }
+    record: dict[str, Any] = {"provenance": report_provenance(results, variant)}
     record["suites"] = {
         name: {
             "config": suites[name].config,

@@ -9,6 +9,7 @@ import numpy as np
 
 from lstm_jax.training.tasks.base import (
     Batch,
+    _argmax_correct,
     _check_int,
     _few_wrong,
     _last_step,
@@ -228,7 +229,7 @@ class PascanuTemporalOrder(_Sampled):
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """`accuracy`, `wrong` (argmax), `sequences`."""
         mask = batch.mask > 0
-        wrong = int(np.sum(np.argmax(np.asarray(outputs)[mask], -1) != batch.targets[mask]))
+        wrong = int(np.sum(~_argmax_correct(outputs, batch) & mask))
         sequences = int(mask.sum())
         return {
             "accuracy": 1.0 - wrong / sequences,
