@@ -32,10 +32,12 @@ CELLS = (
     ]
 )
 # Cells whose maths other cells' entries already cover, checked by the cheaper tests only
-# (scan = fused = reference in float64): memory blocks with a forget gate, sigmoid Elman units.
+# (scan = fused = reference in float64): memory blocks with a forget gate, sigmoid and leaky
+# Elman units.
 EXTRA_CELLS = [
     ("lstm-blocks", "lstm", lstm_jax.lstm("standard", block_size=2, output_bias=-1.0)),
     ("rnn-sigmoid", "rnn", lstm_jax.rnn(activation="sigmoid")),  # Pascanu et al.'s units
+    ("rnn-leaky", "rnn", lstm_jax.rnn(alpha=0.3)),  # Murray's (2019) leaky RNN, RFLO's cell
 ]
 ROOT = Path(__file__).resolve().parents[1]  # the repository root
 CELL_IDS = [c[0] for c in CELLS]

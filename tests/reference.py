@@ -101,7 +101,8 @@ def gru_step(options, params, h, x):
 def elman_step(options, params, h, x):
     w, r, b = (np.asarray(a, np.float64) for a in (params.w, params.r, params.b))
     phi = sigmoid if options.activation == "sigmoid" else np.tanh
-    return phi(w.T @ x + r.T @ h + b)
+    alpha = options.alpha  # the leaky RNN (Murray 2019): h_t = (1 - α) h_{t-1} + α φ(a_t)
+    return (1 - alpha) * h + alpha * phi(w.T @ x + r.T @ h + b)
 
 
 def run(cell_name, options, params, xs, carry):

@@ -189,6 +189,9 @@ def test_pascanu_initialisations():
         lstm_jax.rnn(recurrent_init="xavier")
     with pytest.raises(ValueError, match=r"activation must be 'tanh' or 'sigmoid', got 'relu'"):
         lstm_jax.rnn(activation="relu")
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=r"alpha \(the leak\) must be in \(0, 1\]"):
+            lstm_jax.rnn(alpha=bad)
 
 
 def test_equal_options_give_the_same_cell():

@@ -27,20 +27,24 @@ def _lstm(variant, **kw):
     )
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-def test_elman_one_step_jacobian(x64, activation):
-    """∂h_t/∂h_{t-1} = diag(φ'_t) R (identity 1), φ' = 1 - h² or h(1 - h); zero under
-    TRUNCATED."""
-    cell = lstm_jax.rnn(activation=activation)
+@pytest.mark.parametrize(("activation", "alpha"), [("tanh", 1.0), ("sigmoid", 1.0), ("tanh", 0.3)])
+def test_elman_one_step_jacobian(x64, activation, alpha):
+    """∂h_t/∂h_{t-1} = (1 - α) I + α diag(φ'_t) R (identity 1), φ' = 1 - a² or a(1 - a); under
+    TRUNCATED only the leak (1 - α) I, zero without a leak."""
+    cell = lstm_jax.rnn(activation=activation, alpha=alpha)
     params = random_params(cell, jax.random.key(0), I, H)
     h_prev = random_carry(cell, jax.random.key(1), (), H)
     x = jax.random.normal(jax.random.key(2), (I,), jnp.float64)
     h_t, _ = cell.step(params, h_prev, x)
     for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
         auto = jax.jacfwd(lambda h, step=step: step(params, h, x)[0])(h_prev)
-        got = elman.jacobian(params, h_t, mode, cell.options)
+        got = elman.jacobian(params, h_t, mode, cell.options, h_prev=h_prev)
         np.testing.assert_allclose(got, auto, rtol=1e-12, atol=1e-14)
-    assert float(jnp.abs(elman.jacobian(params, h_t, "full", cell.options)).max()) > 1e-3
+    full = elman.jacobian(params, h_t, "full", cell.options, h_prev=h_prev)
+    assert float(jnp.abs(full - (1 - alpha) * jnp.eye(H)).max()) > 1e-3
+    if alpha != 1.0:
+        with pytest.raises(ValueError, match="needs h_prev"):
+            elman.jacobian(params, h_t, "full", cell.options)
 
 
 def _c_from_c_prev(cell, params, carry, x, o_prev, step):

@@ -1,8 +1,10 @@
-"""The Elman RNN and its derivation, with `φ` = tanh (the default) or the logistic sigmoid::
+"""The Elman RNN and its derivation, with `φ` = tanh (the default) or the logistic sigmoid, and
+an optional leak `α` (the leaky RNN of Murray 2019 and Marschall et al. 2020; α = 1, the
+default, is the plain Elman RNN)::
 
-    h_t = φ(W x_t + R h_{t-1} + b)                                  (forward)
-    ∂h_t/∂h_{t-1} = diag(φ'_t) R,   φ'_t = 1 - h_t² (tanh), h_t (1 - h_t) (sigmoid)
-    δh̄_t = δh_t ⊙ φ'_t,   δh_{t-1} = Rᵀ δh̄_t                        (backward)
+    a_t = φ(W x_t + R h_{t-1} + b),   h_t = (1 - α) h_{t-1} + α a_t      (forward)
+    ∂h_t/∂h_{t-1} = (1 - α) I + α diag(φ'_t) R,   φ'_t = 1 - a_t² (tanh), a_t (1 - a_t) (sigmoid)
+    δh̄_t = α δh_t ⊙ φ'_t,   δh_{t-1} = (1 - α) δh_t + Rᵀ δh̄_t         (backward)
     δW = Σ_t δh̄_t ⊗ x_t,   δR = Σ_t δh̄_t ⊗ h_{t-1},   δb = Σ_t δh̄_t
 
 Initialisations of `R` (`ElmanOptions.recurrent_init`): orthogonal × scale (every singular
@@ -10,8 +12,9 @@ value = scale), Gaussian N(0, scale²) (Pascanu et al. 2013: "sigmoid" 0.01, "ba
 or sparse with a fixed number of nonzero incoming weights per unit, rescaled to spectral radius
 = scale (Pascanu et al.'s "smart tanh": 0.95, after Sutskever et al. 2013).
 
-Under `Gradient.TRUNCATED` nothing survives the cut (`h_{t-1}` only enters the nonlinear
-pre-activation): `δh_{t-1} = 0`, the one-step gradient. Kernels are stored `in → out`, so the
+Under `Gradient.TRUNCATED` only the leak survives the cut (`h_{t-1}` enters the nonlinear
+pre-activation and the linear leak): `δh_{t-1} = (1 - α) δh_t`; with α = 1 nothing survives, the
+one-step gradient. Kernels are stored `in → out`, so the
 equations' `W` is `wᵀ` and `R` is `rᵀ`.
 """
 
@@ -66,6 +69,7 @@ class ElmanOptions:
       activation: the units' `φ`, "tanh" (default) or "sigmoid" (Pascanu et al.'s sigmoid RNN).
       input_scale: None: LeCun-normal `w`; a number s: `w` ~ N(0, s²), as `R` in "normal".
       connections: "sparse": nonzero incoming recurrent weights per unit (15, Sutskever et al.).
+      alpha: the leak α ∈ (0, 1] (Δt/τ of a leaky integrator); 1: no leak, the plain Elman RNN.
     """
 
     recurrent_scale: float = 1.0
@@ -73,6 +77,7 @@ class ElmanOptions:
     activation: str = "tanh"
     input_scale: float | None = None
     connections: int = 15
+    alpha: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.recurrent_scale > 0:
@@ -90,6 +95,8 @@ class ElmanOptions:
             raise ValueError(f"connections must be a positive int, got {self.connections!r}")
         if self.connections < 1:
             raise ValueError(f"connections must be >= 1, got {self.connections}")
+        if isinstance(self.alpha, bool) or not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha (the leak) must be in (0, 1], got {self.alpha!r}")
 
 
 def rnn(
@@ -99,6 +106,7 @@ def rnn(
     activation: str = "tanh",
     input_scale: float | None = None,
     connections: int = 15,
+    alpha: float = 1.0,
 ) -> Cell:
     """An Elman RNN `Cell` (`ElmanOptions` documents the keywords). The carry is
     `h: [*batch, H]`; `y_t = h_t`.
@@ -106,11 +114,12 @@ def rnn(
     Pascanu et al. (2013)'s three set-ups: `rnn(activation="sigmoid", recurrent_init="normal",
     recurrent_scale=0.01, input_scale=0.01)`, `rnn(recurrent_init="normal",
     recurrent_scale=0.1, input_scale=0.1)` and `rnn(recurrent_init="sparse",
-    recurrent_scale=0.95)`.
+    recurrent_scale=0.95)`. Murray's (2019) leaky RNN: `rnn(alpha=0.1)` (τ = 10 steps).
     """
     scale = float(recurrent_scale) if isinstance(recurrent_scale, int | float) else recurrent_scale
     in_scale = float(input_scale) if isinstance(input_scale, int | float) else input_scale
-    options = ElmanOptions(scale, recurrent_init, activation, in_scale, connections)
+    leak = float(alpha) if isinstance(alpha, int | float) and not isinstance(alpha, bool) else alpha
+    options = ElmanOptions(scale, recurrent_init, activation, in_scale, connections, leak)
     return _rnn_cell(options)
 
 
@@ -168,9 +177,17 @@ def step(
     x: Array,
     cut: Callable[[Any], Any] = keep,
 ) -> tuple[Array, Array]:
-    """`h_t = φ(x_t @ w + b + cut(h_{t-1}) @ r)`; returns `(h_t, h_t)`."""
-    h = _phi(options).fn(x @ params.w + params.b + cut(carry) @ params.r)
+    """`h_t = (1 - α) h_{t-1} + α φ(x_t @ w + b + cut(h_{t-1}) @ r)`; returns `(h_t, h_t)`."""
+    a = _phi(options).fn(x @ params.w + params.b + cut(carry) @ params.r)
+    h = _leak(options, carry, a)
     return h, h
+
+
+def _leak(options: ElmanOptions, h_prev: Array, a: Array) -> Array:
+    """`(1 - α) h_{t-1} + α a_t`, and exactly `a_t` without a leak (no rounding added)."""
+    if options.alpha == 1.0:
+        return a
+    return (1.0 - options.alpha) * h_prev + options.alpha * a
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,9 +197,9 @@ def step(
 def forward(
     options: ElmanOptions, params: ElmanParams, h_prev: Array, xw: Array
 ) -> tuple[Array, Array, None]:
-    """The step from `xw = x_t @ w`: `(h_t, row = h_t, no extra)`."""
-    h = _phi(options).fn(xw + params.b + h_prev @ params.r)
-    return h, h, None
+    """The step from `xw = x_t @ w`: `(h_t, row = a_t, no extra)`."""
+    a = _phi(options).fn(xw + params.b + h_prev @ params.r)
+    return _leak(options, h_prev, a), a, None
 
 
 def delta(
@@ -196,9 +213,14 @@ def delta(
     dy: Array,
     mode: Gradient,
 ) -> tuple[Array, Array, None]:
-    """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = (δh_t + dy_t) ⊙ φ'_t`."""
-    d_pre = (dh + dy) * _phi(options).grad_out(h)
+    """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = α (δh_t + dy_t) ⊙ φ'_t` (`row = a_t`)."""
+    d_h = dh + dy
+    d_pre = d_h * _phi(options).grad_out(row)
+    if options.alpha != 1.0:
+        d_pre = options.alpha * d_pre
     dh_prev = d_pre @ params.r.T if mode is Gradient.FULL else jnp.zeros_like(h_prev)
+    if options.alpha != 1.0:  # the leak is linear: it survives the truncation
+        dh_prev = dh_prev + (1.0 - options.alpha) * d_h
     return dh_prev, d_pre, None
 
 
@@ -214,8 +236,18 @@ def jacobian(
     h: Array,
     gradient: Gradient | str = Gradient.FULL,
     options: ElmanOptions = ElmanOptions(),
+    h_prev: Array | None = None,
 ) -> Array:
-    """`∂h_t/∂h_{t-1} = diag(φ'_t) R`, `[*batch, H, H]`, from `h = h_t`
-    (`J[..., a, b] = ∂h_t[a] / ∂h_{t-1}[b]`). Zero under `Gradient.TRUNCATED`."""
-    jac = _phi(options).grad_out(h)[..., :, None] * params.r.T
-    return jac if resolve_gradient(gradient) is Gradient.FULL else jnp.zeros_like(jac)
+    """`∂h_t/∂h_{t-1} = (1 - α) I + α diag(φ'_t) R`, `[*batch, H, H]`, from `h = h_t`
+    (`J[..., a, b] = ∂h_t[a] / ∂h_{t-1}[b]`); with a leak (α < 1), `h_prev = h_{t-1}` is needed
+    to recover `a_t`. Under `Gradient.TRUNCATED` only `(1 - α) I` remains (zero without a leak)."""
+    alpha = options.alpha
+    if alpha != 1.0 and h_prev is None:
+        raise ValueError(f"jacobian of a leaky RNN (alpha={alpha}) needs h_prev = h_{{t-1}}")
+    a = h if alpha == 1.0 else (h - (1.0 - alpha) * h_prev) / alpha
+    jac = alpha * _phi(options).grad_out(a)[..., :, None] * params.r.T
+    if resolve_gradient(gradient) is not Gradient.FULL:
+        jac = jnp.zeros_like(jac)
+    if alpha != 1.0:
+        jac = jac + (1.0 - alpha) * jnp.eye(h.shape[-1], dtype=jac.dtype)
+    return jac
