@@ -123,6 +123,13 @@ def rnn(
     return _rnn_cell(options)
 
 
+def options_of(cell: Cell, purpose: str) -> ElmanOptions:
+    """The `ElmanOptions` of an Elman cell; a TypeError naming `purpose` for any other cell."""
+    if not isinstance(cell.options, ElmanOptions):
+        raise TypeError(f"{purpose} needs an Elman RNN, got {type(cell.options).__name__}")
+    return cell.options
+
+
 @functools.cache
 def _rnn_cell(options: ElmanOptions) -> Cell:
     derivation = Derivation(
@@ -144,7 +151,8 @@ def _rnn_cell(options: ElmanOptions) -> Cell:
 _UNITS = {"tanh": ACTIVATIONS["tanh"], "sigmoid": sigmoid}
 
 
-def _phi(options: ElmanOptions) -> Activation:
+def unit(options: ElmanOptions) -> Activation:
+    """The units' `φ` (tanh or the logistic sigmoid), value and derivative."""
     return _UNITS[options.activation]
 
 
@@ -178,7 +186,7 @@ def step(
     cut: Callable[[Any], Any] = keep,
 ) -> tuple[Array, Array]:
     """`h_t = (1 - α) h_{t-1} + α φ(x_t @ w + b + cut(h_{t-1}) @ r)`; returns `(h_t, h_t)`."""
-    a = _phi(options).fn(x @ params.w + params.b + cut(carry) @ params.r)
+    a = unit(options).fn(x @ params.w + params.b + cut(carry) @ params.r)
     h = _leak(options, carry, a)
     return h, h
 
@@ -198,7 +206,7 @@ def forward(
     options: ElmanOptions, params: ElmanParams, h_prev: Array, xw: Array
 ) -> tuple[Array, Array, None]:
     """The step from `xw = x_t @ w`: `(h_t, row = a_t, no extra)`."""
-    a = _phi(options).fn(xw + params.b + h_prev @ params.r)
+    a = unit(options).fn(xw + params.b + h_prev @ params.r)
     return _leak(options, h_prev, a), a, None
 
 
@@ -215,7 +223,7 @@ def delta(
 ) -> tuple[Array, Array, None]:
     """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = α (δh_t + dy_t) ⊙ φ'_t` (`row = a_t`)."""
     d_h = dh + dy
-    d_pre = d_h * _phi(options).grad_out(row)
+    d_pre = d_h * unit(options).grad_out(row)
     if options.alpha != 1.0:
         d_pre = options.alpha * d_pre
     dh_prev = d_pre @ params.r.T if mode is Gradient.FULL else jnp.zeros_like(h_prev)
@@ -245,7 +253,7 @@ def jacobian(
     if alpha != 1.0 and h_prev is None:
         raise ValueError(f"jacobian of a leaky RNN (alpha={alpha}) needs h_prev = h_{{t-1}}")
     a = h if alpha == 1.0 else (h - (1.0 - alpha) * h_prev) / alpha
-    jac = alpha * _phi(options).grad_out(a)[..., :, None] * params.r.T
+    jac = alpha * unit(options).grad_out(a)[..., :, None] * params.r.T
     if resolve_gradient(gradient) is not Gradient.FULL:
         jac = jnp.zeros_like(jac)
     if alpha != 1.0:

@@ -36,6 +36,7 @@ from lstm_jax.cells.activations import activation, sigmoid
 from lstm_jax.cells.protocol import Cell, sum_leading
 from lstm_jax.driver import checks
 from lstm_jax.driver.layers import Readout
+from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
 
 Array = jax.Array
 LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> scalar
@@ -146,17 +147,33 @@ def step(
 
     Returns `(state_t, contribution)`; `contribution` is in the per-block layout that
     `to_gradients` turns into `LSTMParams` (sum contributions first: the layout is linear).
-    The trainer's per-symbol updates (`model.gradient: online`) apply one per step.
     """
-    k = activation(options.output_activation, "output_activation")
-    carry, traces = state
-    batch, dtype = carry.c.shape[:-1], carry.c.dtype
+    weight = jnp.asarray(weight, state.carry.c.dtype)
 
     def local_loss(readout: Readout, h: Array) -> Array:
-        return loss_fn(h @ readout.w + readout.b, target)
+        return weight * loss_fn(h @ readout.w + readout.b, target)
+
+    state, contribution, h = trace_step(options, params, state, x, lambda h: local_loss(readout, h))
+    contribution["readout"] = jax.grad(local_loss)(readout, h)
+    return state, contribution
+
+
+def trace_step(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    state: OnlineState,
+    x: Array,
+    loss: Callable[[Array], Array],
+) -> tuple[OnlineState, dict[str, Any], Array]:
+    """The traces move on one step, and the step's loss `loss(h_t)` (a scalar) gives its
+    contribution to the cell's gradient. Returns `(state_t, contribution, h_t)`, the
+    contribution in `to_gradients`' per-block layout (without a readout entry)."""
+    k = activation(options.output_activation, "output_activation")
+    carry, traces = state
+    dtype = carry.c.dtype
 
     p = lstm_lib.step.parts(options, params, carry, x)
-    ones = jnp.ones((*batch, 1), dtype)
+    ones = jnp.ones((*carry.c.shape[:-1], 1), dtype)
     pieces = [x, carry.h] + ([carry.gates] if carry.gates is not None else []) + [ones]
     in_t = jnp.concatenate(pieces, axis=-1)  # [*batch, D]
 
@@ -172,14 +189,11 @@ def step(
     traces = _Traces(e=e, p_i=p_i, p_f=p_f, c0=p.f * traces.c0)
 
     # This step's own loss, and the error it puts on c_t (nothing else reaches c_t).
-    weight = jnp.asarray(weight, dtype)
-    loss, (d_readout, dh) = jax.value_and_grad(local_loss, argnums=(0, 1))(readout, p.h)
-    dh = weight * dh
+    value, dh = jax.value_and_grad(loss)(p.h)
     dc = dh * p.o * k.grad(p.c)
     hidden, width = p.c.shape[-1], in_t.shape[-1]
     contribution = {
-        "loss": weight * loss,
-        "readout": jax.tree.map(lambda d: weight * d, d_readout),
+        "loss": value,
         "traced": jnp.einsum("...h,...chd->chd", dc, e),
         "p_i": sum_leading(dc * p_i),
         "p_f": sum_leading(dc * p_f),
@@ -191,7 +205,27 @@ def step(
         d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
         contribution["o"] = jnp.einsum("...h,...d->hd", d_o, in_t)
         contribution["p_o"] = sum_leading(d_o * p.c)
-    return OnlineState(lstm_lib.step.carry_from_parts(options, p), traces), contribution
+    return OnlineState(lstm_lib.step.carry_from_parts(options, p), traces), contribution, p.h
+
+
+def traces_1997(cell: Cell) -> OnlineAlgorithm:
+    """The 1997 algorithm on the common interface (`gradients.online_protocol`): the
+    eligibility traces of the module docstring for an LSTM `cell` of any variant, memory
+    `O(B·H·(I + H))`; `grads` is the TRUNCATED `dℓ_t/dθ` as `LSTMParams`. The same traces
+    are e-prop's for the LSTM (Bellec et al. 2020; `gradients.eligibility`)."""
+    options = lstm_lib.options_of(cell, "the 1997 eligibility traces (derived for the LSTM)")
+
+    def init(params: lstm_lib.LSTMParams, carry: lstm_lib.LSTMCarry) -> OnlineState:
+        return init_state(options, carry, params.w.shape[0])
+
+    def step_(
+        params: lstm_lib.LSTMParams, state: OnlineState, x: Array, loss: StepLoss
+    ) -> tuple[OnlineState, OnlineStep]:
+        state, contribution, h = trace_step(options, params, state, x, loss)
+        grads = _to_params(options, params, contribution, params.w.shape[0], params.r.shape[0])
+        return state, OnlineStep(contribution["loss"], h, grads)
+
+    return OnlineAlgorithm(init, step_, lambda state: state.carry)
 
 
 def to_gradients(

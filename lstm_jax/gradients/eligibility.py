@@ -1,0 +1,134 @@
+"""Eligibility-trace algorithms that keep only each unit's own dynamics: e-prop (Bellec et al.
+2020) and RFLO (Murray 2019), and the random feedback both may use.
+
+Both drop from RTRL's Jacobian `J_t = ∂s_t/∂s_{t-1}` (`gradients.rtrl`) every path through the
+recurrent weights — the other units' outputs `h_{t-1}` are treated as inputs — and keep the
+unit's own, linear state dynamics. That is the Jacobian of the cell's `truncated_step`
+(`gradients.modes`): `diag(f_t)` on the LSTM cell state (the constant error carousel), the leak
+`(1 - α) I` of a leaky RNN, `diag(1 - u_t)` for the GRU, nothing for a plain Elman RNN. It is
+block-diagonal per unit, so the influence matrix keeps the sparsity of the immediate influence
+`M̄_t` (SnAp-1's pattern) and the traces are one per weight::
+
+    e-prop   ε_t = J_t^unit ε_{t-1} + M̄_t,        dℓ_t/dθ ≈ L_t ε_t,   L_t = ∂ℓ_t/∂s_t
+    RFLO     P_t = (1 - α) P_{t-1} + α φ'(a_t) ⊗ [x_t, h_{t-1}, 1]        (leaky RNN)
+
+(Bellec et al. eq. 13-14: for the LSTM `ε_t = f_t ε_{t-1} + ∂c_t/∂θ|local`, the 1997 trace of
+`gradients.online.traces_1997`; Murray eq. 14-16.) e-prop here is the generic form, for any
+cell: SnAp-1 on the truncated Jacobian, which this structure makes exact (tests pin e-prop =
+truncated RTRL for every cell, and = the 1997 traces for the LSTM without peepholes — with
+peepholes the truncation also cuts the unit's own `c_{t-1} → ī_t, f̄_t` paths, which Bellec et
+al.'s peephole-free LSTM does not meet). RFLO is the dedicated O(H·(I + H)) form for the leaky
+Elman RNN; it equals e-prop there, by a separate derivation.
+
+The learning signal `L_t = Σ_k B_jk (ŷ_t^k − y*_t^k)` uses `B` = the readout's transpose
+(symmetric feedback, the exact `∂ℓ_t/∂h_t`) or a fixed random matrix (random e-prop; RFLO as
+Murray states it; Lillicrap et al. 2016's feedback alignment). That is a property of the
+readout, not of the trace: `feedback_readout` builds a readout whose backward pass sends the
+error through `B`, and the algorithms take the loss as any other.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells import elman
+from lstm_jax.cells.protocol import Cell, sum_leading
+from lstm_jax.gradients.modes import Gradient
+from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.gradients.rtrl import snap
+
+Array = jax.Array
+
+
+def eprop(cell: Cell) -> OnlineAlgorithm:
+    """e-prop (Bellec et al. 2020) for any cell (module docstring): SnAp-1 on the Jacobian of
+    the cell's `truncated_step`. Pair it with `feedback_readout` for random e-prop."""
+    return snap(cell, 1, Gradient.TRUNCATED)
+
+
+class RFLOState(NamedTuple):
+    carry: Array  # [*batch, H] h_t
+    traces: Array  # [*batch, H, D] P_t, D = I + H + 1 (input, recurrent and bias weights)
+
+
+def rflo(cell: Cell) -> OnlineAlgorithm:
+    """Random-feedback local online learning (Murray 2019) for an Elman RNN with leak α
+    (`rnn(alpha=...)`; α = 1 gives the one-step gradient)::
+
+        P_t = (1 - α) P_{t-1} + α φ'(a_t) ⊗ [x_t, h_{t-1}, 1],    dℓ_t/dW_jk ≈ L_t^j P_t^jk
+
+    `P_t` has one entry per weight (memory O(H·(I + H)) per sequence, time the same per step);
+    `grads` is `L_t^j P_t^jk` as `ElmanParams`, with `L_t = ∂ℓ_t/∂h_t` from the loss it is
+    given (random feedback: build the loss on a `feedback_readout`)."""
+    options = elman.options_of(cell, "RFLO (Murray 2019, derived for the leaky RNN)")
+    alpha = options.alpha
+
+    def init(params: elman.ElmanParams, carry: Array) -> RFLOState:
+        width = params.w.shape[0] + params.r.shape[0] + 1
+        return RFLOState(carry, jnp.zeros((*carry.shape, width), carry.dtype))
+
+    def step(
+        params: elman.ElmanParams, state: RFLOState, x: Array, loss: StepLoss
+    ) -> tuple[RFLOState, OnlineStep]:
+        h_prev = state.carry
+        ones = jnp.ones((*h_prev.shape[:-1], 1), h_prev.dtype)
+        in_t = jnp.concatenate([x, h_prev, ones], axis=-1)  # [*batch, D]
+        h, _ = cell.step(params, h_prev, x)
+        a = h if alpha == 1.0 else (h - (1.0 - alpha) * h_prev) / alpha
+        local = alpha * elman.unit(options).grad_out(a)  # ∂h_t/∂(pre-activation)
+        traces = (1.0 - alpha) * state.traces + local[..., None] * in_t[..., None, :]
+        value, dh = jax.value_and_grad(loss)(h)
+        per_weight = jnp.einsum("...h,...hd->hd", dh, traces)  # [H, D]
+        inputs = params.w.shape[0]
+        grads = elman.ElmanParams(
+            w=per_weight[:, :inputs].T,
+            r=per_weight[:, inputs:-1].T,
+            b=per_weight[:, -1],
+        )
+        return RFLOState(h, traces), OnlineStep(value, h, grads)
+
+    return OnlineAlgorithm(init, step, lambda state: state.carry)
+
+
+def feedback_readout(w: Array, b: Array, feedback: Array | None):
+    """The readout `y ↦ y @ w + b` (`w: [H, O]`, `b: [O]`) whose backward pass sends the error
+    to `y` through `feedback: [O, H]` instead of `wᵀ` (None: the exact transpose, symmetric
+    feedback). The gradients of `w` and `b` are exact either way."""
+    if feedback is None:
+        return lambda y: y @ w + b
+    if feedback.shape != (w.shape[1], w.shape[0]):
+        raise ValueError(
+            f"feedback must have shape [O, H] = {(w.shape[1], w.shape[0])} for a readout "
+            f"w: [H, O] = {tuple(w.shape)}, got {tuple(feedback.shape)}"
+        )
+
+    return lambda y: _feedback_readout(y, w, b, feedback)
+
+
+@jax.custom_vjp
+def _feedback_readout(y: Array, w: Array, b: Array, feedback: Array) -> Array:
+    return y @ w + b
+
+
+def _feedback_forward(y, w, b, feedback):
+    return y @ w + b, (y, feedback)
+
+
+def _feedback_backward(residual, d_out):
+    y, feedback = residual
+    d_w = y.reshape(-1, y.shape[-1]).T @ d_out.reshape(-1, d_out.shape[-1])
+    # B is fixed: it receives no gradient (feedback alignment does not learn it)
+    return d_out @ feedback, d_w, sum_leading(d_out), jnp.zeros_like(feedback)
+
+
+_feedback_readout.defvjp(_feedback_forward, _feedback_backward)
+
+
+def random_feedback(key: Array, hidden_size: int, output_size: int, dtype=jnp.float32) -> Array:
+    """A fixed random feedback matrix `B: [O, H]`, entries N(0, 1/H): the scale of a readout's
+    transpose at LeCun initialisation (Lillicrap et al. 2016 and Murray 2019 draw B like the
+    forward weights)."""
+    return jax.random.normal(key, (output_size, hidden_size), dtype) / jnp.sqrt(hidden_size)
