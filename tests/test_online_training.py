@@ -1,5 +1,6 @@
 """Online learning in the trainer (`model.gradient: online`, `training.online_updates`): weights
-updated during the sequence from the 1997 eligibility traces, the reset on error, checkpoints."""
+updated during the sequence from an online algorithm (the 1997 traces by default, RTRL, e-prop,
+RFLO, UORO...), random feedback, the reset on error, checkpoints."""
 
 from __future__ import annotations
 
@@ -59,6 +60,83 @@ def test_online_sgd_on_one_sequence_equals_a_truncated_sgd_step(x64, update_ever
     )
 
 
+@pytest.mark.parametrize(
+    ("cell", "algorithm", "mode"),
+    [
+        (("model.variant=1997",), "rtrl", "full"),
+        (("model.variant=1997",), "eprop", "truncated"),
+        (
+            ("model.cell=rnn", "model.variant=null", "model.options={alpha: 0.5}"),
+            "rflo",
+            "truncated",
+        ),
+        (
+            ("model.cell=gru", "model.variant=null", "model.options={}"),
+            "rtrl_truncated",
+            "truncated",
+        ),
+    ],
+)
+def test_any_online_algorithm_trains_as_its_gradient_says(x64, cell, algorithm, mode):
+    """One adding sequence, one update at its end: online SGD from `algorithm` = one SGD step
+    on the gradient it computes exactly (RTRL: full BPTT; e-prop, RFLO: the truncated one)."""
+    common = (
+        *cell,
+        "training.batch_size=1",
+        "optimizer.name=sgd",
+        "optimizer.learning_rate=0.3",
+        "training.stop_on=test",
+        "model.output=identity",
+        "model.readout_range=null",
+    )
+    batch_exp = build(_config("adding_1997", *common, f"model.gradient={mode}"))
+    online_exp = build(
+        _config(
+            "adding_1997",
+            *common,
+            "model.gradient=online",
+            f"training.online_algorithm={algorithm}",
+            "training.update_every=22",
+        )
+    )
+    batch = jax.tree.map(
+        lambda a: None if a is None else (a.astype(np.float64) if a.dtype == np.float32 else a),
+        batch_exp.task.batch(0, 0, 1),
+    )
+    start = _as64(init_state(batch_exp))
+    want, _ = batch_exp.train_step(start, batch)
+    got, _ = online_exp.train_step(_as64(init_state(online_exp)), batch)
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), want.params, start.params)
+    assert max(jax.tree.leaves(moved)) > 1e-5
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12),
+        got.params,
+        want.params,
+    )
+
+
+def test_random_feedback_moves_the_layer_differently_and_the_readout_alike(x64):
+    """`training.feedback=random`: the readout's update is the exact one, the layer's is not."""
+    common = (
+        "model.variant=1997",
+        "model.gradient=online",
+        "training.online_algorithm=eprop",
+        "training.batch_size=1",
+        "training.update_every=22",
+        "optimizer.name=sgd",
+        "training.stop_on=test",
+    )
+    exps = [
+        build(_config("adding_1997", *common, f"training.feedback={f}"))
+        for f in ("symmetric", "random")
+    ]
+    batch = exps[0].task.batch(0, 0, 1)
+    (sym, _), (rand, _) = [e.train_step(init_state(e), batch) for e in exps]
+    np.testing.assert_allclose(rand.params.readout.w, sym.params.readout.w, rtol=1e-6)
+    assert not np.allclose(rand.params.rnn[0].w, sym.params.rnn[0].w)
+    assert init_state(exps[1]).carries.feedback.shape == (exps[1].config.model.hidden_size, 1)[::-1]
+
+
 def test_reset_on_error_ends_each_stream_at_its_first_error():
     """An untrained net errs at once in every episode: with the reset, it errs exactly once per
     episode (learning pauses until the next string starts); without, far more often."""
@@ -80,13 +158,16 @@ def test_reset_on_error_ends_each_stream_at_its_first_error():
     assert "errors" not in stats or int(stats["errors"]) == 0  # counted only with the reset
 
 
-def test_online_state_survives_a_checkpoint(tmp_path):
-    """Carry, traces, the pending sum and the waiting flags are saved and restored: 3 + 3
-    chunks through a checkpoint equal 6 chunks straight."""
+@pytest.mark.parametrize("algorithm", ["traces_1997", "uoro"])
+def test_online_state_survives_a_checkpoint(tmp_path, algorithm):
+    """The algorithm's state (carry, traces; UORO's estimates and key), the pending sum and the
+    waiting flags are saved and restored: 3 + 3 chunks through a checkpoint equal 6 straight."""
     cfg = _config(
         "continual_reber",
         "model.variant=1997",
         "model.gradient=online",
+        f"training.online_algorithm={algorithm}",
+        "model.hidden_size=4",
         "training.batch_size=2",
         "training.update_every=7",  # a partial sum pending at every chunk boundary
         "training.reset_on_error=true",
@@ -118,7 +199,17 @@ def test_online_state_survives_a_checkpoint(tmp_path):
         (
             "adding_1997",
             ("model.gradient=online", "model.cell=gru", "model.variant=null", "model.options={}"),
-            r"needs an LSTM cell.*model.cell=lstm",
+            r"online algorithm 'traces_1997' is not defined for this cell.*valid for it: \['rtrl'",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "training.online_algorithm=bptt"),
+            r"training.online_algorithm: unknown online algorithm 'bptt'; valid: \['eprop'",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "training.feedback=transpose"),
+            r"training.feedback must be one of \['symmetric', 'random'\], got 'transpose'",
         ),
         (
             "adding_1997",

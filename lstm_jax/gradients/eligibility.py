@@ -114,14 +114,19 @@ def _feedback_readout(y: Array, w: Array, b: Array, feedback: Array) -> Array:
 
 
 def _feedback_forward(y, w, b, feedback):
-    return y @ w + b, (y, feedback)
+    return y @ w + b, (y, w, b, feedback)
 
 
 def _feedback_backward(residual, d_out):
-    y, feedback = residual
+    y, w, b, feedback = residual
     d_w = y.reshape(-1, y.shape[-1]).T @ d_out.reshape(-1, d_out.shape[-1])
     # B is fixed: it receives no gradient (feedback alignment does not learn it)
-    return d_out @ feedback, d_w, sum_leading(d_out), jnp.zeros_like(feedback)
+    return (
+        (d_out @ feedback).astype(y.dtype),
+        d_w.astype(w.dtype),
+        sum_leading(d_out).astype(b.dtype),
+        jnp.zeros_like(feedback),
+    )
 
 
 _feedback_readout.defvjp(_feedback_forward, _feedback_backward)

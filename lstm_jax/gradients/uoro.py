@@ -34,7 +34,7 @@ class UOROState(NamedTuple):
     carry: Carry  # the cell's carry, [*batch, ...] leaves
     s_tilde: Array  # [*batch, S]
     theta_tilde: Array  # [*batch, P]
-    key: Array  # the PRNG key of the next step's signs
+    key: Array  # [2] uint32, the raw data of the PRNG key of the next step's signs
 
 
 def uoro(
@@ -51,13 +51,15 @@ def uoro(
         flat = flatten(cell, step_fn, params, carry)
         s_tilde = jnp.zeros(flat.states.shape, flat.theta.dtype)
         theta_tilde = jnp.zeros((flat.states.shape[0], flat.theta.size), flat.theta.dtype)
-        return UOROState(carry, flat.batched(s_tilde), flat.batched(theta_tilde), key)
+        # raw key data: a plain array, so the state serialises into checkpoints
+        data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        return UOROState(carry, flat.batched(s_tilde), flat.batched(theta_tilde), data)
 
     def step(
         params: Params, state: UOROState, x: Array, loss: StepLoss
     ) -> tuple[UOROState, OnlineStep]:
         flat = flatten(cell, step_fn, params, state.carry)
-        key, draw = jax.random.split(state.key)
+        key, draw = jax.random.split(jax.random.wrap_key_data(state.key))
         count, size = flat.states.shape
         signs = jax.random.rademacher(draw, (count, size), flat.theta.dtype)
 
@@ -77,7 +79,12 @@ def uoro(
         )
         value, output, ds = flat.loss_grad(cell, states, loss)
         grads = flat.unravel_params(jnp.einsum("n,np->p", jnp.sum(ds * s_tilde, -1), theta_tilde))
-        new = UOROState(flat.carry(states), flat.batched(s_tilde), flat.batched(theta_tilde), key)
+        new = UOROState(
+            flat.carry(states),
+            flat.batched(s_tilde),
+            flat.batched(theta_tilde),
+            jax.random.key_data(key),
+        )
         return new, OnlineStep(value, output, grads)
 
     return OnlineAlgorithm(init, step, lambda state: state.carry)

@@ -38,8 +38,8 @@ class ModelConfig:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the builder's keywords
     hidden_size: int = 32
     num_layers: int = 1
-    gradient: str = "full"  # "full" | "truncated" | "online" (SGD at every step from the 1997
-    #                         eligibility traces: training.online_updates)
+    gradient: str = "full"  # "full" | "truncated" | "online" (SGD at every step from an online
+    #                         algorithm, training.online_algorithm: training.online_updates)
     window: int | None = None  # windowed truncated BPTT, steps per window
     output: str = "identity"  # a key of training.model.OUTPUTS: "identity" | "sigmoid" (1997)
     readout_range: float | None = None  # readout weights and bias U(±a); None: U(±1/√H), b = 0
@@ -72,6 +72,10 @@ class TrainingConfig:
     train_window: int = 2000  # "train": the most recent training sequences that must be right
     train_loss: float = 0.01  # "train": ... and the bound on their mean training loss
     update_every: int = 1  # model.gradient=online: steps between weight updates (1: every symbol)
+    online_algorithm: str = "traces_1997"  # model.gradient=online: a name in
+    #                  gradients.online_algorithms.ONLINE_ALGORITHMS (rtrl, uoro, eprop, rflo...)
+    feedback: str = "symmetric"  # online: the error reaches the layer through the readout's
+    #                              transpose ("symmetric") or a fixed random matrix ("random")
     omega: float = 0.0  # weight α of Pascanu et al.'s (2013) regulariser Ω (gradients.regularizers)
     omega_form: str = "paper"  # "paper": eq. 9 as printed; "released": as their code computes
     #                            it (squared norms, mean over steps, R only), the form α=4 weighs

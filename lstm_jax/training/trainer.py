@@ -24,6 +24,7 @@ from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells.registry import build_cell
 from lstm_jax.gradients.modes import resolve_gradient
+from lstm_jax.gradients.online_algorithms import online_algorithm
 from lstm_jax.gradients.regularizers import omega
 from lstm_jax.training import checkpoint, model, online_updates, validation
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
@@ -91,7 +92,7 @@ def build(config: Config) -> Experiment:
         cell = build_cell(m.cell, m.variant, m.options)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from err
-    online_learning = m.gradient == "online"  # SGD during the stream, from the 1997 traces
+    online_learning = m.gradient == "online"  # SGD during the stream, from an online algorithm
     try:
         mode = resolve_gradient("truncated" if online_learning else m.gradient)
     except ValueError:
@@ -146,6 +147,7 @@ def build(config: Config) -> Experiment:
 
     if online_learning:
         train_step = online_updates.make_train_step(
+            online_algorithm(t.online_algorithm, cell, _algorithm_key(config)),
             cell,
             optimizer,
             loss_fn,
@@ -173,6 +175,11 @@ def build(config: Config) -> Experiment:
     return Experiment(config, task, cell, optimizer, jax.jit(train_step), jax.jit(evaluate), mesh)
 
 
+def _algorithm_key(config: Config) -> jax.Array:
+    """The key of a stochastic online algorithm (UORO's signs), from the run's seed."""
+    return jax.random.fold_in(jax.random.key(config.training.seed), 1)
+
+
 def init_state(exp: Experiment) -> TrainState:
     c = exp.config
     params = model.init(
@@ -187,7 +194,14 @@ def init_state(exp: Experiment) -> TrainState:
     )
     carries = None
     if c.model.gradient == "online":
-        carries = online_updates.init_carries(exp.cell, params, c.training.batch_size)
+        carries = online_updates.init_carries(
+            online_algorithm(c.training.online_algorithm, exp.cell, _algorithm_key(c)),
+            exp.cell,
+            params,
+            c.training.batch_size,
+            c.training.feedback,
+            jax.random.fold_in(jax.random.key(c.training.seed), 2),
+        )
     elif exp.task.stateful:
         shape = (c.training.batch_size,)
         carries = tuple(exp.cell.initial_carry(shape, c.model.hidden_size) for _ in params.rnn)

@@ -7,10 +7,11 @@ from typing import Any
 
 import jax
 
-from lstm_jax.cells.lstm import options_of
+from lstm_jax.gradients.online_algorithms import online_algorithm
 from lstm_jax.gradients.regularizers import OmegaForm, resolve_omega_form
 from lstm_jax.training import model
 from lstm_jax.training.config import Config, ConfigError
+from lstm_jax.training.online_updates import FEEDBACK
 from lstm_jax.training.tasks import Task
 
 
@@ -64,10 +65,12 @@ def check_online(config: Config, task: Task, cell: Any) -> None:
             raise ConfigError(f"model.gradient=online needs {key}={needed}, got {value}")
     if t.update_every < 1:
         raise ConfigError(f"training.update_every must be >= 1, got {t.update_every}")
+    if t.feedback not in FEEDBACK:
+        raise ConfigError(f"training.feedback must be one of {list(FEEDBACK)}, got {t.feedback!r}")
     try:
-        options_of(cell, "model.gradient=online (the 1997 eligibility traces)")
-    except TypeError as err:
-        raise ConfigError(f"{err}; the online algorithm exists for model.cell=lstm") from None
+        online_algorithm(t.online_algorithm, cell)
+    except ValueError as err:
+        raise ConfigError(f"training.online_algorithm: {err}") from None
 
 
 def check_omega(config: Config, task: Task, cell: Any) -> None:
