@@ -253,7 +253,7 @@ def cost(hiddens=(8, 16, 32, 64), steps: int = 100) -> dict[str, Any]:
                 ts = jnp.zeros((length, 1, hidden))
                 if name == "BPTT":
 
-                    def run(params, xs, ts):
+                    def run(params, xs, ts, carry=carry):
                         def total(params):
                             _, ys = lstm_jax.unroll(cell, params, xs, carry)
                             return jnp.sum((ys - ts) ** 2)
@@ -264,7 +264,7 @@ def cost(hiddens=(8, 16, 32, 64), steps: int = 100) -> dict[str, Any]:
                 else:
                     algorithm = online_algorithm(name, cell)
 
-                    def run(params, xs, ts, algorithm=algorithm):
+                    def run(params, xs, ts, algorithm=algorithm, carry=carry):
                         return accumulate(algorithm, params, xs, ts, loss, carry).grads
 
                     state = jax.eval_shape(algorithm.init, params, carry)
