@@ -64,7 +64,6 @@ def test_online_sgd_on_one_sequence_equals_a_truncated_sgd_step(x64, update_ever
     ("cell", "algorithm", "mode"),
     [
         (("model.variant=1997",), "rtrl", "full"),
-        (("model.variant=1997",), "eprop", "truncated"),
         (
             ("model.cell=rnn", "model.variant=null", "model.options={alpha: 0.5}"),
             "rflo",
@@ -79,7 +78,8 @@ def test_online_sgd_on_one_sequence_equals_a_truncated_sgd_step(x64, update_ever
 )
 def test_any_online_algorithm_trains_as_its_gradient_says(x64, cell, algorithm, mode):
     """One adding sequence, one update at its end: online SGD from `algorithm` = one SGD step
-    on the gradient it computes exactly (RTRL: full BPTT; e-prop, RFLO: the truncated one)."""
+    on the gradient it computes exactly (RTRL: full BPTT; RFLO, truncated RTRL: the truncated
+    one; e-prop's equality with it is in tests/test_eligibility.py)."""
     common = (
         *cell,
         "training.batch_size=1",
@@ -115,12 +115,12 @@ def test_any_online_algorithm_trains_as_its_gradient_says(x64, cell, algorithm, 
     )
 
 
-def test_random_feedback_moves_the_layer_differently_and_the_readout_alike(x64):
+def test_random_feedback_moves_the_layer_differently_and_the_readout_alike():
     """`training.feedback=random`: the readout's update is the exact one, the layer's is not."""
     common = (
         "model.variant=1997",
         "model.gradient=online",
-        "training.online_algorithm=eprop",
+        "training.online_algorithm=traces_1997",
         "training.batch_size=1",
         "training.update_every=22",
         "optimizer.name=sgd",
