@@ -39,20 +39,23 @@ def plot_all(record: dict[str, Any], out: Path) -> None:
         fig.savefig(out / "alignment.png", dpi=120)
         plt.close(fig)
     if "learning" in record:
-        curves = defaultdict(list)
-        for run in record["learning"]["runs"]:
-            curves[run["label"]].append(
-                [(step, ev["symbol_accuracy"]) for step, ev in run["evals"]]
-            )
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for label, runs in curves.items():
-            length = min(len(r) for r in runs)
-            steps = [s for s, _ in runs[0][:length]]
-            mean = np.mean([[a for _, a in r[:length]] for r in runs], axis=0)
-            ax.plot(steps, mean, label=label)
-        ax.set_xlabel("training chunks (batches of 8 sequences)")
-        ax.set_ylabel("test symbol accuracy (mean over seeds)")
-        ax.legend(fontsize=7)
+        suites = record["learning"]["suites"]
+        fig, axes = plt.subplots(1, len(suites), figsize=(6 * len(suites), 4))
+        for ax, (name, suite) in zip(np.atleast_1d(axes), suites.items(), strict=True):
+            curves = defaultdict(list)
+            for run in suite["runs"]:
+                curves[run["label"]].append(
+                    [(step, ev[suite["metric"]]) for step, ev in run["evals"]]
+                )
+            for label, runs in curves.items():
+                length = min(len(r) for r in runs)
+                steps = [s for s, _ in runs[0][:length]]
+                mean = np.mean([[a for _, a in r[:length]] for r in runs], axis=0)
+                ax.plot(steps, mean, label=label, ls="--" if label == "snap2" else "-")
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("training chunks (batches of 8 sequences)")
+            ax.set_ylabel(f"test {suite['metric']} (mean over seeds)")
+        np.atleast_1d(axes)[0].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "learning.png", dpi=120)
         plt.close(fig)
