@@ -224,3 +224,24 @@ def test_quickstart_per_lag_gradients():
     )
     assert done.returncode == 0, done.stderr
     assert "truncated" in done.stdout and "full" in done.stdout
+
+
+def test_online_algorithms(tmp_path):
+    """Every part at toy sizes: alignment (Elman; RTRL's cosine is 1), learning through
+    the trainer (tiny copy), cost; `--check` repeats the Elman alignment."""
+    results = _script(
+        "experiments/online_algorithms/online_algorithms.py",
+        tmp_path,
+        *("--tiny", "--seeds", "1", "--runs", str(tmp_path / "runs")),
+    )
+    rows = {(r["cell"], r["algorithm"]): r for r in results["alignment"]["rows"]}
+    assert abs(rows[("Elman", "rtrl")]["cos@0"] - 1) < 1e-5
+    assert ("Elman", "rflo (random B)") in rows
+    runs = results["learning"]["suites"]["copy, online"]["runs"]
+    assert len(runs) == 8 and all(r["steps"] == 3 for r in runs)
+    assert {r["algorithm"] for r in results["cost"]["rows"]} >= {"BPTT", "rtrl", "uoro"}
+    assert results["cost"]["provenance"]["cpu_s"] > 0
+    done = _check_command("experiments/online_algorithms/online_algorithms.py", tmp_path / "out")
+    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
+    for png in ("alignment.png", "learning.png", "cost.png"):
+        assert (tmp_path / "out" / png).is_file()

@@ -213,8 +213,12 @@ SUITES = {
 }
 
 
-def learning(seeds: int, runs_dir: Path, workers: int) -> dict[str, Any]:
-    results = compare(SUITES, LEARNING, seeds=seeds, runs_dir=runs_dir, workers=workers)
+def learning(
+    seeds: int, runs_dir: Path, workers: int, variant: str | None = None
+) -> dict[str, Any]:
+    results = compare(
+        SUITES, LEARNING, seeds=seeds, runs_dir=runs_dir, workers=workers, variant=variant
+    )
     suites = {}
     for name, outcomes in results.items():
         suites[name] = {
@@ -310,7 +314,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/online_algorithms"))
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--check", action="store_true", help="re-run one cell's alignment")
+    parser.add_argument("--tiny", action="store_true", help="the code paths at toy sizes (tests)")
     args = parser.parse_args()
+    if args.tiny:
+        _make_tiny()
     path = args.out / "results.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     if args.check:
@@ -324,9 +331,10 @@ def main() -> None:
         if part == "alignment":
             record[part] = alignment()
         elif part == "learning":
-            record[part] = learning(args.seeds, args.runs, args.workers)
+            variant = "tiny" if args.tiny else None
+            record[part] = learning(args.seeds, args.runs, args.workers, variant)
         else:
-            record[part] = cost()
+            record[part] = cost((4,), 5) if args.tiny else cost()
         record[part]["provenance"] = {
             **provenance(),
             "wall_s": time.perf_counter() - start,
@@ -339,6 +347,14 @@ def main() -> None:
     plot_all(record, args.out)
 
 
+def _make_tiny() -> None:
+    """`--tiny`: one seed, the Elman cell, 2 BPTT updates, the copy suite's tiny variant."""
+    global SEEDS, CHECKPOINTS, CELLS, UORO_DRAWS, SUITES
+    SEEDS, CHECKPOINTS, UORO_DRAWS = 1, (0, 2), 2
+    CELLS = {"Elman": CELLS["Elman"]}
+    SUITES = {"copy, online": SUITES["copy, online"]}
+
+
 def _check(record: dict[str, Any]) -> bool:
     """Re-runs the alignment of the first seed's initial weights for the Elman RNN and compares
     the recorded cosines of the deterministic algorithms (5 digits: they are exact for RTRL)."""
@@ -347,7 +363,8 @@ def _check(record: dict[str, Any]) -> bool:
         return False
     global SEEDS, CHECKPOINTS, CELLS
     recorded = [r for r in record["alignment"]["rows"] if r["cell"] == "Elman"]
-    SEEDS, CHECKPOINTS, CELLS = 5, (0,), {"Elman": CELLS["Elman"]}
+    SEEDS, CHECKPOINTS = record["alignment"]["seeds"], (0,)
+    CELLS = {"Elman": CELLS["Elman"]}
     rows = alignment()["rows"]
     ok = True
     for old, new in zip(recorded, rows, strict=True):
