@@ -61,8 +61,9 @@ COPY = dict(num_symbols=4, copy_length=5, delay=10)
 
 
 def _step_losses(batch):
-    """`(xs [T, B, I], targets for accumulate, loss_fn)`: ℓ_t = the step's summed cross-entropy
-    over the B sequences, where the task's mask puts a target."""
+    """`(xs [T, B, I], targets)` for `accumulate` with `_ce`: targets = (labels [T, B], mask
+    [T, B]), so ℓ_t is the step's cross-entropy summed over the B sequences where the task's
+    mask puts a target."""
     xs = jnp.asarray(batch.inputs)
     targets = (jnp.asarray(batch.targets), jnp.asarray(batch.mask))
     return xs, targets

@@ -35,9 +35,7 @@ def plot_all(record: dict[str, Any], out: Path) -> None:
             ax.axhline(0, color="k", lw=0.5)
         np.atleast_1d(axes)[0].set_ylabel("cosine with the BPTT gradient")
         np.atleast_1d(axes)[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "alignment.png", dpi=120)
-        plt.close(fig)
+        _save(plt, fig, out / "alignment.png")
     if "learning" in record:
         suites = record["learning"]["suites"]
         fig, axes = plt.subplots(1, len(suites), figsize=(6 * len(suites), 4))
@@ -56,9 +54,7 @@ def plot_all(record: dict[str, Any], out: Path) -> None:
             ax.set_xlabel("training chunks (batches of 8 sequences)")
             ax.set_ylabel(f"test {suite['metric']} (mean over seeds)")
         np.atleast_1d(axes)[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "learning.png", dpi=120)
-        plt.close(fig)
+        _save(plt, fig, out / "learning.png")
     if "cost" in record:
         rows = record["cost"]["rows"]
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -73,6 +69,10 @@ def plot_all(record: dict[str, Any], out: Path) -> None:
         b.set_xlabel("H")
         b.set_ylabel("state size (floats per sequence)")
         a.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "cost.png", dpi=120)
-        plt.close(fig)
+        _save(plt, fig, out / "cost.png")
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -76,8 +76,7 @@ def rflo(cell: Cell) -> OnlineAlgorithm:
         h_prev = state.carry
         ones = jnp.ones((*h_prev.shape[:-1], 1), h_prev.dtype)
         in_t = jnp.concatenate([x, h_prev, ones], axis=-1)  # [*batch, D]
-        h, _ = cell.step(params, h_prev, x)
-        a = h if alpha == 1.0 else (h - (1.0 - alpha) * h_prev) / alpha
+        h, a, _ = elman.forward(options, params, h_prev, x @ params.w)  # h_t and a_t = φ(·)
         local = alpha * elman.unit(options).grad_out(a)  # ∂h_t/∂(pre-activation)
         traces = (1.0 - alpha) * state.traces + local[..., None] * in_t[..., None, :]
         value, dh = jax.value_and_grad(loss)(h)
