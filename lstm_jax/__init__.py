@@ -22,10 +22,14 @@ from lstm_jax.cells import (
     LSTMParams,
     gru,
     lstm_options,
+    mingru,
+    minlstm,
     register_cell,
     rnn,
 )
 from lstm_jax.cells.lstm import lstm
+from lstm_jax.cells.mlstm import mlstm
+from lstm_jax.cells.slstm import slstm
 from lstm_jax.driver import Impl, Readout, bidirectional, init_stacked, stacked, unroll
 from lstm_jax.gradients import Gradient, analytic, cut_gate_recurrence, cut_window, fused, online
 
@@ -55,9 +59,13 @@ __all__ = [
     "init_stacked",
     "lstm",
     "lstm_options",
+    "mingru",
+    "minlstm",
+    "mlstm",
     "online",
     "register_cell",
     "rnn",
+    "slstm",
     "stacked",
     "unroll",
 ]

@@ -39,6 +39,16 @@ EXTRA_CELLS = [
     ("rnn-sigmoid", "rnn", lstm_jax.rnn(activation="sigmoid")),  # Pascanu et al.'s units
     ("rnn-leaky", "rnn", lstm_jax.rnn(alpha=0.3)),  # Murray's (2019) leaky RNN, RFLO's cell
 ]
+# The modern cells (xLSTM, minimal RNNs): no reference `kind` or derivation; their identities are
+# in test_modern_cells.py, and the generic tests that need neither run them too.
+MODERN_CELLS = [
+    ("slstm", lstm_jax.slstm(heads=2)),
+    ("slstm-exp", lstm_jax.slstm(forget_gate="exp")),
+    ("mlstm", lstm_jax.mlstm(heads=2)),
+    ("mingru", lstm_jax.mingru()),
+    ("minlstm", lstm_jax.minlstm()),
+]
+MODERN_IDS = [c[0] for c in MODERN_CELLS]
 ROOT = Path(__file__).resolve().parents[1]  # the repository root
 CELL_IDS = [c[0] for c in CELLS]
 FAMILIES = [

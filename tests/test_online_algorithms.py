@@ -15,6 +15,7 @@ from conftest import (
     EXTRA_CELLS,
     FAMILIES,
     FAMILY_IDS,
+    MODERN_CELLS,
     random_carry,
     random_params,
     stable_seed,
@@ -75,7 +76,7 @@ def _check(cell, name, gradient, batch_shape, algorithm=None, params=None):
     return want
 
 
-ALL = CELLS + EXTRA_CELLS
+ALL = CELLS + EXTRA_CELLS + [(name, None, cell) for name, cell in MODERN_CELLS]
 
 
 @pytest.mark.parametrize(("name", "cell"), [c[::2] for c in ALL], ids=[c[0] for c in ALL])

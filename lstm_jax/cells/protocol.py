@@ -57,6 +57,7 @@ class InitialCarryFn(Protocol):
 
 
 StepFn = Callable[[Params, Carry, Array], tuple[Carry, Array]]
+ParallelFn = Callable[[Params, Array, Carry], tuple[Carry, Array]]
 SizesFn = Callable[[Params], tuple[int, int]]
 OutputFn = Callable[[Carry], Array]
 
@@ -116,6 +117,11 @@ class Cell(NamedTuple):
       output: `output(carry_t) -> y_t`, a selection of the carry (`h_t` for every cell here).
       derivation: the hand-derived backward pass (`Derivation`), or None: the cell then runs
         through the scan path only.
+      parallel: `parallel(params, xs, carry) -> (carry_T, ys)` over a whole time-major sequence
+        `xs: [T, *batch, I]`, the same function as scanning `step` but computed across time at
+        once (the mLSTM's quadratic form, the min-RNNs' associative scan), or None. Its
+        gradient is FULL's; it serves TRUNCATED only for cells whose `truncated_step is step`
+        (nothing to cut).
     """
 
     init: InitFn
@@ -126,6 +132,7 @@ class Cell(NamedTuple):
     sizes: SizesFn = kernel_sizes
     output: OutputFn = carry_is_output
     derivation: Derivation | None = None
+    parallel: ParallelFn | None = None
 
     def step_for(self, mode: Gradient) -> StepFn:
         """`step` for `Gradient.FULL`, `truncated_step` for `Gradient.TRUNCATED` (resolve a

@@ -13,7 +13,10 @@ from typing import Any
 from lstm_jax.cells.elman import rnn
 from lstm_jax.cells.gru import gru
 from lstm_jax.cells.lstm import lstm
+from lstm_jax.cells.minrnn import mingru, minlstm
+from lstm_jax.cells.mlstm import mlstm
 from lstm_jax.cells.protocol import Cell
+from lstm_jax.cells.slstm import slstm
 
 CellBuilder = Callable[..., Cell]
 
@@ -21,6 +24,10 @@ CELLS: dict[str, CellBuilder] = {
     "lstm": lstm,  # variant=..., any LSTMOptions field
     "gru": gru,  # reset_after
     "rnn": rnn,  # recurrent_scale
+    "slstm": slstm,  # heads, forget_gate, forget_bias
+    "mlstm": mlstm,  # heads, forget_gate, forget_bias
+    "mingru": mingru,  # candidate
+    "minlstm": minlstm,  # candidate
 }
 
 

@@ -1,5 +1,6 @@
 """Gradient-flow diagnostics (`gradient_flow`: per-lag gradient norms for any cell, the LSTM's
-cell-state Jacobian terms and their products) and plots of them (`plotting`)."""
+cell-state Jacobian terms and their products, the sLSTM's closed-form truncated path) and
+plots of them (`plotting`)."""
 
 from lstm_jax.diagnostics.gradient_flow import (
     cell_state_jacobians,
@@ -7,6 +8,7 @@ from lstm_jax.diagnostics.gradient_flow import (
     jacobian_term_norms,
     per_lag_gradients,
     per_lag_norms,
+    slstm_truncated_path,
     summary,
 )
 
@@ -16,5 +18,6 @@ __all__ = [
     "jacobian_term_norms",
     "per_lag_gradients",
     "per_lag_norms",
+    "slstm_truncated_path",
     "summary",
 ]

@@ -6,6 +6,8 @@
 - `cell_state_jacobians` / `jacobian_term_norms`: the terms A, B, C, D (and peepholes) of the
   LSTM's `∂c_t/∂c_{t-1}` (`cells.lstm.derivation.CellStateJacobian`) along a sequence.
 - `cell_state_product_singular_values`: singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}`.
+- `slstm_truncated_path`: the sLSTM's truncated gradient in closed form (the product of its
+  stabilised forget factors).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import lstm as lstm_lib
+from lstm_jax.cells import slstm as slstm_lib
 from lstm_jax.cells.lstm.derivation import CellStateJacobian
 from lstm_jax.cells.protocol import Carry, Cell, Params, StepFn
 from lstm_jax.driver import checks
@@ -152,6 +155,18 @@ def cell_state_product_singular_values(
 
     _, products = jax.lax.scan(accumulate, eye, jac, reverse=True)
     return jnp.linalg.svd(products, compute_uv=False)
+
+
+def slstm_truncated_path(
+    cell: Cell, params: slstm_lib.SLSTMParams, xs: Array, carry: slstm_lib.SLSTMCarry | None = None
+) -> slstm_lib.TruncatedPath:
+    """The sLSTM's truncated path from `L(h_T)` to every carry, in closed form
+    (`cells.slstm.truncated_path`): under TRUNCATED, `per_lag_gradients(...).c[k]` is
+    `∂L/∂h_T ⊙ path.c[k]` and `.n[k]` is `∂L/∂h_T ⊙ path.n[k]` for k < T. Leaves `[T, *batch, H]`
+    (a TypeError for other cells)."""
+    options = slstm_lib.options_of(cell, "slstm_truncated_path")
+    xs, carry = checks.prepare(cell, params, xs, carry)
+    return slstm_lib.truncated_path(options, params, xs, carry)
 
 
 def summary(norms: Any) -> dict[str, Any]:

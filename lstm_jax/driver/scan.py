@@ -27,12 +27,17 @@ class Impl(enum.Enum):
     FUSED: `gradients.fused`, a `custom_vjp` over the cell's `Derivation` with the input and
       weight-gradient matmuls hoisted out of the loops: reverse mode only, no `lengths`,
       `window`, `resets` or `remat`.
+    PARALLEL: the cell's whole-sequence form (`Cell.parallel`: the mLSTM's quadratic form, the
+      min-RNNs' associative scan), differentiated by autodiff: no `lengths`, `window`, `resets`
+      or `remat`, and TRUNCATED only for cells where it equals FULL.
     AUTO: FUSED wherever it applies (it measured faster than SCAN for every cell at every
-      benchmark shape, `experiments/benchmarks/`), SCAN otherwise.
+      benchmark shape, `experiments/benchmarks/`), SCAN otherwise; never PARALLEL, which is
+      asked for by name.
     """
 
     AUTO = "auto"
     FUSED = "fused"
+    PARALLEL = "parallel"
     SCAN = "scan"
 
 
@@ -44,11 +49,12 @@ def resolve_impl(
     window: int | None = None,
     resets: Any = None,
     remat: bool = False,
+    gradient: Gradient | str = Gradient.FULL,
 ) -> Impl:
-    """`Impl.FUSED` or `Impl.SCAN` for this cell and these options; `impl` may be a string.
+    """The `Impl` that runs this cell with these options (AUTO resolved); `impl` may be a string.
 
     A ValueError names the valid choices for an unknown `impl`, and what stands in the way when
-    `Impl.FUSED` is asked for where it does not apply.
+    `Impl.FUSED` or `Impl.PARALLEL` is asked for where it does not apply.
     """
     if not isinstance(impl, Impl):
         valid = [i.value for i in Impl]
@@ -60,6 +66,19 @@ def resolve_impl(
     options = {"lengths": lengths, "window": window, "resets": resets}
     unsupported = [name for name, value in options.items() if value is not None]
     unsupported += ["remat"] if remat else []
+    if impl is Impl.PARALLEL:
+        if cell.parallel is None:
+            unsupported += ["this cell (it has no parallel form)"]
+        if (
+            resolve_gradient(gradient) is Gradient.TRUNCATED
+            and cell.truncated_step is not cell.step
+        ):
+            unsupported += ["gradient='truncated' for this cell (its truncated step cuts paths)"]
+        if unsupported:
+            raise ValueError(
+                f"impl='parallel' does not support {', '.join(unsupported)}; use impl='scan'"
+            )
+        return impl
     unsupported += [] if cell.derivation is not None else ["this cell (it has no derivation)"]
     if impl is Impl.FUSED and unsupported:
         raise ValueError(f"impl='fused' does not support {', '.join(unsupported)}; use impl='scan'")
@@ -106,8 +125,8 @@ def unroll(
       scan_unroll: steps per scan iteration (`lax.scan(unroll=...)`, scan path only).
       remat: recompute each step in the backward pass (`jax.checkpoint`) instead of storing
         its intermediates; the scan then stores only the carries.
-      impl: an `Impl` or its name: "scan", "fused" or "auto" (the default). Pass "scan" for
-        `jax.jvp`/`jax.jacfwd` and higher derivatives.
+      impl: an `Impl` or its name: "scan", "fused", "parallel" or "auto" (the default). Pass
+        "scan" for `jax.jvp`/`jax.jacfwd` and higher derivatives.
 
     Returns:
       `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
@@ -124,8 +143,16 @@ def unroll(
         if not time_major and resets.ndim == 2:
             resets = jnp.swapaxes(resets, 0, 1)
         checks.check_resets(resets, xs.shape[:-1])
-    resolved = resolve_impl(impl, cell, lengths=lengths, window=window, resets=resets, remat=remat)
-    if resolved is Impl.FUSED:
+    resolved = resolve_impl(
+        impl, cell, lengths=lengths, window=window, resets=resets, remat=remat, gradient=mode
+    )
+    if resolved is Impl.PARALLEL:
+        if reverse:
+            carry, ys = _parallel(cell.parallel, params, xs[::-1], carry)
+            ys = ys[::-1]
+        else:
+            carry, ys = _parallel(cell.parallel, params, xs, carry)
+    elif resolved is Impl.FUSED:
         if reverse:
             carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode)
             ys = ys[::-1]
@@ -201,6 +228,12 @@ def scan_steps(
 
     ts = jnp.arange(num_steps)
     return jax.lax.scan(body, carry, (ts, xs, resets), reverse=reverse, unroll=scan_unroll)
+
+
+_parallel = jax.jit(
+    lambda parallel, params, xs, carry: parallel(params, xs, carry), static_argnums=0
+)
+"""`cell.parallel`, jitted once per cell like `scan_steps`."""
 
 
 def _expand(mask: Array, like: Array) -> Array:

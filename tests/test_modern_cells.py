@@ -1,0 +1,323 @@
+"""The modern cells (sLSTM, mLSTM, minGRU, minLSTM), in float64 where maths is compared: the scan
+is a Python loop over `step`; the stabilised sLSTM and mLSTM compute the plain (unstabilised)
+formulas written out here, and do not overflow in float32 where those do; the parallel forms
+equal the recurrent ones (outputs, final carries, gradients); TRUNCATED is FULL where nothing
+recurrent enters a nonlinear pre-activation and differs for the sLSTM, whose truncated per-lag
+gradient is its closed form; `check_grads`; clear errors for bad options."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import MODERN_CELLS, MODERN_IDS, random_params, stable_seed
+from jax.flatten_util import ravel_pytree
+from jax.scipy.linalg import block_diag
+from jax.test_util import check_grads
+
+import lstm_jax
+from lstm_jax import diagnostics
+from lstm_jax.cells import slstm as slstm_lib
+
+T, B, I, H = 6, 2, 3, 4
+PARALLEL = [(n, c) for n, c in MODERN_CELLS if c.parallel is not None] + [
+    ("mingru-linear", lstm_jax.mingru(candidate="linear")),
+    ("minlstm-linear", lstm_jax.minlstm(candidate="linear")),
+]
+
+
+def _setup(name, cell, steps=T, hidden=H, scale=0.5):
+    key = jax.random.key(stable_seed(name))
+    params = random_params(cell, key, I, hidden, scale=scale)
+    xs = jax.random.normal(jax.random.fold_in(key, 2), (steps, B, I), jnp.float64)
+    return params, xs
+
+
+def _carry(cell, name, hidden=H):
+    """A random carry a run could reach: for the sLSTM `n > 0`, `|c| < n`; for the mLSTM any."""
+    carry = cell.initial_carry((B,), hidden, jnp.float64)
+    keys = iter(jax.random.split(jax.random.key(stable_seed(name) + 5), 8))
+    if hasattr(carry, "c"):  # sLSTM
+        n = 0.5 + jax.random.uniform(next(keys), (B, hidden), jnp.float64)
+        c = n * jax.random.uniform(next(keys), (B, hidden), jnp.float64, -1, 1)
+        m = jax.random.normal(next(keys), (B, hidden), jnp.float64)
+        return type(carry)(h=jnp.tanh(c), c=c, n=n, m=m)
+    return jax.tree.map(lambda a: 0.5 * jax.random.normal(next(keys), a.shape, a.dtype), carry)
+
+
+def _close(a, b, rtol=1e-10, atol=1e-12):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+
+
+@pytest.mark.parametrize(("name", "cell"), MODERN_CELLS, ids=MODERN_IDS)
+def test_scan_is_a_loop_over_step(x64, name, cell):
+    params, xs = _setup(name, cell)
+    carry = _carry(cell, name)
+    final, ys = lstm_jax.unroll(cell, params, xs, carry, impl="scan")
+    loop_ys = []
+    for x in xs:
+        carry, y = cell.step(params, carry, x)
+        loop_ys.append(y)
+    _close((final, ys), (carry, jnp.stack(loop_ys)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stabilised = plain
+
+
+def _dense_recurrent(r):
+    """`R_g` for each gate as one dense `[H, H]` (in → out) block-diagonal matrix."""
+    return [block_diag(*r[g]) for g in range(4)]
+
+
+def _slstm_plain(params, xs, h, c, n, exp_forget):
+    """The sLSTM without its stabiliser: `i = exp(ī)`, `f = σ(f̄)` or `exp(f̄)`."""
+    recurrent = jnp.concatenate(_dense_recurrent(params.r), axis=1)  # [H, 4H]
+    hs = []
+    for x in xs:
+        i_pre, f_pre, z_pre, o_pre = jnp.split(x @ params.w + params.b + h @ recurrent, 4, -1)
+        f = jnp.exp(f_pre) if exp_forget else jax.nn.sigmoid(f_pre)
+        i = jnp.exp(i_pre)
+        c = f * c + i * jnp.tanh(z_pre)
+        n = f * n + i
+        h = jax.nn.sigmoid(o_pre) * c / n
+        hs.append(h)
+    return jnp.stack(hs)
+
+
+def _mlstm_plain(params, xs, heads, C, n):
+    """The mLSTM without its stabiliser, head by head: `h = o ⊙ C q / max(|nᵀq|, 1)`."""
+    hidden = (params.w.shape[1] - 2 * heads) // 4
+    d = hidden // heads
+    hs = []
+    for x in xs:
+        proj = x @ params.w + params.b
+        out = []
+        for k in range(heads):
+            q, kk, v, o_pre = (
+                proj[:, g * hidden + k * d : g * hidden + (k + 1) * d] for g in range(4)
+            )
+            kk = kk / np.sqrt(d)
+            i = jnp.exp(proj[:, 4 * hidden + k])[:, None]
+            f = jax.nn.sigmoid(proj[:, 4 * hidden + heads + k])[:, None]
+            C = C.at[:, k].set(f[..., None] * C[:, k] + i[..., None] * v[:, :, None] * kk[:, None])
+            n = n.at[:, k].set(f * n[:, k] + i * kk)
+            num = jnp.einsum("bde,be->bd", C[:, k], q)
+            den = jnp.maximum(jnp.abs(jnp.sum(n[:, k] * q, -1)), 1.0)[:, None]
+            out.append(jax.nn.sigmoid(o_pre) * num / den)
+        hs.append(jnp.concatenate(out, -1))
+    return jnp.stack(hs)
+
+
+@pytest.mark.parametrize(
+    ("name", "start"),
+    [
+        ("slstm", "zero"),
+        ("slstm-exp", "zero"),
+        ("slstm", "random"),
+        ("mlstm", "zero"),
+        ("mlstm", "random"),
+    ],
+)
+def test_stabilised_equals_plain(x64, name, start):
+    """Outputs and parameter gradients of the stabilised cell equal the plain formulas, from the
+    zero carry and from a random one (whose plain state is the stabilised one times `exp(m)`)."""
+    cell = dict(MODERN_CELLS)[name]
+    params, xs = _setup(name, cell)
+    carry = _carry(cell, name) if start == "random" else cell.initial_carry((B,), H, jnp.float64)
+    if name.startswith("slstm"):
+        scale = jnp.exp(carry.m)
+
+        def plain(p):
+            exp_forget = name == "slstm-exp"
+            return _slstm_plain(p, xs, carry.h, carry.c * scale, carry.n * scale, exp_forget)
+
+    else:
+        scale = jnp.exp(carry.m)
+
+        def plain(p):
+            C, n = carry.C * scale[..., None, None], carry.n * scale[..., None]
+            return _mlstm_plain(p, xs, cell.options.heads, C, n)
+
+    def ours(p):
+        return lstm_jax.unroll(cell, p, xs, carry, impl="scan")[1]
+
+    _close(ours(params), plain(params))
+    weights = jax.random.normal(jax.random.key(1), (T, B, H), jnp.float64)
+    grad = jax.grad(lambda p, f: jnp.sum(weights * f(p)), argnums=0)
+    _close(grad(params, ours), grad(params, plain), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("name", "cell"), MODERN_CELLS[:3], ids=MODERN_IDS[:3])
+def test_stabilised_does_not_overflow_in_float32(name, cell):
+    """Pre-activations in the hundreds over 300 steps: the plain formulas overflow (inf or
+    NaN), the cells stay finite, outputs and gradients both."""
+    with jax.enable_x64(True):
+        params, xs = _setup(name, cell, steps=300, scale=40.0)
+    params, xs = jax.tree.map(lambda a: a.astype(jnp.float32), (params, xs))
+    carry = cell.initial_carry((B,), H, jnp.float32)
+    if name.startswith("slstm"):
+        plain = _slstm_plain(params, xs, *carry[:3], name == "slstm-exp")
+    else:
+        plain = _mlstm_plain(params, xs, cell.options.heads, carry.C, carry.n)
+    assert not np.all(np.isfinite(plain))
+
+    def loss(p):
+        return jnp.sum(lstm_jax.unroll(cell, p, xs, carry, impl="scan")[1] ** 2)
+
+    value, grads = jax.value_and_grad(loss)(params)
+    assert np.isfinite(value) and np.all(np.isfinite(ravel_pytree(grads)[0]))
+    assert np.abs(lstm_jax.unroll(cell, params, xs, carry)[1]).max() <= 1.0 + 1e-6 or (
+        name == "mlstm"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel = recurrent
+
+
+@pytest.mark.parametrize(("name", "cell"), PARALLEL, ids=[n for n, _ in PARALLEL])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_parallel_equals_recurrent(x64, name, cell, reverse):
+    """Outputs, the final carry, and gradients with respect to params and the initial carry."""
+    params, xs = _setup(name, cell)
+    carry = _carry(cell, name)
+    weights = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+
+    def run(impl):
+        def loss(p, c):
+            final, ys = lstm_jax.unroll(cell, p, xs, c, impl=impl, reverse=reverse)
+            return jnp.sum(weights * ys) + sum(jnp.sum(jnp.sin(f)) for f in jax.tree.leaves(final))
+
+        return lstm_jax.unroll(cell, params, xs, carry, impl=impl, reverse=reverse), jax.grad(
+            loss, argnums=(0, 1)
+        )(params, carry)
+
+    _close(run("parallel"), run("scan"))
+
+
+def test_mlstm_parallel_final_carry_continues_the_sequence(x64):
+    """Two halves run in parallel form, the second from the first's final carry, equal one run:
+    the row maximum `m_T` is the recurrent stabiliser, so the carry is interchangeable."""
+    cell = lstm_jax.mlstm(heads=2)
+    params, xs = _setup("mlstm", cell, steps=8)
+    whole = lstm_jax.unroll(cell, params, xs, impl="parallel")
+    first, ys1 = lstm_jax.unroll(cell, params, xs[:4], impl="parallel")
+    last, ys2 = lstm_jax.unroll(cell, params, xs[4:], first, impl="parallel")
+    _close(whole, (last, jnp.concatenate([ys1, ys2])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient modes
+
+
+def _grads(cell, params, xs, carry, **kwargs):
+    def loss(p):
+        return jnp.sum(jnp.sin(lstm_jax.unroll(cell, p, xs, carry, impl="scan", **kwargs)[1]))
+
+    return ravel_pytree(jax.grad(loss)(params))[0]
+
+
+@pytest.mark.parametrize(("name", "cell"), MODERN_CELLS, ids=MODERN_IDS)
+def test_truncated_is_full_only_without_nonlinear_recurrence(x64, name, cell):
+    """mLSTM, minGRU, minLSTM: nothing to cut, the truncated step is the step and the gradients
+    are equal; the sLSTM's `h_{t-1}` enters its gates, so they differ. Windowed TBPTT with a
+    window of T is FULL, and a window of 2 changes the gradient for every cell."""
+    params, xs = _setup(name, cell)
+    carry = _carry(cell, name)
+    full = _grads(cell, params, xs, carry)
+    truncated = _grads(cell, params, xs, carry, gradient="truncated")
+    if name.startswith("slstm"):
+        assert cell.truncated_step is not cell.step
+        assert np.max(np.abs(truncated - full)) > 1e-3 * np.max(np.abs(full))
+    else:
+        assert cell.truncated_step is cell.step
+        np.testing.assert_array_equal(truncated, full)
+    np.testing.assert_allclose(_grads(cell, params, xs, carry, window=T), full, rtol=1e-12)
+    windowed = _grads(cell, params, xs, carry, window=2)
+    assert np.max(np.abs(windowed - full)) > 1e-3 * np.max(np.abs(full))
+
+
+@pytest.mark.parametrize("name", ["slstm", "slstm-exp"])
+@pytest.mark.parametrize("start", ["zero", "random"])
+def test_slstm_truncated_per_lag_gradient_is_the_forget_product(x64, name, start):
+    """Under TRUNCATED, `∂L/∂c_k = ∂L/∂h_T ⊙ o_T/n_T ⊙ ∏_{j>k} f'_j` and `∂L/∂n_k = -∂L/∂h_T ⊙
+    o_T c_T/n_T² ⊙ ∏_{j>k} f'_j` (the probes of `per_lag_gradients` against the closed form);
+    under FULL the cut paths add to it. The product also equals `∏ f'_j` multiplied out."""
+    cell = dict(MODERN_CELLS)[name]
+    params, xs = _setup(name, cell, steps=8)
+    carry = _carry(cell, name) if start == "random" else None
+    target = jax.random.normal(jax.random.key(4), (B, H), jnp.float64)
+
+    def loss_fn(h):
+        return jnp.sum(jnp.sin(h * target))
+
+    lags = diagnostics.per_lag_gradients(cell, params, xs, loss_fn, carry, gradient="truncated")
+    path = diagnostics.slstm_truncated_path(cell, params, xs, carry)
+    dh_t = lags.h[-1]  # ∂L/∂h_T
+    _close(lags.c[:-1], dh_t * path.c)
+    _close(lags.n[:-1], dh_t * path.n)
+    # the product multiplied out step by step from the cell's own f'_t
+    state = carry if carry is not None else cell.initial_carry((B,), H, jnp.float64)
+    factors = []
+    for x in xs:
+        p = slstm_lib.parts(cell.options, params, state, x)
+        factors.append(p.f)
+        state = p.carry
+    products = jnp.cumprod(jnp.stack(factors)[::-1], axis=0)[::-1]
+    _close(path.forget_product, products)
+    if start == "zero":
+        np.testing.assert_array_equal(path.forget_product[0], 0.0)  # f'_1 = 0: empty carry
+    full = diagnostics.per_lag_gradients(cell, params, xs, loss_fn, carry)
+    assert not np.allclose(full.c[:-1], lags.c[:-1])
+
+
+@pytest.mark.parametrize(("name", "cell"), MODERN_CELLS, ids=MODERN_IDS)
+def test_check_grads(x64, name, cell):
+    """Forward- and reverse-mode derivatives against finite differences, through the scan and
+    (where there is one) the parallel form."""
+    params, xs = _setup(name, cell, steps=4)
+    carry = _carry(cell, name)
+    impls = ["scan"] + (["parallel"] if cell.parallel is not None else [])
+    for impl in impls:
+
+        def f(p, xs, impl=impl):
+            return lstm_jax.unroll(cell, p, xs, carry, impl=impl)[1]
+
+        modes = ("fwd", "rev") if impl == "scan" else ("rev",)
+        check_grads(f, (params, xs), order=1, modes=modes, atol=1e-6, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def test_bad_options_give_clear_errors():
+    with pytest.raises(ValueError, match=r"sLSTM heads=3 must divide hidden_size=4"):
+        lstm_jax.slstm(heads=3).init(jax.random.key(0), 2, 4)
+    with pytest.raises(ValueError, match=r"mLSTM heads=3 must divide hidden_size=4"):
+        lstm_jax.mlstm(heads=3).init(jax.random.key(0), 2, 4)
+    with pytest.raises(ValueError, match=r"forget_gate must be one of \['exp', 'sigmoid'\]"):
+        lstm_jax.slstm(forget_gate="tanh")
+    with pytest.raises(ValueError, match=r"forget_gate must be one of"):
+        lstm_jax.mlstm(forget_gate="relu")
+    with pytest.raises(ValueError, match=r"heads must be a positive int, got 0"):
+        lstm_jax.slstm(heads=0)
+    with pytest.raises(ValueError, match=r"candidate must be one of \['g', 'linear'\]"):
+        lstm_jax.mingru(candidate="tanh")
+    with pytest.raises(ValueError, match=r"bad options for cell 'minlstm'"):
+        lstm_jax.cells.build_cell("minlstm", options={"heads": 2})
+
+
+def test_parallel_where_it_does_not_apply():
+    xs = jnp.ones((3, 2, 2))
+    slstm = lstm_jax.slstm()
+    with pytest.raises(ValueError, match=r"impl='parallel' does not support this cell"):
+        lstm_jax.unroll(slstm, slstm.init(jax.random.key(0), 2, 4), xs, impl="parallel")
+    mingru = lstm_jax.mingru()
+    params = mingru.init(jax.random.key(0), 2, 4)
+    with pytest.raises(ValueError, match=r"impl='parallel' does not support lengths, window"):
+        lstm_jax.unroll(mingru, params, xs, lengths=jnp.array([1, 2]), window=2, impl="parallel")
+    with pytest.raises(ValueError, match=r"impl must be one of \['auto', 'fused', 'parallel'"):
+        lstm_jax.unroll(mingru, params, xs, impl="quadratic")
