@@ -186,6 +186,28 @@ def test_cell_module_in_flax_rnn_matches_unroll(name, gradient):
     )
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [lstm_jax.slstm(heads=2), lstm_jax.mlstm(heads=2), lstm_jax.mingru(), lstm_jax.minlstm()],
+    ids=["slstm", "mlstm", "mingru", "minlstm"],
+)
+def test_modern_cells_in_flax(cell):
+    """The modern cells as a CellModule inside flax.linen.RNN, and as lstm_jax.linen.RNN with
+    their parallel form where they have one: the same outputs as `unroll` on the same params."""
+    xs = jax.random.normal(jax.random.key(5), (B, T, I))
+    module = nn.RNN(lj.CellModule(cell, H), return_carry=True)
+    variables = module.init(jax.random.key(6), xs)
+    _, ys_m = module.apply(variables, xs)
+    _, ys = lstm_jax.unroll(cell, variables["params"]["cell"]["cell"], xs, time_major=False)
+    np.testing.assert_allclose(ys, ys_m, rtol=1e-6, atol=1e-6)
+    if cell.parallel is not None:
+        layer = lj.RNN(cell, H, num_layers=2, impl="parallel")
+        variables = layer.init(jax.random.key(7), xs)
+        _, ys_m = layer.apply(variables, xs)
+        _, ys = lstm_jax.stacked(cell, variables["params"]["layers"], xs, impl="scan")
+        np.testing.assert_allclose(ys, ys_m, rtol=1e-5, atol=1e-6)
+
+
 def test_cell_module_initialize_carry_matches_initial_carry():
     """CellModule.initialize_carry is the cell's zero carry for the batch shape."""
     cell = lstm_jax.lstm()

@@ -178,19 +178,23 @@ def test_stabilised_does_not_overflow_in_float32(name, cell):
 
 
 @pytest.mark.parametrize(("name", "cell"), PARALLEL, ids=[n for n, _ in PARALLEL])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_parallel_equals_recurrent(x64, name, cell, reverse):
-    """Outputs, the final carry, and gradients with respect to params and the initial carry."""
+@pytest.mark.parametrize("option", ["forward", "reverse", "lengths"])
+def test_parallel_equals_recurrent(x64, name, cell, option):
+    """Outputs, the final carry, and gradients with respect to params and the initial carry;
+    also run backwards, and with `lengths` (padded steps leave the carry alone, output 0)."""
     params, xs = _setup(name, cell)
     carry = _carry(cell, name)
     weights = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+    kwargs = {"reverse": option == "reverse"}
+    if option == "lengths":
+        kwargs["lengths"] = jnp.array([T - 2, 1])
 
     def run(impl):
         def loss(p, c):
-            final, ys = lstm_jax.unroll(cell, p, xs, c, impl=impl, reverse=reverse)
+            final, ys = lstm_jax.unroll(cell, p, xs, c, impl=impl, **kwargs)
             return jnp.sum(weights * ys) + sum(jnp.sum(jnp.sin(f)) for f in jax.tree.leaves(final))
 
-        return lstm_jax.unroll(cell, params, xs, carry, impl=impl, reverse=reverse), jax.grad(
+        return lstm_jax.unroll(cell, params, xs, carry, impl=impl, **kwargs), jax.grad(
             loss, argnums=(0, 1)
         )(params, carry)
 
@@ -317,7 +321,9 @@ def test_parallel_where_it_does_not_apply():
         lstm_jax.unroll(slstm, slstm.init(jax.random.key(0), 2, 4), xs, impl="parallel")
     mingru = lstm_jax.mingru()
     params = mingru.init(jax.random.key(0), 2, 4)
-    with pytest.raises(ValueError, match=r"impl='parallel' does not support lengths, window"):
-        lstm_jax.unroll(mingru, params, xs, lengths=jnp.array([1, 2]), window=2, impl="parallel")
+    with pytest.raises(ValueError, match=r"impl='parallel' does not support window, lengths "):
+        lstm_jax.unroll(
+            mingru, params, xs, lengths=jnp.array([1, 2]), window=2, reverse=True, impl="parallel"
+        )
     with pytest.raises(ValueError, match=r"impl must be one of \['auto', 'fused', 'parallel'"):
         lstm_jax.unroll(mingru, params, xs, impl="quadratic")

@@ -20,13 +20,16 @@ from lstm_jax.training.tasks import (
     ContinualEmbeddedReber,
     Copy,
     EmbeddedReber,
+    ModularArithmetic,
     MultiplicationProblem,
+    ParityCheck,
     PascanuTemporalOrder,
     TemporalOrder,
     make_task,
     reber,
     reber_valid,
 )
+from lstm_jax.training.tasks.formal import evaluate
 
 TEXT = "The quick brown fox — jumps over the lazy dog; naïve café, 日本語!\n" * 20
 
@@ -51,6 +54,8 @@ def small_tasks(text_file: str) -> list:
         ContinualEmbeddedReber(chunk_length=20, external_reset=True, test_symbols=50),
         Copy(num_symbols=4, copy_length=3, delay=5),
         CharLM(text_file, length=12),
+        ParityCheck(min_length=2, max_length=6, test_min_length=7, test_max_length=12),
+        ModularArithmetic(modulus=3, max_length=9, test_min_length=10, test_max_length=15),
     ]
 
 
@@ -514,6 +519,53 @@ def test_char_lm_errors(tmp_path, text_file):
 # --- errors ----------------------------------------------------------------------------------
 
 
+# --- formal languages ------------------------------------------------------------------------
+
+
+def test_parity_strings_classes_and_lengths():
+    task = ParityCheck()
+    for batch, (low, high) in (
+        (task.batch(0, 0, 200), (3, 40)),
+        (task.test_set(0, 300), (41, 256)),
+    ):
+        assert batch.inputs.shape[0] == high
+        assert batch.lengths.min() >= low and batch.lengths.max() <= high
+        assert batch.lengths.min() < low + 10 and batch.lengths.max() > high - 10
+        for j, length in enumerate(batch.lengths):
+            ones = int(batch.inputs[:length, j, 1].sum())
+            assert batch.mask[:, j].nonzero()[0].tolist() == [length - 1]
+            assert batch.targets[length - 1, j] == ones % 2
+    assert set(batch.targets[batch.mask > 0]) == {0, 1}
+
+
+def test_modular_arithmetic_matches_python_evaluation():
+    """Each string, decoded and evaluated by Python (usual precedence), gives the class;
+    hand-checked examples from Delétang et al."""
+    task = ModularArithmetic()
+    batch = task.batch(1, 2, 100)
+    alphabet = "01234+-*"
+    assert set(batch.lengths % 2) == {1}
+    for j, length in enumerate(batch.lengths):
+        text = symbols(batch.inputs[:length, j], alphabet)
+        assert batch.targets[length - 1, j] == eval(text) % 5
+    numbers = np.array([[1, 1, 0], [2, 1, 1], [3, 1, 4], [0, 0, 3], [0, 0, 2]])
+    ops = np.array([[0, 1, 2], [2, 1, 0], [0, 0, 2], [0, 0, 1]])  # "+-*" indices
+    got = evaluate(numbers, ops, np.array([2, 2, 4]), 5)
+    assert got.tolist() == [(1 + 2 * 3) % 5, (1 - 1 - 1) % 5, (0 * 1 + 4 * 3 - 2) % 5]
+
+
+def test_formal_language_metrics():
+    task = ModularArithmetic()
+    batch = task.test_set(0, 50)
+    perfect = np.eye(5)[batch.targets] * 10
+    assert task.metrics(perfect, batch) == {"accuracy": 1.0, "scaled_accuracy": 1.0}
+    assert task.solved(task.metrics(perfect, batch))
+    constant = np.zeros_like(perfect)  # argmax 0 everywhere
+    acc = np.mean(batch.targets[batch.mask > 0] == 0)
+    got = task.metrics(constant, batch)
+    assert got["accuracy"] == acc and np.isclose(got["scaled_accuracy"], (acc - 0.2) / 0.8)
+
+
 def test_make_task_names_and_options():
     assert isinstance(make_task("adding", length=50), AddingProblem)
     with pytest.raises(ValueError, match="unknown task 'add'") as error:
@@ -545,6 +597,10 @@ def test_make_task_names_and_options():
         (lambda: ContinualEmbeddedReber(external_reset="yes"), "external_reset must be a bool"),
         (lambda: Copy(delay=0), "delay must be >= 1, got 0"),
         (lambda: Copy(num_symbols=1), "num_symbols must be >= 2"),
+        (lambda: ParityCheck(min_length=9, max_length=8), "max_length must be >= min_length"),
+        (lambda: ParityCheck(test_max_length=40), "test_max_length must be >= test_min_length"),
+        (lambda: ParityCheck(min_length=0), "min_length must be >= 1, got 0"),
+        (lambda: ModularArithmetic(modulus=1), "modulus must be >= 2, got 1"),
         (lambda: AddingProblem().batch(0, -1, 4), "step must be >= 0"),
         (lambda: AddingProblem().batch(-1, 0, 4), "seed must be >= 0"),
         (lambda: Copy().batch(0, 0, 0), "batch_size must be >= 1"),

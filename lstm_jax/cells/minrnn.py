@@ -139,11 +139,19 @@ def step(options: MinRNNOptions, params: MinRNNParams, h: Array, x: Array) -> tu
 
 
 def parallel(
-    options: MinRNNOptions, params: MinRNNParams, xs: Array, h0: Array
+    options: MinRNNOptions,
+    params: MinRNNParams,
+    xs: Array,
+    h0: Array,
+    valid: Array | None = None,
 ) -> tuple[Array, Array]:
     """The associative scan over a time-major sequence: `xs: [T, *batch, I]`, `h0: [*batch, H]`
-    -> `(h_T, hs: [T, *batch, H])`, equal to scanning `step`."""
+    -> `(h_T, hs: [T, *batch, H])`, equal to scanning `step`. Where `valid: [T, *batch]` is
+    false the step is the identity (`a = 1, b = 0`) and its output 0, as the scan's `lengths`."""
     a, b = coefficients(options, params, xs)
+    if valid is not None:
+        a = jnp.where(valid[..., None], a, 1.0)
+        b = jnp.where(valid[..., None], b, 0.0)
     b = b.at[0].add(a[0] * h0)
 
     def combine(left: tuple[Array, Array], right: tuple[Array, Array]) -> tuple[Array, Array]:
@@ -152,4 +160,5 @@ def parallel(
         return a_l * a_r, a_r * b_l + b_r
 
     _, hs = jax.lax.associative_scan(combine, (a, b), axis=0)
-    return hs[-1], hs
+    final = hs[-1]
+    return final, hs if valid is None else jnp.where(valid[..., None], hs, 0.0)

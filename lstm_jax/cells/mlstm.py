@@ -191,11 +191,22 @@ def step(
 
 
 def parallel(
-    options: MLSTMOptions, params: MLSTMParams, xs: Array, carry: MLSTMCarry
+    options: MLSTMOptions,
+    params: MLSTMParams,
+    xs: Array,
+    carry: MLSTMCarry,
+    valid: Array | None = None,
 ) -> tuple[MLSTMCarry, Array]:
     """The quadratic form over a whole time-major sequence: `xs: [T, *batch, I]` ->
-    `(carry_T, hs: [T, *batch, H])`, equal to scanning `step` (module docstring)."""
+    `(carry_T, hs: [T, *batch, H])`, equal to scanning `step` (module docstring). Where
+    `valid: [T, *batch]` is false the step is the identity (`log f = 0`, `ī = -∞`: the carry
+    passes unchanged) and its output 0, as the scan's `lengths`."""
     p = project(options, params, xs)  # fields [T, *batch, NH, ...]
+    if valid is not None:
+        mask = valid[..., None]
+        p = p._replace(
+            i_pre=jnp.where(mask, p.i_pre, -jnp.inf), log_f=jnp.where(mask, p.log_f, 0.0)
+        )
     # Heads and batch lead, time second to last: [*batch, NH, T, ...].
     q, k, v = (jnp.moveaxis(a, 0, -2) for a in (p.q, p.k, p.v))
     i_pre, log_f = (jnp.moveaxis(a, 0, -1) for a in (p.i_pre, p.log_f))
@@ -222,4 +233,10 @@ def parallel(
     w_last, d0_last = d_w[..., -1, :], d0[..., -1]  # [*batch, NH, T], [*batch, NH]
     C = jnp.einsum("...s,...sd,...se->...de", w_last, v, k) + d0_last[..., None, None] * carry.C
     n = jnp.einsum("...s,...sd->...d", w_last, k) + d0_last[..., None] * carry.n
-    return MLSTMCarry(C, n, m[..., -1], hs[-1]), hs
+    if valid is None:
+        return MLSTMCarry(C, n, m[..., -1], hs[-1]), hs
+    # h of the last valid step (the carry's h passes through padded steps too)
+    last = jnp.sum(valid, axis=0) - 1  # [*batch]; -1: no valid step, keep the carry's h
+    h_last = jnp.take_along_axis(hs, jnp.maximum(last, 0)[None, ..., None], axis=0)[0]
+    h_last = jnp.where((last >= 0)[..., None], h_last, carry.h)
+    return MLSTMCarry(C, n, m[..., -1], h_last), jnp.where(valid[..., None], hs, 0.0)

@@ -57,7 +57,7 @@ class InitialCarryFn(Protocol):
 
 
 StepFn = Callable[[Params, Carry, Array], tuple[Carry, Array]]
-ParallelFn = Callable[[Params, Array, Carry], tuple[Carry, Array]]
+ParallelFn = Callable[..., tuple[Carry, Array]]
 SizesFn = Callable[[Params], tuple[int, int]]
 OutputFn = Callable[[Carry], Array]
 
@@ -117,11 +117,12 @@ class Cell(NamedTuple):
       output: `output(carry_t) -> y_t`, a selection of the carry (`h_t` for every cell here).
       derivation: the hand-derived backward pass (`Derivation`), or None: the cell then runs
         through the scan path only.
-      parallel: `parallel(params, xs, carry) -> (carry_T, ys)` over a whole time-major sequence
-        `xs: [T, *batch, I]`, the same function as scanning `step` but computed across time at
-        once (the mLSTM's quadratic form, the min-RNNs' associative scan), or None. Its
-        gradient is FULL's; it serves TRUNCATED only for cells whose `truncated_step is step`
-        (nothing to cut).
+      parallel: `parallel(params, xs, carry, valid=None) -> (carry_T, ys)` over a whole
+        time-major sequence `xs: [T, *batch, I]`, the same function as scanning `step` but
+        computed across time at once (the mLSTM's quadratic form, the min-RNNs' associative
+        scan), or None. Where `valid: [T, *batch]` is false a step leaves the carry unchanged
+        and outputs zeros (the driver's `lengths`). Its gradient is FULL's; it serves TRUNCATED
+        only for cells whose `truncated_step is step` (nothing to cut).
     """
 
     init: InitFn

@@ -79,8 +79,9 @@ def plot_strips(
             ax.scatter(i + jitter[~ok], np.full((~ok).sum(), top), marker="x", color=f"C{i}")
             if len(v):  # the median over all runs; unsolved ones count as infinite
                 ax.hlines(min(np.median(v), top), i - 0.25, i + 0.25, color="k", lw=1)
-        ax.axhline(top, color="0.7", ls=":", lw=1)
-        ax.text(len(settings) - 0.5, top, "not solved", ha="right", va="bottom", fontsize=7)
+        if len(finite) < sum(len(vs) for vs in settings.values()):
+            ax.axhline(top, color="0.7", ls=":", lw=1)
+            ax.text(len(settings) - 0.5, top, "not solved", ha="right", va="bottom", fontsize=7)
         ax.set_xticks(range(len(settings)), list(settings), rotation=30, ha="right", fontsize=8)
         if logy:
             ax.set_yscale("log")

@@ -28,8 +28,8 @@ class Impl(enum.Enum):
       weight-gradient matmuls hoisted out of the loops: reverse mode only, no `lengths`,
       `window`, `resets` or `remat`.
     PARALLEL: the cell's whole-sequence form (`Cell.parallel`: the mLSTM's quadratic form, the
-      min-RNNs' associative scan), differentiated by autodiff: no `lengths`, `window`, `resets`
-      or `remat`, and TRUNCATED only for cells where it equals FULL.
+      min-RNNs' associative scan), differentiated by autodiff: no `window`, `resets`, `remat`,
+      or `lengths` with `reverse`, and TRUNCATED only for cells where it equals FULL.
     AUTO: FUSED wherever it applies (it measured faster than SCAN for every cell at every
       benchmark shape, `experiments/benchmarks/`), SCAN otherwise; never PARALLEL, which is
       asked for by name.
@@ -50,6 +50,7 @@ def resolve_impl(
     resets: Any = None,
     remat: bool = False,
     gradient: Gradient | str = Gradient.FULL,
+    reverse: bool = False,
 ) -> Impl:
     """The `Impl` that runs this cell with these options (AUTO resolved); `impl` may be a string.
 
@@ -67,6 +68,9 @@ def resolve_impl(
     unsupported = [name for name, value in options.items() if value is not None]
     unsupported += ["remat"] if remat else []
     if impl is Impl.PARALLEL:
+        unsupported = [u for u in unsupported if u != "lengths"]
+        if lengths is not None and reverse:
+            unsupported += ["lengths with reverse"]
         if cell.parallel is None:
             unsupported += ["this cell (it has no parallel form)"]
         if (
@@ -144,14 +148,22 @@ def unroll(
             resets = jnp.swapaxes(resets, 0, 1)
         checks.check_resets(resets, xs.shape[:-1])
     resolved = resolve_impl(
-        impl, cell, lengths=lengths, window=window, resets=resets, remat=remat, gradient=mode
+        impl,
+        cell,
+        lengths=lengths,
+        window=window,
+        resets=resets,
+        remat=remat,
+        gradient=mode,
+        reverse=reverse,
     )
     if resolved is Impl.PARALLEL:
         if reverse:
-            carry, ys = _parallel(cell.parallel, params, xs[::-1], carry)
+            carry, ys = _parallel(cell.parallel, params, xs[::-1], carry, None)
             ys = ys[::-1]
         else:
-            carry, ys = _parallel(cell.parallel, params, xs, carry)
+            valid = None if lengths is None else _valid_steps(lengths, xs.shape[0])
+            carry, ys = _parallel(cell.parallel, params, xs, carry, valid)
     elif resolved is Impl.FUSED:
         if reverse:
             carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode)
@@ -230,10 +242,15 @@ def scan_steps(
     return jax.lax.scan(body, carry, (ts, xs, resets), reverse=reverse, unroll=scan_unroll)
 
 
-_parallel = jax.jit(
-    lambda parallel, params, xs, carry: parallel(params, xs, carry), static_argnums=0
-)
-"""`cell.parallel`, jitted once per cell like `scan_steps`."""
+@functools.partial(jax.jit, static_argnums=0)
+def _parallel(parallel, params: Params, xs: Array, carry: Carry, valid: Array | None):
+    """`cell.parallel`, jitted once per cell like `scan_steps`."""
+    return parallel(params, xs, carry, valid)
+
+
+def _valid_steps(lengths: Array, num_steps: int) -> Array:
+    """`[T, *batch]`: step t < the sequence's length."""
+    return jnp.arange(num_steps).reshape(-1, *([1] * lengths.ndim)) < lengths
 
 
 def _expand(mask: Array, like: Array) -> Array:

@@ -66,6 +66,7 @@ class RNN(nn.Module):
     time_major: bool = True
     scan_unroll: int = 1
     remat: bool = False
+    impl: str = "auto"
     param_dtype: Any = jnp.float32
 
     @nn.compact
@@ -96,4 +97,5 @@ class RNN(nn.Module):
             time_major=self.time_major,
             scan_unroll=self.scan_unroll,
             remat=self.remat,
+            impl=self.impl,
         )

@@ -33,7 +33,8 @@ class TaskConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "lstm"  # a name in lstm_jax.cells.registry.CELLS: "lstm" | "gru" | "rnn"
+    cell: str = "lstm"  # a name in lstm_jax.cells.registry.CELLS: "lstm" | "gru" | "rnn" |
+    #                     "slstm" | "mlstm" | "mingru" | "minlstm"
     variant: str | None = None  # for cells with variants: the LSTM's (lstm_jax.LSTM_VARIANTS)
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the builder's keywords
     hidden_size: int = 32
@@ -41,6 +42,7 @@ class ModelConfig:
     gradient: str = "full"  # "full" | "truncated" | "online" (SGD at every step from an online
     #                         algorithm, training.online_algorithm: training.online_updates)
     window: int | None = None  # windowed truncated BPTT, steps per window
+    impl: str = "auto"  # lstm_jax.Impl: "auto" | "scan" | "fused" | "parallel" (mLSTM, min-RNNs)
     output: str = "identity"  # a key of training.model.OUTPUTS: "identity" | "sigmoid" (1997)
     readout_range: float | None = None  # readout weights and bias U(±a); None: U(±1/√H), b = 0
     readout_std: float | None = None  # readout weights N(0, std²), b = 0 (Pascanu et al. 2013)
@@ -48,13 +50,16 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = "adam"  # "sgd" | "momentum" | "adam"
+    name: str = "adam"  # "sgd" | "momentum" | "adam" | "adamw"
     learning_rate: float = 1e-3
     momentum: float = 0.9  # "momentum" only
+    beta2: float = 0.999  # "adam", "adamw": the second-moment decay (xLSTM's formal tasks: 0.99)
+    weight_decay: float = 0.0  # "adamw": decoupled weight decay (Loshchilov & Hutter 2019)
     schedule: str = "constant"  # "constant" | "cosine" | "exponential"
     decay_rate: float = 0.1  # "exponential": learning rate x decay_rate every decay_steps
     decay_steps: int = 1000
     warmup_steps: int = 0
+    min_learning_rate: float = 0.0  # "cosine": the learning rate it decays to
     clip_norm: float | None = None  # Pascanu et al. 2013, Algorithm 1: rescale if ‖g‖ > clip_norm
 
 

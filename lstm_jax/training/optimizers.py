@@ -1,4 +1,4 @@
-"""The optimiser a config asks for: optax's SGD, momentum or Adam, a learning-rate schedule,
+"""The optimiser a config asks for: optax's SGD, momentum, Adam or AdamW, a learning-rate schedule,
 and Pascanu et al.'s (2013) global-norm clipping."""
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     schedules: dict[str, Callable[[], optax.Schedule]] = {
         "constant": lambda: optax.constant_schedule(opt.learning_rate),
         "cosine": lambda: optax.warmup_cosine_decay_schedule(
-            0.0, opt.learning_rate, opt.warmup_steps, max(config.training.steps, 1)
+            0.0,
+            opt.learning_rate,
+            opt.warmup_steps,
+            max(config.training.steps, 1),
+            opt.min_learning_rate,
         ),
         "exponential": lambda: optax.exponential_decay(
             opt.learning_rate, opt.decay_steps, opt.decay_rate
@@ -25,7 +29,8 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     optimizers: dict[str, Callable[[optax.Schedule], optax.GradientTransformation]] = {
         "sgd": optax.sgd,
         "momentum": lambda lr: optax.sgd(lr, momentum=opt.momentum),
-        "adam": optax.adam,
+        "adam": lambda lr: optax.adam(lr, b2=opt.beta2),
+        "adamw": lambda lr: optax.adamw(lr, b2=opt.beta2, weight_decay=opt.weight_decay),
     }
     if opt.schedule not in schedules:
         raise ConfigError(

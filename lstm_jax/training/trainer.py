@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells.registry import build_cell
+from lstm_jax.driver.scan import resolve_impl
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.gradients.online_algorithms import online_algorithm
 from lstm_jax.gradients.regularizers import omega
@@ -104,7 +105,11 @@ def build(config: Config) -> Experiment:
     validation.check_omega(config, task, cell)
     if online_learning or t.reset_on_error:
         validation.check_online(config, task, cell)
-    unroll_kwargs = dict(gradient=mode, window=m.window)
+    try:  # the impl must exist and apply to this cell, gradient and window (lengths: at run time)
+        resolve_impl(m.impl, cell, window=m.window, gradient=mode)
+    except ValueError as err:
+        raise ConfigError(f"model.impl: {err}") from None
+    unroll_kwargs = dict(gradient=mode, window=m.window, impl=m.impl)
     keep_outputs = t.stop_on == "train"  # the training-set rule scores each training sequence
 
     def loss_and_carries(params, batch: Batch, carries):

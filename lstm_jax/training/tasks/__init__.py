@@ -16,6 +16,8 @@ success criterion to test-set metrics. `make_task(name, **options)` builds one b
 | `continual_reber`        | `ContinualEmbeddedReber` | sigmoid | Gers, Schmidhuber & Cummins 2000 |
 | `copy`                   | `Copy`                   | softmax | Arjovsky et al. 2016 layout      |
 | `char_lm`                | `CharLM`                 | softmax | any UTF-8 text file              |
+| `parity`                 | `ParityCheck`            | softmax | Delétang et al. 2023; xLSTM 2024 |
+| `modular_arithmetic`     | `ModularArithmetic`      | softmax | Delétang et al. 2023; xLSTM 2024 |
 
 Randomness: a batch is a pure function of `(seed, step, batch_size)` and a test set of
 `(seed, size)`: each draws from its own `np.random.default_rng([seed, purpose, *index])`, with a
@@ -30,6 +32,7 @@ import dataclasses
 from lstm_jax.training.tasks.base import Batch, Task
 from lstm_jax.training.tasks.char_lm import CharLM
 from lstm_jax.training.tasks.copy import Copy
+from lstm_jax.training.tasks.formal import ModularArithmetic, ParityCheck
 from lstm_jax.training.tasks.marked_pairs import AddingProblem, MultiplicationProblem
 from lstm_jax.training.tasks.reber import (
     REBER_SYMBOLS,
@@ -55,7 +58,9 @@ __all__ = [
     "ContinualEmbeddedReber",
     "Copy",
     "EmbeddedReber",
+    "ModularArithmetic",
     "MultiplicationProblem",
+    "ParityCheck",
     "PascanuTemporalOrder",
     "Task",
     "TemporalOrder",
@@ -77,6 +82,8 @@ TASKS: dict[str, type] = {
         ContinualEmbeddedReber,
         Copy,
         CharLM,
+        ParityCheck,
+        ModularArithmetic,
     )
 }
 
