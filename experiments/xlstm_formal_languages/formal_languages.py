@@ -2,12 +2,13 @@
 
 A CPU-sized version of the xLSTM paper's formal-language benchmark (Beck et al. 2024, §4.1,
 Fig. 4; tasks of Delétang et al. 2023): parity and modular arithmetic without brackets (mod 5),
-trained on strings of 3-40 symbols and tested on 41-256 (`configs/formal_languages.yaml`).
+trained on strings of 3-40 symbols and tested on 41-256 (`configs/formal_languages.yaml`), each
+cell at two of the paper's learning rates (1e-2, 1e-3) with two seeds.
 The score is the scaled accuracy on the test strings, `(acc - 1/C) / (1 - 1/C)`: 0 is chance.
 The question: does the sLSTM's memory mixing (a nonlinear recurrence) solve what the mLSTM's and
 the minimal RNNs' linear recurrences cannot?
 
-    python experiments/xlstm_formal_languages/formal_languages.py [--seeds 3] [--workers 2]
+    python experiments/xlstm_formal_languages/formal_languages.py [--seeds 2] [--workers 2]
     python experiments/xlstm_formal_languages/formal_languages.py --check
 
 Writes results.json, sequences_to_success.png and scaled_accuracy.png beside this file (or in
@@ -25,12 +26,18 @@ SUITES = {
     "parity": Suite(CONFIG, ("task.name=parity",), "scaled_accuracy"),
     "modular arithmetic": Suite(CONFIG, ("task.name=modular_arithmetic",), "scaled_accuracy"),
 }
-SETTINGS = {
+CELLS = {
     "LSTM": ("model.cell=lstm",),
     "sLSTM": ("model.cell=slstm", "model.options.heads=4"),
     "mLSTM": ("model.cell=mlstm", "model.options.heads=4", "model.impl=parallel"),
     "minGRU": ("model.cell=mingru", "model.impl=parallel"),
     "minLSTM": ("model.cell=minlstm", "model.impl=parallel"),
+}
+RATES = ("0.01", "0.001")  # the paper's 1e-2 and 1e-3 (its 1e-4 is left out: CPU budget)
+SETTINGS = {
+    f"{cell}, lr {rate}": (*overrides, f"optimizer.learning_rate={rate}")
+    for cell, overrides in CELLS.items()
+    for rate in RATES
 }
 # Beck et al. 2024, Fig. 4 (as quoted by Grazzi et al. 2025, Table 3): scaled accuracy, the
 # paper's protocol (two blocks, 100k steps of 256, best of 3 learning rates x 2 seeds).
@@ -41,7 +48,7 @@ PUBLISHED = {
 
 
 def main() -> None:
-    parser = experiment_parser(__doc__, Path(__file__).parent, "runs/formal_languages", 3)
+    parser = experiment_parser(__doc__, Path(__file__).parent, "runs/formal_languages", 2)
     args = parser.parse_args()
     if args.check:
         run_check(args)
