@@ -214,6 +214,43 @@ def test_gradient_flow(tmp_path):
     assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
 
 
+def test_slstm_gradient_flow(tmp_path):
+    """The sLSTM vs LSTM script at T=12, H=4 without trained nets: the truncated sLSTM error on
+    c equals its closed form, full and truncated curves for every setup, both plots."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "experiments/gradient_flow/slstm_vs_lstm.py"),
+            *("--seq-len", "12", "--hidden", "4", "--heads", "2", "--inputs", "3", "--batch", "2"),
+            *("--runs", str(tmp_path / "none"), "--out", str(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "slstm_results.json").read_text())
+    gaps = results["truncated_c_vs_closed_form_max_relative_gap"]
+    assert len(gaps) == 2 and max(gaps.values()) < 1e-10
+    assert len(results["per_lag_c"]) == 6 and len(results["per_lag_h"]) == 3
+    assert results["trained_nets_final_eval"] == {}  # no runs: said so, left out
+    for png in ("slstm_per_lag_h.png", "slstm_per_lag_c.png"):
+        assert (tmp_path / png).is_file()
+
+
+def test_formal_languages(tmp_path):
+    """One modern cell per parallel and recurrent form on both tasks, tiny variant."""
+    results = _script(
+        "experiments/xlstm_formal_languages/formal_languages.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+        *("--cells", "sLSTM", "minGRU", "--rates", "0.01"),
+    )
+    _check_report(
+        results, {"parity", "modular arithmetic"}, ["sLSTM, lr 0.01", "minGRU, lr 0.01"], 1
+    )
+    assert (tmp_path / "out" / "scaled_accuracy.png").is_file()
+
+
 def test_quickstart_per_lag_gradients():
     """The quick-start example prints one row per cell and gradient mode."""
     done = subprocess.run(
