@@ -4,6 +4,8 @@ exit codes with one-line errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT, records, run_cli
@@ -15,7 +17,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     done = run_cli(
         "run",
-        "configs/quickstart.yaml",
+        "quickstart",  # a config by the name `lstm-jax list` shows
         "--variant",
         "tiny",
         "--out",
@@ -49,9 +51,16 @@ def test_cli_end_to_end(tmp_path, capsys):
     )
     for setting, message in [
         ("task.name=addition", "unknown task 'addition'; valid tasks: adding, char_lm"),
-        ("model.cell=lsmt", "cell must be one of ['gru', 'lstm', 'rnn'], got 'lsmt'"),
+        (
+            "model.cell=lsmt",
+            "cell must be one of ['gru', 'lstm', 'mingru', 'minlstm', 'mlstm', 'rnn', 'slstm'], "
+            "got 'lsmt'",
+        ),
         ("model.variant=CIGF", "variant must be one of"),
-        ("optimizer.name=adamw", "optimizer.name must be one of ['sgd', 'momentum', 'adam']"),
+        (
+            "optimizer.name=adamax",
+            "optimizer.name must be one of ['sgd', 'momentum', 'adam', 'adamw']",
+        ),
         ("task.options.lenght=5", "lenght"),
     ]:
         code = cli.main(
@@ -69,7 +78,7 @@ def test_cli_end_to_end(tmp_path, capsys):
 
     assert cli.main(["list", "--dir", str(ROOT / "configs")]) == 0
     listing = capsys.readouterr().out
-    assert "quickstart.yaml" in listing and "adding problem" in listing
+    assert "  quickstart  " in listing and "adding problem" in listing
 
 
 def test_corrupt_checkpoint_on_resume_is_a_clear_error_and_nothing_is_overwritten(tmp_path, capsys):
@@ -103,6 +112,9 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error_and_nothing_is_overwritte
         "model.hidden_size=0",
         "training.batch_size=0",
         "model.gradient=fulll",
+        "optimizer.learning_rate=-0.01",  # would train by gradient ascent
+        "optimizer.beta2=1.5",
+        "model.impl=parallel",  # the quickstart's LSTM has no parallel form
     ],
 )
 def test_out_of_range_settings_are_config_errors(tmp_path, capsys, setting):
@@ -134,3 +146,27 @@ def test_resume_without_out_continues_the_default_run_directory(tmp_path, monkey
     ]
     assert cli.main(["run", config, "--variant", "tiny", "--no-progress", "--resume"]) == 0
     assert "runs/quickstart-tiny" in capsys.readouterr().out
+
+
+def test_help_version_unknown_name_and_list_into_a_closed_pipe(capsys):
+    """`--help` shows both commands in full, `--version` the package's, an unknown config name
+    says where it looked, and `lstm-jax list | head` (a reader that leaves) is no traceback."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "lstm-jax list" in out and "the configs, by name" in out
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("lstm-jax ")
+    assert cli.main(["run", "no_such_config"]) == cli.EXIT_BAD_INPUT
+    assert "`lstm-jax list` shows the names" in capsys.readouterr().err
+    assert cli.main(["list"]) == 0 and "quickstart" in capsys.readouterr().out
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lstm_jax", "list"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    child.stdout.close()  # before it writes: its output meets a closed pipe
+    err = child.stderr.read().decode()
+    assert child.wait() == 0 and "Traceback" not in err and "BrokenPipe" not in err, err

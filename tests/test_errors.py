@@ -143,6 +143,41 @@ def test_params_kernels_disagree():
         lstm_jax.unroll(cell, bad, _xs())
 
 
+def test_params_wrong_recurrent_kernel_is_named():
+    """`H` is read from `r`, so a wrong `r` once made `w` look wrong; the error names `r`."""
+    cell, params = _lstm()
+    bad = params._replace(r=jnp.ones((H + 1, 4 * H)))
+    with pytest.raises(ValueError, match=r"params\.r has shape \(5, 16\) but expected \(4, 16\)"):
+        lstm_jax.unroll(cell, bad, _xs())
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        lstm_jax.lstm(),
+        lstm_jax.gru(),
+        lstm_jax.rnn(),
+        lstm_jax.slstm(),
+        lstm_jax.mlstm(),
+        lstm_jax.mingru(),
+    ],
+    ids=["lstm", "gru", "rnn", "slstm", "mlstm", "mingru"],
+)
+@pytest.mark.parametrize(
+    ("sizes", "name"), [((8, 0), "hidden_size"), ((0, 4), "input_size"), ((8, 2.5), "hidden_size")]
+)
+def test_init_sizes_must_be_positive_ints(cell, sizes, name):
+    with pytest.raises(ValueError, match=rf"{name} must be a positive int, got"):
+        cell.init(jax.random.key(0), *sizes)
+
+
+def test_forward_mode_through_the_fused_path_says_use_scan(real_scan):
+    cell, params = _lstm()
+    with pytest.raises(TypeError, match=r"forward-mode autodiff .* pass impl='scan'"):
+        jax.jacfwd(lambda xs: lstm_jax.unroll(cell, params, xs)[1])(_xs())
+    jax.jacfwd(lambda xs: lstm_jax.unroll(cell, params, xs, impl="scan")[1])(_xs())
+
+
 def test_params_int_leaf():
     cell, params = _lstm()
     bad = params._replace(b=params.b.astype(jnp.int32))

@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT, records, run_cli
 
 from lstm_jax.training import checkpoint, cli
-from lstm_jax.training.config import load
+from lstm_jax.training.config import ConfigError, load
 from lstm_jax.training.trainer import Diverged, train
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -294,3 +294,25 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
     )
     assert again.final_eval == first.final_eval and again.final_eval
     assert (tmp_path / "checkpoint.msgpack").read_bytes() == ckpt
+    # A run killed mid-write leaves a partial last line: resume drops it instead of crashing.
+    metrics = tmp_path / "metrics.jsonl"
+    whole = metrics.read_text()
+    metrics.write_text(whole + '{"step": 40, "lo')
+    train(cfg, tmp_path, resume=True, progress=False, log=lambda s: None)
+    assert metrics.read_text() == whole
+    # A changed size is reported as the config difference, not as a checkpoint shape error.
+    bigger = _tiny(
+        "quickstart",
+        "training.steps=400",
+        "training.eval_every=20",
+        "optimizer.learning_rate=0.02",
+        "training.eval_size=32",
+        "model.hidden_size=16",
+    )
+    with pytest.raises(ConfigError, match=r"config differs in \['model.hidden_size'\]"):
+        train(bigger, tmp_path, resume=True, progress=False, log=lambda s: None)
+    # A bad line before the last is corruption: a clear CheckpointError, the file left alone.
+    lines = whole.splitlines()
+    metrics.write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n")
+    with pytest.raises(checkpoint.CheckpointError, match=r"metrics.jsonl line 2 is not a JSON"):
+        train(cfg, tmp_path, resume=True, progress=False, log=lambda s: None)

@@ -164,6 +164,7 @@ def init(
     dtype: Any = jnp.float32,
 ) -> ElmanParams:
     """`w` LeCun-normal (or N(0, input_scale²)), `r` by `recurrent_init`, zero `b`."""
+    initializers.check_sizes(input_size, hidden_size)
     k_w, k_r = jax.random.split(key)
     scale = options.recurrent_scale
     if options.recurrent_init == "orthogonal":

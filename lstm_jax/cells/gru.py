@@ -108,6 +108,7 @@ def init(
     options: GRUOptions, key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32
 ) -> GRUParams:
     """LeCun-normal `w`, orthogonal blocks of `r`, zero biases."""
+    initializers.check_sizes(input_size, hidden_size)
     k_w, k_r = jax.random.split(key)
     return GRUParams(
         w=initializers.input_kernel(k_w, input_size, 3 * hidden_size, dtype),

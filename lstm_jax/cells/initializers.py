@@ -10,8 +10,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
+
+
+def check_sizes(input_size: Any, hidden_size: Any) -> None:
+    """A cell's `init` sizes must be positive ints: a ValueError naming the bad one."""
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def input_kernel(key: Array, input_size: int, out: int, dtype: Any) -> Array:
@@ -35,9 +43,11 @@ def recurrent_kernel(
     init = jax.nn.initializers.orthogonal()
     keys = jax.random.split(key, blocks)
     widths = widths or (hidden_size,) * blocks
+    # LAPACK's QR has no bfloat16/float16 kernels: factor in float32 (float64 stays), then cast.
+    qr_dtype = jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
     return jnp.concatenate(
-        [init(k, (hidden_size, n), dtype) for k, n in zip(keys, widths, strict=True)], axis=1
-    )
+        [init(k, (hidden_size, n), qr_dtype) for k, n in zip(keys, widths, strict=True)], axis=1
+    ).astype(dtype)
 
 
 def uniform(key: Array, shape: tuple[int, ...], scale: float, dtype: Any) -> Array:

@@ -112,6 +112,7 @@ def init(
     options: MinRNNOptions, key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32
 ) -> MinRNNParams:
     """LeCun-normal `w`, zero biases."""
+    initializers.check_sizes(input_size, hidden_size)
     out = BLOCKS[options.kind] * hidden_size
     return MinRNNParams(
         w=initializers.input_kernel(key, input_size, out, dtype), b=jnp.zeros((out,), dtype)

@@ -127,6 +127,7 @@ def init(
     options: MLSTMOptions, key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32
 ) -> MLSTMParams:
     """LeCun-normal `w`; zero biases but `b_f`, evenly spaced over `forget_bias` across heads."""
+    initializers.check_sizes(input_size, hidden_size)
     head_size(options, hidden_size)
     heads = options.heads
     b_f = jnp.linspace(*options.forget_bias, heads, dtype=dtype)

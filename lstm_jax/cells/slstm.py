@@ -159,6 +159,7 @@ def init(
 ) -> SLSTMParams:
     """LeCun-normal `w`; each head's `r[g, k]` N(0, 1/D) (variance-preserving within the head);
     zero biases but `b_f`, evenly spaced over `options.forget_bias`."""
+    initializers.check_sizes(input_size, hidden_size)
     d = head_size(options, hidden_size)
     k_w, k_r = jax.random.split(key)
     low, high = options.forget_bias

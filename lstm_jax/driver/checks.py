@@ -71,14 +71,48 @@ def _check_like(
 
 
 def check_params(cell: Cell, params: Any, input_size: int, hidden: int) -> None:
-    """params must have the structure and shapes `cell.init(key, I, H)` gives."""
-    _check_like(
-        "params",
-        params,
-        _expected_params(cell, input_size, hidden),
-        f"for input_size={input_size}, hidden_size={hidden}",
-        f"params of another cell? compare cell.init(key, {input_size}, {hidden})",
-    )
+    """params must have the structure and shapes `cell.init(key, I, H)` gives.
+
+    `(I, H)` are read from the params themselves (`cell.sizes`), so one wrong leaf can change
+    `H` and make the right ones look wrong (a wrong `r` would blame `w`). On a mismatch the
+    error is therefore stated against the hidden size that leaves the fewest leaves wrong."""
+    try:
+        _check_like(
+            "params",
+            params,
+            _expected_params(cell, input_size, hidden),
+            f"for input_size={input_size}, hidden_size={hidden}",
+            f"params of another cell? compare cell.init(key, {input_size}, {hidden})",
+        )
+    except ValueError as err:
+        if "has shape" not in str(err):
+            raise  # a structure error: no hidden size fixes it
+        hidden = _likeliest_hidden(cell, params, input_size, hidden)
+        _check_like(
+            "params",
+            params,
+            _expected_params(cell, input_size, hidden),
+            f"for input_size={input_size}, hidden_size={hidden}",
+            "",
+        )
+        raise  # every leaf fits some other hidden size: keep the first report
+
+
+def _likeliest_hidden(cell: Cell, params: Any, input_size: int, hidden: int) -> int:
+    """The hidden size (among divisors of the params' dimensions) whose `cell.init` shapes
+    the most leaves of `params` match; `hidden` on a tie."""
+    leaves = jax.tree.leaves(params)
+    dims = {d for leaf in leaves for d in getattr(leaf, "shape", ())}
+    candidates = {d // k for d in dims for k in range(1, 9) if d % k == 0 and d // k > 0}
+
+    def wrong(h: int) -> int:
+        try:
+            expected = jax.tree.leaves(_expected_params(cell, input_size, h))
+        except (ValueError, TypeError):  # e.g. heads that do not divide h
+            return len(leaves) + 1
+        return sum(tuple(a.shape) != tuple(b.shape) for a, b in zip(leaves, expected, strict=True))
+
+    return min(sorted(candidates), key=lambda h: (wrong(h), h != hidden))
 
 
 def check_xs(xs: Any, input_size: int, time_major: bool) -> None:

@@ -165,11 +165,19 @@ def unroll(
             valid = None if lengths is None else _valid_steps(lengths, xs.shape[0])
             carry, ys = _parallel(cell.parallel, params, xs, carry, valid)
     elif resolved is Impl.FUSED:
-        if reverse:
-            carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode)
-            ys = ys[::-1]
-        else:
-            carry, ys = fused.fused_unroll(cell, params, xs, carry, mode)
+        try:
+            if reverse:
+                carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode)
+                ys = ys[::-1]
+            else:
+                carry, ys = fused.fused_unroll(cell, params, xs, carry, mode)
+        except TypeError as err:  # jax.jvp / jacfwd / hessian reach the custom_vjp
+            if "forward-mode" not in str(err):
+                raise
+            raise TypeError(
+                "forward-mode autodiff (jax.jvp, jax.jacfwd, jax.hessian) cannot go through "
+                f"impl='fused' (a custom_vjp, reverse mode only); pass impl='scan' ({err})"
+            ) from None
     else:
         carry, ys = scan_steps(
             cell.step_for(mode),

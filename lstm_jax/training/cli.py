@@ -1,9 +1,17 @@
-"""Command line: `lstm-jax run CONFIG [--variant V] [--set k=v ...] [--out DIR] [--resume]`
-and `lstm-jax list`. `python -m lstm_jax` is the same program."""
+"""The lstm-jax command line (`python -m lstm_jax` is the same program).
+
+lstm-jax run CONFIG [--variant V] [--set key=value ...] [--out DIR] [--resume]
+    train from a YAML config: a path, or the name of one in configs/ (`lstm-jax run
+    quickstart`);
+lstm-jax list
+    the configs, by name, with what each one runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import os
 import sys
 from pathlib import Path
 
@@ -32,10 +40,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not paths:
         print(f"no configs (*.yaml) in {directory}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    width = max(len(str(p)) for p in paths)
+    width = max(len(p.stem) for p in paths)
+    print(f"configs in {directory} (run one with `lstm-jax run NAME`):")
     for path in paths:
-        print(f"{path!s:<{width}}  {_describe(path)}")
+        print(f"  {path.stem:<{width}}  {_describe(path)}")
     return 0
+
+
+def resolve_config(name_or_path: str) -> Path:
+    """A config file: `name_or_path` if it is a file, else `configs/<name>.yaml` (the names
+    `lstm-jax list` shows); a FileNotFoundError naming both places otherwise."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    named = _configs_dir() / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path(".") and named.is_file():
+        return named
+    raise FileNotFoundError(
+        f"no config file {name_or_path!r}, and no config of that name in {_configs_dir()} "
+        "(`lstm-jax list` shows the names)"
+    )
 
 
 def _fresh(path: Path) -> Path:
@@ -53,8 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         train,
     )
 
-    cfg = config.load(args.config, args.variant, tuple(args.set))
-    name = Path(args.config).stem + (f"-{args.variant}" if args.variant else "")
+    path = resolve_config(args.config)
+    cfg = config.load(path, args.variant, tuple(args.set))
+    name = path.stem + (f"-{args.variant}" if args.variant else "")
     default = Path("runs") / name
     out = Path(args.out) if args.out else (default if args.resume else _fresh(default))
     try:
@@ -67,10 +92,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lstm-jax", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lstm-jax", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"lstm-jax {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train from a config file")
-    run.add_argument("config", help="a YAML file from configs/")
+    run.add_argument("config", help="a YAML file, or the name of one in configs/")
     run.add_argument("--variant", help="a named override set from the file, e.g. tiny")
     run.add_argument(
         "--set",
@@ -91,13 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     listing.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+        return code
     except (config.ConfigError, FileExistsError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except checkpoint.CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CHECKPOINT
+    except BrokenPipeError:  # `lstm-jax list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 0
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("lstm-jax")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "(not installed)"
 
 
 if __name__ == "__main__":

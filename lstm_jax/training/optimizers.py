@@ -3,6 +3,7 @@ and Pascanu et al.'s (2013) global-norm clipping."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import optax
@@ -13,6 +14,19 @@ from lstm_jax.training.config import Config, ConfigError
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """The configured optimiser, schedule and (Pascanu et al. 2013) global-norm clipping."""
     opt = config.optimizer
+    ranges = {  # name: (value, lowest, highest, lowest included); a negative rate ascends
+        "learning_rate": (opt.learning_rate, 0.0, math.inf, False),
+        "min_learning_rate": (opt.min_learning_rate, 0.0, opt.learning_rate, True),
+        "weight_decay": (opt.weight_decay, 0.0, math.inf, True),
+        "beta2": (opt.beta2, 0.0, 1.0, True),
+        "momentum": (opt.momentum, 0.0, 1.0, True),
+    }
+    for name, (value, low, high, closed) in ranges.items():
+        if not ((value >= low if closed else value > low) and value <= high):
+            bound = f"{'>=' if closed else '>'} {low}" + (
+                f" and <= {high}" if high < math.inf else ""
+            )
+            raise ConfigError(f"optimizer.{name} must be {bound}, got {value}")
     schedules: dict[str, Callable[[], optax.Schedule]] = {
         "constant": lambda: optax.constant_schedule(opt.learning_rate),
         "cosine": lambda: optax.warmup_cosine_decay_schedule(

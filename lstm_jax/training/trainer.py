@@ -381,14 +381,16 @@ class _Clock:
 
 
 def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, Progress]:
-    """Loads the checkpoint, checks it belongs to this config, and trims later metrics."""
-    state, meta = checkpoint.load(out / CHECKPOINT, template)
+    """Checks the checkpoint belongs to this config, loads it, and trims later metrics."""
+    # The config first: a changed size would otherwise surface as a shape mismatch.
+    meta = checkpoint.read_meta(out / CHECKPOINT)
     stored = _as_config(meta.get("config"))  # fields added since take their defaults
     if stored != exp.config:
         theirs = _flatten(stored.to_dict() if stored else meta.get("config") or {})
         ours = _flatten(exp.config.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
+    state, meta = checkpoint.load(out / CHECKPOINT, template)
     done = Progress(
         int(meta["step"]),
         meta.get("solved_at"),
@@ -396,8 +398,7 @@ def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainStat
         float(meta.get("wall_s", 0.0)),
         float(meta.get("cpu_s", 0.0)),
     )
-    lines = (out / METRICS).read_text().splitlines() if (out / METRICS).exists() else []
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= done.step]
+    kept = [line for line, r in _parsed(out / METRICS) if r["step"] <= done.step]
     (out / METRICS).write_text("".join(line + "\n" for line in kept))
     return state, done
 
@@ -410,10 +411,28 @@ def _as_config(raw: Any) -> Config | None:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
-    """The records of a `metrics.jsonl` (none when it does not exist)."""
+    """The records of a `metrics.jsonl` (none when it does not exist), as `_parsed` reads them."""
+    return [record for _, record in _parsed(path)]
+
+
+def _parsed(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """`(line, record)` pairs of a `metrics.jsonl`. A last line cut short (a run killed
+    mid-write) is dropped; a bad line before it is a CheckpointError."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append((line, json.loads(line)))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise checkpoint.CheckpointError(
+                f"{path} line {number} is not a JSON record ({err}); the run's metrics are "
+                "corrupt: restore the file or start a new run"
+            ) from None
+    return records
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

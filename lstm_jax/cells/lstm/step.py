@@ -89,6 +89,7 @@ def init(
     forget gate (`forget_bias`, or chrono), peepholes and FGR weights U(±1/√H) and U(±1/√(S·H));
     with `options.init_range = a`, every weight and bias U(±a) instead. Then the gate-bias
     options (`input_bias`, `forget_bias`, `output_bias`) set their blocks."""
+    initializers.check_sizes(input_size, hidden_size)
     gates, n_sig = options.gates, len(options.sigmoid_gates)
     widths = options.widths(hidden_size)
     k_w, k_r, k_p, k_g, k_c = jax.random.split(key, 5)
