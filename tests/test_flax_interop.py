@@ -204,7 +204,9 @@ def test_modern_cells_in_flax(cell):
         layer = lj.RNN(cell, H, num_layers=2, impl="parallel")
         variables = layer.init(jax.random.key(7), xs)
         _, ys_m = layer.apply(variables, xs)
-        _, ys = lstm_jax.stacked(cell, variables["params"]["layers"], xs, impl="scan")
+        _, ys = lstm_jax.stacked(
+            cell, variables["params"]["layers"], xs, impl="scan", time_major=False
+        )
         np.testing.assert_allclose(ys, ys_m, rtol=1e-5, atol=1e-6)
 
 
@@ -265,7 +267,7 @@ def _assert_tree_close(a, b, tol=1e-6):
 def test_linen_rnn_matches_stacked(name, num_layers, bidirectional, use_lengths):
     """lstm_jax.linen.RNN equals lstm_jax.stacked on variables["params"]["layers"]."""
     cell = CELLS[name]()
-    module = lj.RNN(cell, H, num_layers=num_layers, bidirectional=bidirectional)
+    module = lj.RNN(cell, H, num_layers=num_layers, bidirectional=bidirectional, time_major=True)
     xs = jax.random.normal(jax.random.key(9), (T, B, I))
     lengths = jnp.array([T, T - 2]) if use_lengths else None
     variables = module.init(jax.random.key(10), xs, lengths=lengths)
@@ -313,7 +315,7 @@ def test_linen_rnn_grad_through_apply():
 def test_linen_rnn_initial_carries_are_used():
     """carries passed to the module reach every layer, as in stacked."""
     cell = lstm_jax.gru()
-    module = lj.RNN(cell, H, num_layers=2)
+    module = lj.RNN(cell, H, num_layers=2, time_major=True)
     xs = jax.random.normal(jax.random.key(13), (T, B, I))
     variables = module.init(jax.random.key(14), xs)
     carries = tuple(jax.random.normal(k, (B, H)) for k in jax.random.split(jax.random.key(15), 2))

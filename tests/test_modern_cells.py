@@ -327,3 +327,15 @@ def test_parallel_where_it_does_not_apply():
         )
     with pytest.raises(ValueError, match=r"impl must be one of \['auto', 'fused', 'parallel'"):
         lstm_jax.unroll(mingru, params, xs, impl="quadratic")
+
+
+def test_docstring_examples_run():
+    """The doctest examples in the modern cells' docstrings (and the nnx wrapper's) hold."""
+    import doctest
+
+    from lstm_jax.cells import minrnn, mlstm
+    from lstm_jax.nn import nnx as lnnx
+
+    for module in (slstm_lib, mlstm, minrnn, lnnx):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

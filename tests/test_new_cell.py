@@ -180,7 +180,7 @@ def test_flax_wrappers_run_the_new_cell(x64):
     variables = module.init(jax.random.key(8), xs)
     params = variables["params"]["cell"]["cell"]
     _close(module.apply(variables, xs), lstm_jax.unroll(CELL, params, xs)[1], 1e-12)
-    layer = lj.RNN(CELL, H, num_layers=2, param_dtype=jnp.float64)
+    layer = lj.RNN(CELL, H, num_layers=2, param_dtype=jnp.float64, time_major=True)
     lvars = layer.init(jax.random.key(9), xs)
     _close(
         layer.apply(lvars, xs)[1], lstm_jax.stacked(CELL, lvars["params"]["layers"], xs)[1], 1e-12

@@ -1,2 +1,3 @@
-"""Framework wrappers: `nn.linen` makes any `Cell` a flax.linen module (import it directly; it is
-not imported here, so `import lstm_jax` does not import flax.linen)."""
+"""Framework wrappers: `nn.linen` and `nn.nnx` make any `Cell` a flax.linen or flax.nnx module
+(import them directly; they are not imported here, so `import lstm_jax` does not import flax);
+`nn.batching` lets both take any number of leading batch axes."""

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell
-from lstm_jax.driver.layers import init_stacked, stacked
+from lstm_jax.driver.layers import init_stacked
 from lstm_jax.gradients.modes import Gradient, resolve_gradient
+from lstm_jax.nn.batching import stacked_any_batch
 
 Array = jax.Array
 
@@ -53,8 +54,9 @@ class CellModule(nn.RNNCellBase):
 class RNN(nn.Module):
     """A (stacked, optionally bidirectional) recurrent layer over whole sequences.
 
-    `__call__(xs, carries=None, lengths=None) -> (final_carries, ys)` with the layouts of
-    `lstm_jax.unroll`; the keyword fields are `unroll`'s keywords.
+    `__call__(xs, carries=None, lengths=None) -> (final_carries, ys)`: `xs: [*batch, T, I]`
+    (flax's batch-major default, as `flax.linen.RNN`; `[T, *batch, I]` with `time_major=True`),
+    any number of batch axes; the other keyword fields are `lstm_jax.unroll`'s keywords.
     """
 
     cell: Cell
@@ -63,7 +65,7 @@ class RNN(nn.Module):
     bidirectional: bool = False
     gradient: Gradient | str = Gradient.FULL
     window: int | None = None
-    time_major: bool = True
+    time_major: bool = False
     scan_unroll: int = 1
     remat: bool = False
     impl: str = "auto"
@@ -85,15 +87,15 @@ class RNN(nn.Module):
                 dtype=self.param_dtype,
             ),
         )
-        return stacked(
+        return stacked_any_batch(
             self.cell,
             params,
             xs,
             carries,
+            lengths,
             bidirectional=self.bidirectional,
             gradient=self.gradient,
             window=self.window,
-            lengths=lengths,
             time_major=self.time_major,
             scan_unroll=self.scan_unroll,
             remat=self.remat,
