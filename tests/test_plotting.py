@@ -35,3 +35,30 @@ def test_plot_strips_draws_every_run_and_the_unsolved_ones(tmp_path):
         pixels = np.asarray(image.convert("L"))
     assert width > height > 100  # two panels side by side
     assert (pixels < 128).mean() > 0.005  # something is drawn, not a blank canvas
+
+
+def test_learning_curve_has_one_panel_per_kind_of_metric(tmp_path):
+    """Losses, fractions and counts each get a panel (counts only when there are any), so the
+    figure is as wide as its panels; the end-of-run line prints counts as integers."""
+    from lstm_jax.diagnostics.plotting import plot_learning_curve
+    from lstm_jax.training.trainer import Summary, summary_line
+
+    train = (list(range(1, 101)), list(np.linspace(1.0, 0.01, 100)))
+    evals = [(s, {"loss": 1.0 / s, "accuracy": s / 100, "wrong": 100.0 - s}) for s in (10, 50, 100)]
+    three = plot_learning_curve(train, evals, tmp_path / "a.png", title="t", solved_at=50)
+    two = plot_learning_curve(
+        train,
+        [(s, {k: e[k] for k in ("loss", "accuracy")}) for s, e in evals],
+        tmp_path / "b.png",
+        title="t",
+    )
+    width3, width2 = Image.open(three).size[0], Image.open(two).size[0]
+    assert three.read_bytes()[:8] == PNG and abs(width3 / width2 - 14.4 / 9.8) < 0.02
+    line = summary_line(
+        Summary("solved", 50, 0, {"loss": 2e-5, "wrong": 0.0, "sequences": 2560.0}, 50, tmp_path),
+        32,
+    )
+    assert (
+        line
+        == "solved after 50 steps (1,600 sequences); test: loss 2e-05, wrong 0, sequences 2,560"
+    )

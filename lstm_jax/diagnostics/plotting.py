@@ -92,6 +92,70 @@ def plot_strips(
     return _save(plt, fig, path)
 
 
+def plot_learning_curve(
+    train_loss: tuple[Sequence[float], Sequence[float]] | None,
+    evals: Sequence[tuple[int, Mapping[str, float]]],
+    path: str | Path,
+    *,
+    title: str,
+    solved_at: int | None = None,
+) -> Path:
+    """A run's learning curve, one panel per kind of metric: losses (train and test, log y),
+    fractions (the test metrics that lie in [0, 1], e.g. accuracies), and counts (every other
+    test metric, log y) when there are any; x is the training step and a dashed line marks the
+    evaluation that met the task's success criterion (`solved_at`)."""
+    plt = _pyplot()
+    steps = [s for s, _ in evals]
+    keys = list(evals[0][1]) if evals else []
+    panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]] = {
+        "loss": {},
+        "fraction": {},
+        "count": {},
+    }
+    if train_loss is not None:
+        panels["loss"]["train loss"] = train_loss
+    for key in keys:
+        values = [float(e[key]) for _, e in evals]
+        kind = "loss" if "loss" in key or key in ("mse", "bpc") else "count"
+        if kind == "count" and all(0.0 <= v <= 1.0 for v in values):
+            kind = "fraction"
+        panels[kind][f"test {key}"] = (steps, values)
+    panels = {kind: curves for kind, curves in panels.items() if curves}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 3.8), squeeze=False)
+    for ax, (kind, curves) in zip(axes[0], panels.items(), strict=True):
+        for n, (name, (x, y)) in enumerate(curves.items()):
+            x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+            if kind != "fraction":
+                keep = y > 0
+                x, y = x[keep], y[keep]
+            # Dense train curves thin; sparse test curves with markers that shrink and change
+            # shape curve by curve, so equal curves (test loss = test mse) both stay visible.
+            if len(x) > 50:
+                style = {"lw": 0.8, "alpha": 0.8, "linestyle": "-"}
+            else:
+                style = {"marker": "osd^v"[n % 5], "ms": max(6 - 1.5 * n, 2), "mfc": "none"}
+                style["linestyle"] = ("-", "--", ":")[n % 3]
+            ax.plot(x, y, label=name, **style)
+        if kind != "fraction":
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(-0.02, 1.02)
+        if solved_at is not None:
+            ax.axvline(solved_at, color="k", ls="--", lw=0.8)
+            ax.text(
+                solved_at, 1.0, " solved", transform=ax.get_xaxis_transform(), fontsize=7, va="top"
+            )
+        ax.set(
+            xlabel="training step",
+            ylabel=kind,
+            title={"loss": "Losses", "fraction": "Fractions", "count": "Counts"}[kind],
+        )
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: str | Path) -> Path:
     """Lays out `fig`, writes it as a PNG at `path` (making its directory) and closes it."""
     fig.tight_layout()

@@ -365,8 +365,8 @@ def train(
                     break
     status = "solved" if solved_at is not None else "budget"
     summary = _write_summary(out, status, step, t, final_eval, solved_at, None, clock)
-    _plot_learning_curve(out)
-    log(f"{status} after {step} steps ({step * t.batch_size} sequences); test: {final_eval}")
+    _plot_learning_curve(out, solved_at)
+    log(summary_line(summary, t.batch_size))
     return summary
 
 
@@ -489,25 +489,35 @@ def _write_summary(
     return summary
 
 
-def _plot_learning_curve(out: Path) -> None:
-    from lstm_jax.diagnostics.plotting import plot_curves
+def _plot_learning_curve(out: Path, solved_at: int | None) -> None:
+    from lstm_jax.diagnostics.plotting import plot_learning_curve
 
     records = _records(out / METRICS)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r and "eval" not in r]
     evals = [(r["step"], r["eval"]) for r in records if "eval" in r]
-    curves = {}
-    if train:
-        steps, losses = zip(*train, strict=True)
-        curves["train loss"] = (steps, losses)
-    for key in evals[0][1] if evals else {}:
-        values = [e[key] for _, e in evals]
-        # the loss, and the fractions (accuracies, share correct); counts would swamp the axis
-        if key == "loss" or all(0.0 <= v <= 1.0 for v in values):
-            curves[f"test {key}"] = ([s for s, _ in evals], values)
-    if curves:
-        plot_curves(
-            curves, out / "learning_curve.png", title=out.name, xlabel="step", ylabel="value"
+    if train or evals:
+        plot_learning_curve(
+            tuple(zip(*train, strict=True)) if train else None,  # type: ignore[arg-type]
+            evals,
+            out / "learning_curve.png",
+            title=out.name,
+            solved_at=solved_at,
         )
+
+
+def summary_line(summary: Summary, batch_size: int) -> str:
+    """The end-of-run line: outcome, steps and sequences, then the test metrics (whole
+    numbers as integers, the rest to 4 significant digits)."""
+
+    def fmt(value: float) -> str:
+        return f"{int(value):,}" if float(value).is_integer() else f"{value:.4g}"
+
+    outcome = {"solved": "solved", "budget": "step budget used up", "diverged": "diverged"}
+    metrics = ", ".join(f"{k} {fmt(v)}" for k, v in summary.final_eval.items())
+    return (
+        f"{outcome.get(summary.status, summary.status)} after {summary.steps:,} steps "
+        f"({summary.steps * batch_size:,} sequences); test: {metrics or 'not evaluated'}"
+    )
 
 
 def _progress(enabled: bool, start: int, total: int):
