@@ -243,11 +243,18 @@ def test_formal_languages(tmp_path):
         "experiments/xlstm_formal_languages/formal_languages.py",
         tmp_path,
         *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
-        *("--cells", "sLSTM", "minGRU", "--rates", "0.01"),
+        *("--cells", "sLSTM", "minGRU", "--rates", "0.01", "--long-steps", "12"),
+        *("--long-cells", "sLSTM"),
     )
+    long = "modular arithmetic, 12 steps"
+    suites = results["suites"]
     _check_report(
-        results, {"parity", "modular arithmetic"}, ["sLSTM, lr 0.01", "minGRU, lr 0.01"], 1
+        {**results, "suites": {k: v for k, v in suites.items() if k != long}},
+        {"parity", "modular arithmetic"},
+        ["sLSTM, lr 0.01", "minGRU, lr 0.01"],
+        1,
     )
+    assert [(r["label"], r["steps"]) for r in suites[long]["runs"]] == [("sLSTM, lr 0.01", 12)]
     assert (tmp_path / "out" / "scaled_accuracy.png").is_file()
 
 
