@@ -316,6 +316,7 @@ def train(
     (out / "config.yaml").write_text(dump(config))
     step, solved_at, final_eval = done.step, done.solved_at, done.final_eval or {}
     clock = _Clock(done.wall_s, done.cpu_s)
+    source = provenance()  # now: the code that trains, even if the checkout changes meanwhile
     stop = solved_at is not None and t.stop_when_solved
     if step < t.steps and not stop:
         state = shard_state(exp, state)
@@ -332,7 +333,7 @@ def train(
                         "Lower optimizer.learning_rate or set optimizer.clip_norm."
                     )
                     _write_summary(
-                        out, "diverged", step - 1, t, final_eval, solved_at, message, clock
+                        out, "diverged", step - 1, t, final_eval, solved_at, message, clock, source
                     )
                     raise Diverged(message)
                 state = new_state
@@ -366,7 +367,7 @@ def train(
                 if stop:
                     break
     status = "solved" if solved_at is not None else "budget"
-    summary = _write_summary(out, status, step, t, final_eval, solved_at, None, clock)
+    summary = _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
     _plot_learning_curve(out, solved_at)
     log(summary_line(summary, t.batch_size))
     return summary
@@ -474,6 +475,7 @@ def _write_summary(
     solved_at: int | None,
     message: str | None,
     clock: _Clock,
+    source: dict[str, Any],
 ) -> Summary:
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
     wall_s, cpu_s = clock.read()
@@ -484,7 +486,7 @@ def _write_summary(
         "time": time.time(),
         "train_wall_s": wall_s,  # this run's own training time, summed over resumed pieces
         "train_cpu_s": cpu_s,
-        "provenance": provenance(),
+        "provenance": source,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(record, indent=2))
