@@ -119,6 +119,7 @@ def main() -> None:
         title="Scaled accuracy on test strings of 41-256 symbols (trained on 3-40)",
         ylabel="scaled accuracy (0: chance, 1: all right)",
         logy=False,
+        ylim=(-0.1, 1.05),
     )
 
 

@@ -62,10 +62,12 @@ def plot_strips(
     title: str,
     ylabel: str,
     logy: bool = True,
+    ylim: tuple[float, float] | None = None,
 ) -> Path:
     """One panel per key of `panels`, one column of points per setting: each point one run's
     value (e.g. sequences to success). Infinite values (runs that never succeeded) are drawn as
-    crosses on a "not solved" line above the panel's largest finite value."""
+    crosses on a "not solved" line above the panel's largest finite value. `ylim` fixes every
+    panel's y range (a bounded score, so that panels compare at a glance)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1, 4.2), squeeze=False)
     for ax, (panel, settings) in zip(axes[0], panels.items(), strict=True):
@@ -85,6 +87,8 @@ def plot_strips(
         ax.set_xticks(range(len(settings)), list(settings), rotation=30, ha="right", fontsize=8)
         if logy:
             ax.set_yscale("log")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.set_title(panel, fontsize=9)
         ax.grid(True, axis="y", which="major", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
