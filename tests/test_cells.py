@@ -211,11 +211,17 @@ def test_elman_recurrent_scale_sets_every_singular_value():
 
 
 @pytest.mark.parametrize(
-    "cell",
-    [lstm_jax.lstm(), lstm_jax.gru(), lstm_jax.rnn(), lstm_jax.slstm(), lstm_jax.mlstm()],
-    ids=["lstm", "gru", "rnn", "slstm", "mlstm"],
+    ("cell", "dtype", "tol"),
+    [
+        (lstm_jax.lstm(), jnp.bfloat16, 3e-2),
+        (lstm_jax.lstm(), jnp.float16, 1e-2),
+        (lstm_jax.gru(), jnp.bfloat16, 3e-2),
+        (lstm_jax.rnn(), jnp.float16, 1e-2),
+        (lstm_jax.slstm(), jnp.bfloat16, 3e-2),
+        (lstm_jax.mlstm(), jnp.bfloat16, 3e-2),
+    ],
+    ids=["lstm-bf16", "lstm-f16", "gru-bf16", "rnn-f16", "slstm-bf16", "mlstm-bf16"],
 )
-@pytest.mark.parametrize(("dtype", "tol"), [(jnp.bfloat16, 3e-2), (jnp.float16, 1e-2)])
 def test_half_precision_params_end_to_end(cell, dtype, tol):
     """`init` in bfloat16/float16 (orthogonal blocks factored in float32, then cast), and a
     forward and backward pass on half-precision params (the fused path where the cell has one)

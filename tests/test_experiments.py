@@ -237,8 +237,10 @@ def test_slstm_gradient_flow(tmp_path):
         assert (tmp_path / png).is_file()
 
 
+@pytest.mark.slow  # 5 tiny runs in spawned workers, about 17 s on 2 cores; run with -m slow
 def test_formal_languages(tmp_path):
-    """One modern cell per parallel and recurrent form on both tasks, tiny variant."""
+    """One modern cell per parallel and recurrent form on both tasks, tiny variant. (The same
+    config's tiny variant and the parallel form's trainer path run in test_train.)"""
     results = _script(
         "experiments/xlstm_formal_languages/formal_languages.py",
         tmp_path,

@@ -71,7 +71,8 @@ def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
         lstm_jax.unroll(cell, params, xs, lengths=lengths, window=2, impl="fused")
     with pytest.raises(
         ValueError,
-        match=r"impl must be one of \['auto', 'fused', 'scan'\] or a lstm_jax.Impl, got 'fast'",
+        match=r"impl must be one of \['auto', 'fused', 'parallel', 'scan'\] or a lstm_jax.Impl, "
+        r"got 'fast'",
     ):
         lstm_jax.unroll(cell, params, xs, impl="fast")
 

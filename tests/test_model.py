@@ -89,7 +89,7 @@ def test_schedules_warmup_and_momentum_reach_the_update():
     np.testing.assert_allclose(clipped, [0.05] * 6, rtol=1e-6)  # ‖g‖ = 1 rescaled to 0.1
 
 
-@pytest.mark.parametrize(("key", "value"), [("name", "adamw"), ("schedule", "linear")])
+@pytest.mark.parametrize(("key", "value"), [("name", "adamax"), ("schedule", "linear")])
 def test_unknown_optimizer_choices_name_the_valid_ones(key, value):
     config = from_dict({"task": {"name": "adding"}, "optimizer": {key: value}})
     with pytest.raises(ConfigError, match=rf"optimizer.{key} must be one of"):

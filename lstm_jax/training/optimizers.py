@@ -15,7 +15,7 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     """The configured optimiser, schedule and (Pascanu et al. 2013) global-norm clipping."""
     opt = config.optimizer
     ranges = {  # name: (value, lowest, highest, lowest included); a negative rate ascends
-        "learning_rate": (opt.learning_rate, 0.0, math.inf, False),
+        "learning_rate": (opt.learning_rate, 0.0, math.inf, True),  # 0: frozen weights
         "min_learning_rate": (opt.min_learning_rate, 0.0, opt.learning_rate, True),
         "weight_decay": (opt.weight_decay, 0.0, math.inf, True),
         "beta2": (opt.beta2, 0.0, 1.0, True),
