@@ -42,8 +42,6 @@ def test_vanishing_gradients(tmp_path):
         *("--variant", "tiny", "--steps", "4", "--probe-every", "2", "--seeds", "2"),
     )
     assert results["provenance"]["cpu_s"] > 0 and results["args"]["steps"] == 4
-    done = _check_command("experiments/vanishing_gradients/vanishing.py", tmp_path / "out")
-    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
     results = results["runs"]
     assert [r["seed"] for r in results] == [0] * 5 + [1] * 5
     assert results[0]["test"] != results[5]["test"]  # the seeds are different runs
@@ -63,7 +61,7 @@ def test_vanishing_gradients(tmp_path):
 
 def test_exploding_gradients(tmp_path):
     """One seed of every initialisation x method (and our extra rows) at one length; every run
-    logs its gradient norms; --check re-runs the cheapest one and finds the record."""
+    logs its gradient norms. (The sweep's --check is tested in test_adding_1997.)"""
     results = _script(
         "experiments/exploding_gradients/exploding.py",
         tmp_path,
@@ -86,8 +84,6 @@ def test_exploding_gradients(tmp_path):
     assert by_label["basic tanh, SGD-CR"]["grad_norm"] != by_label["basic tanh, SGD-C"]["grad_norm"]
     assert by_label["basic tanh, SGD"]["grad_norm"] == by_label["basic tanh, SGD-C"]["grad_norm"]
     assert (tmp_path / "out" / "grad_norms.png").is_file()
-    done = _check_command("experiments/exploding_gradients/exploding.py", tmp_path / "out")
-    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
 
 
 METHODS = ("SGD", "SGD-C", "SGD-CR")
@@ -210,8 +206,6 @@ def test_gradient_flow(tmp_path):
     for png in ("per_lag_h.png", "per_lag_c.png", "forget_product.png", "jacobian_terms.png"):
         assert (tmp_path / "out" / png).is_file()
     assert results["provenance"]["versions"]["jax"] and results["provenance"]["cpu_s"] > 0
-    done = _check_command("experiments/gradient_flow/gradient_flow.py", tmp_path / "out")
-    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
 
 
 def test_slstm_gradient_flow(tmp_path):
@@ -274,7 +268,7 @@ def test_quickstart_per_lag_gradients():
 
 def test_online_algorithms(tmp_path):
     """Every part at toy sizes: alignment (Elman; RTRL's cosine is 1), learning through
-    the trainer (tiny copy), cost; `--check` repeats the Elman alignment."""
+    the trainer (tiny copy), cost. (Its --check: test_scripts_check_their_records, slow.)"""
     results = _script(
         "experiments/online_algorithms/online_algorithms.py",
         tmp_path,
@@ -287,7 +281,32 @@ def test_online_algorithms(tmp_path):
     assert len(runs) == 8 and all(r["steps"] == 3 for r in runs)
     assert {r["algorithm"] for r in results["cost"]["rows"]} >= {"BPTT", "rtrl", "uoro"}
     assert results["cost"]["provenance"]["cpu_s"] > 0
-    done = _check_command("experiments/online_algorithms/online_algorithms.py", tmp_path / "out")
-    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
     for png in ("alignment.png", "learning.png", "cost.png"):
         assert (tmp_path / "out" / png).is_file()
+
+
+CHECKED_SCRIPTS = {  # the scripts with a --check of their own (not the sweep's check_report)
+    "vanishing": (
+        "experiments/vanishing_gradients/vanishing.py",
+        ("--variant", "tiny", "--steps", "4", "--probe-every", "2", "--seeds", "1"),
+    ),
+    "gradient_flow": (
+        "experiments/gradient_flow/gradient_flow.py",
+        ("--seq-len", "12", "--hidden", "4", "--inputs", "3", "--batch", "2"),
+    ),
+    "online_algorithms": (
+        "experiments/online_algorithms/online_algorithms.py",
+        ("--tiny", "--seeds", "1"),
+    ),
+}
+
+
+@pytest.mark.slow  # each re-runs its script: 10-30 s apiece on 2 cores; run with -m slow
+@pytest.mark.parametrize("name", sorted(CHECKED_SCRIPTS))
+def test_scripts_check_their_records(tmp_path, name):
+    """`--check` recomputes what the script recorded and finds it the same."""
+    script, args = CHECKED_SCRIPTS[name]
+    extra = ("--runs", str(tmp_path / "runs")) if name == "online_algorithms" else ()
+    _script(script, tmp_path, *args, *extra)
+    done = _check_command(script, tmp_path / "out")
+    assert done.returncode == 0 and "differs" not in done.stdout, done.stdout + done.stderr
