@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import initializers
-from lstm_jax.cells.protocol import Cell, zero_state
+from lstm_jax.cells.protocol import Cell, cell_without_cuts, zero_state
 
 Array = jax.Array
 
@@ -88,13 +88,11 @@ def _options(kind: str, candidate: str) -> MinRNNOptions:
 
 @functools.cache
 def _cell(options: MinRNNOptions) -> Cell:
-    step_fn = functools.partial(step, options)
-    return Cell(
-        init=functools.partial(init, options),
-        initial_carry=zero_state,
-        step=step_fn,
-        truncated_step=step_fn,  # no recurrent input into a nonlinear pre-activation
-        options=options,
+    return cell_without_cuts(
+        options,
+        functools.partial(init, options),
+        zero_state,
+        functools.partial(step, options),
         sizes=functools.partial(sizes, options),
         parallel=functools.partial(parallel, options),
     )

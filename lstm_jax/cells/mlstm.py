@@ -10,6 +10,7 @@ m_t)`, `f'_t = exp(log f_t + m_{t-1} - m_t)`, so `C`, `n` are the plain ones tim
 the denominator becomes `max(|n_tᵀ q_t|, exp(-m_t))`. We follow the paper: `C` is stored `v kᵀ`
 (`[D_v, D_k]`) and no ε is added to the denominator (NX-AI's kernels store `k vᵀ` and add 1e-6).
 The gradient does not flow through `m` (any fixed `m` gives the same `h`, see `cells.slstm`).
+Heads and forget-gate types are checked by `cells.exp_gating`, shared with the sLSTM.
 
 Parallel form (`Cell.parallel`, `unroll(..., impl="parallel")`), per head, with the initial
 state as column 0 (`log D_t0 = F_t + m_0`, `C_0`, `n_0`) and `F_t = Σ_{j≤t} log f_j`::
@@ -34,9 +35,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells import initializers
-from lstm_jax.cells.protocol import Cell
-from lstm_jax.cells.slstm import FORGET_GATES
+from lstm_jax.cells import exp_gating, initializers
+from lstm_jax.cells.exp_gating import FORGET_GATES, checked_options
+from lstm_jax.cells.protocol import Cell, carry_h, cell_without_cuts
 
 Array = jax.Array
 
@@ -77,25 +78,18 @@ def mlstm(
     >>> y.shape, carry.C.shape
     ((5, 8), (5, 2, 4, 4))
     """
-    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
-        raise ValueError(f"heads must be a positive int, got {heads!r}")
-    if forget_gate not in FORGET_GATES:
-        raise ValueError(f"forget_gate must be one of {sorted(FORGET_GATES)}, got {forget_gate!r}")
-    low, high = (float(v) for v in forget_bias)
-    return _mlstm_cell(MLSTMOptions(heads, forget_gate, (low, high)))
+    return _mlstm_cell(MLSTMOptions(*checked_options(heads, forget_gate, forget_bias)))
 
 
 @functools.cache
 def _mlstm_cell(options: MLSTMOptions) -> Cell:
-    step_fn = functools.partial(step, options)
-    return Cell(
-        init=functools.partial(init, options),
-        initial_carry=functools.partial(initial_carry, options),
-        step=step_fn,
-        truncated_step=step_fn,  # no recurrent input into a nonlinear pre-activation
-        options=options,
+    return cell_without_cuts(
+        options,
+        functools.partial(init, options),
+        functools.partial(initial_carry, options),
+        functools.partial(step, options),
         sizes=functools.partial(sizes, options),
-        output=output,
+        output=carry_h,
         parallel=functools.partial(parallel, options),
     )
 
@@ -110,17 +104,11 @@ def sizes(options: MLSTMOptions, params: MLSTMParams) -> tuple[int, int]:
     return w.shape[0], (w.shape[1] - 2 * options.heads) // 4
 
 
-def output(carry: MLSTMCarry) -> Array:
-    return carry.h
-
-
 def head_size(options: MLSTMOptions, hidden_size: int) -> int:
-    if hidden_size % options.heads:
-        raise ValueError(
-            f"mLSTM heads={options.heads} must divide hidden_size={hidden_size} (each head holds "
-            "an H/heads × H/heads memory)"
-        )
-    return hidden_size // options.heads
+    """`D = H / NH`; a ValueError when NH does not divide H."""
+    return exp_gating.head_size(
+        "mLSTM", options.heads, hidden_size, "holds an H/heads × H/heads memory"
+    )
 
 
 def init(

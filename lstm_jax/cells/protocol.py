@@ -98,6 +98,11 @@ def carry_is_output(carry: Carry) -> Array:
     return carry
 
 
+def carry_h(carry: Any) -> Array:
+    """`Cell.output` for carries with an `h` field (LSTM, sLSTM, mLSTM): `y_t = carry_t.h`."""
+    return carry.h
+
+
 class Cell(NamedTuple):
     """A recurrent cell: pure functions plus the static options they were built from.
 
@@ -161,6 +166,26 @@ def cell_from_step(
         initial_carry=initial_carry,
         step=functools.partial(step, cut=keep),
         truncated_step=functools.partial(step, cut=cut_gate_recurrence),
+        options=options,
+        **fields,
+    )
+
+
+def cell_without_cuts(
+    options: Hashable,
+    init: InitFn,
+    initial_carry: InitialCarryFn,
+    step: StepFn,
+    **fields: Any,
+) -> Cell:
+    """A `Cell` whose step has no recurrent input into a nonlinear pre-activation (the mLSTM,
+    the min-RNNs): TRUNCATED has nothing to cut, so `truncated_step is step` — the identity the
+    driver reads to let TRUNCATED use the cell's parallel form. `fields` as `cell_from_step`."""
+    return Cell(
+        init=init,
+        initial_carry=initial_carry,
+        step=step,
+        truncated_step=step,
         options=options,
         **fields,
     )

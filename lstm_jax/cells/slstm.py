@@ -37,20 +37,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells import initializers
-from lstm_jax.cells.protocol import Cell, cell_from_step
+from lstm_jax.cells import exp_gating, initializers
+from lstm_jax.cells.exp_gating import FORGET_GATES, checked_options
+from lstm_jax.cells.protocol import Cell, carry_h, cell_from_step
 from lstm_jax.gradients.modes import keep
 
 Array = jax.Array
 
 SLSTM_GATE_ORDER: tuple[str, ...] = ("i", "f", "z", "o")
 """Order of the blocks along the last axis of `w` and `b` and the first axis of `r`."""
-
-FORGET_GATES: dict[str, Callable[[Array], Array]] = {
-    "sigmoid": jax.nn.log_sigmoid,  # log f = log σ(f̄)
-    "exp": lambda f_pre: f_pre,  # log f = f̄
-}
-"""`log f_t` from `f̄_t`, by forget-gate type."""
 
 
 class SLSTMParams(NamedTuple):
@@ -105,12 +100,7 @@ def slstm(
     >>> y.shape, carry.m.shape
     ((5, 4), (5, 4))
     """
-    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
-        raise ValueError(f"heads must be a positive int, got {heads!r}")
-    if forget_gate not in FORGET_GATES:
-        raise ValueError(f"forget_gate must be one of {sorted(FORGET_GATES)}, got {forget_gate!r}")
-    low, high = (float(v) for v in forget_bias)
-    return _slstm_cell(SLSTMOptions(heads, forget_gate, (low, high)))
+    return _slstm_cell(SLSTMOptions(*checked_options(heads, forget_gate, forget_bias)))
 
 
 @functools.cache
@@ -121,7 +111,7 @@ def _slstm_cell(options: SLSTMOptions) -> Cell:
         initial_carry,
         functools.partial(step, options),
         sizes=sizes,
-        output=output,
+        output=carry_h,
     )
 
 
@@ -140,18 +130,9 @@ def sizes(params: SLSTMParams) -> tuple[int, int]:
     return w.shape[0], w.shape[1] // 4
 
 
-def output(carry: SLSTMCarry) -> Array:
-    return carry.h
-
-
 def head_size(options: SLSTMOptions, hidden_size: int) -> int:
     """`D = H / NH`; a ValueError when NH does not divide H."""
-    if hidden_size % options.heads:
-        raise ValueError(
-            f"sLSTM heads={options.heads} must divide hidden_size={hidden_size} (each head "
-            "mixes H/heads units)"
-        )
-    return hidden_size // options.heads
+    return exp_gating.head_size("sLSTM", options.heads, hidden_size, "mixes H/heads units")
 
 
 def init(

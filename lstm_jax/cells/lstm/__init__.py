@@ -15,6 +15,7 @@ from lstm_jax.cells.lstm.step import LSTMCarry, LSTMParams, LSTMParts
 from lstm_jax.cells.protocol import (
     Cell,
     Derivation,
+    carry_h,
     cell_from_step,
     kernel_input_grad,
     kernel_project,
@@ -67,7 +68,7 @@ def _lstm_cell(options: LSTMOptions) -> Cell:
         functools.partial(step.init, options),
         functools.partial(step.initial_carry, options),
         functools.partial(step.step, options),
-        output=step.hidden_state,
+        output=carry_h,
         derivation=derived,
     )
 

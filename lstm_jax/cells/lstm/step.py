@@ -290,8 +290,3 @@ def carry_from_parts(options: LSTMOptions, p: LSTMParts) -> LSTMCarry:
         step = options.block_size if options.gate_inputs else 1
         gates = jnp.concatenate([by_name[g][..., ::step] for g in options.sigmoid_gates], -1)
     return LSTMCarry(h=p.h, c=p.c, gates=gates)
-
-
-def hidden_state(carry: LSTMCarry) -> Array:
-    """The LSTM's output `y_t = h_t` (`Cell.output`)."""
-    return carry.h
