@@ -35,21 +35,27 @@ def batch_mean(norms: jax.Array, reverse: bool = True) -> list[float]:
     return (mean[::-1] if reverse else mean).tolist()
 
 
-def _check(path: Path) -> bool:
-    """Re-runs the script with the arguments `path` records and compares the per-lag norms and
-    the closed-form gap (float64: to 1e-9 relative)."""
+def rerun_and_compare(script: str, path: Path, keys: tuple[str, ...]) -> bool:
+    """Re-runs `script` with the arguments the record at `path` holds (`--out` a temporary
+    directory, the record read back under the same file name) and compares `keys` (float64:
+    to 1e-9 relative); prints one line per key. True if every key matches."""
     recorded = json.loads(path.read_text())
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in recorded["args"].items()]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, __file__, *flags, "--out", tmp], check=True)
-        now = json.loads((Path(tmp) / "results.json").read_text())
+        subprocess.run([sys.executable, script, *flags, "--out", tmp], check=True)
+        now = json.loads((Path(tmp) / path.name).read_text())
     same = True
-    for key in ("per_lag_h", "per_lag_c", "term_means_over_time"):
+    for key in keys:
         want, got = jax.tree.leaves(recorded[key]), jax.tree.leaves(now[key])
         ok = np.allclose(want, got, rtol=1e-9, atol=0)
         same = same and ok
         print(f"{key}: {'same' if ok else 'differs'}")
     return same
+
+
+def _check(path: Path) -> bool:
+    """Re-runs this script as `path` records it; compares the per-lag norms and Jacobian terms."""
+    return rerun_and_compare(__file__, path, ("per_lag_h", "per_lag_c", "term_means_over_time"))
 
 
 def main() -> None:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from gradient_flow import batch_mean, rerun_and_compare  # this folder's script, beside it
 
 import lstm_jax
 from lstm_jax import diagnostics
@@ -40,11 +37,6 @@ jax.config.update("jax_enable_x64", True)
 
 # run directory in the formal-language sweep → curve name
 TRAINED = {"LSTM_lr_0.01": "LSTM", "sLSTM_lr_0.01": "sLSTM"}
-
-
-def batch_mean(norms: jax.Array) -> list[float]:
-    """Batch-mean norm per lag (index 0 = lag 0, the last step)."""
-    return jnp.mean(norms.reshape(norms.shape[0], -1), axis=1)[::-1].tolist()
 
 
 def curves(cell, params, xs, name: str, per_h: dict, per_c: dict) -> None:
@@ -77,18 +69,8 @@ def trained_first_layer(run_dir: Path) -> tuple[object, object, dict] | None:
 
 
 def _check(path: Path) -> bool:
-    """Re-runs with the recorded arguments; compares the curves to 1e-9 relative."""
-    recorded = json.loads(path.read_text())
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in recorded["args"].items()]
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, __file__, *flags, "--out", tmp], check=True)
-        now = json.loads((Path(tmp) / "slstm_results.json").read_text())
-    same = True
-    for key in ("per_lag_h", "per_lag_c"):
-        ok = np.allclose(jax.tree.leaves(recorded[key]), jax.tree.leaves(now[key]), rtol=1e-9)
-        same = same and ok
-        print(f"{key}: {'same' if ok else 'differs'}")
-    return same
+    """Re-runs this script as `path` records it and compares the per-lag norms."""
+    return rerun_and_compare(__file__, path, ("per_lag_h", "per_lag_c"))
 
 
 def main() -> None:
