@@ -27,10 +27,9 @@ def stacked_any_batch(
 ) -> tuple[tuple[Any, ...], Array]:
     """`driver.stacked` over `xs: [*batch, T, I]` (or `[T, *batch, I]` when `time_major`), with
     `carries` leaves `[*batch, ...]` and `lengths: [*batch]`; outputs keep the batch axes."""
-    if getattr(xs, "ndim", 0) < 2:  # the driver's own error names the problem
-        return stacked(cell, params, xs, carries, lengths=lengths, time_major=time_major, **kwargs)
-    batch = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
-    if len(batch) <= 1:
+    ndim = getattr(xs, "ndim", 0)  # below 2: the driver's own error names the problem
+    batch = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2]) if ndim >= 2 else ()
+    if len(batch) <= 1:  # what the driver takes as it is
         return stacked(cell, params, xs, carries, lengths=lengths, time_major=time_major, **kwargs)
     size = math.prod(batch)
     if time_major:
