@@ -266,6 +266,7 @@ def test_quickstart_per_lag_gradients():
     assert "truncated" in done.stdout and "full" in done.stdout
 
 
+@pytest.mark.slow  # every part of the script at toy sizes: about 40 s on 2 cores (CI time)
 def test_online_algorithms(tmp_path):
     """Every part at toy sizes: alignment (Elman; RTRL's cosine is 1), learning through
     the trainer (tiny copy), cost. (Its --check: test_scripts_check_their_records, slow.)"""
