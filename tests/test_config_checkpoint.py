@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import serialization
 
 from lstm_jax.training import checkpoint
 from lstm_jax.training.config import ConfigError, dump, load
@@ -104,37 +105,86 @@ def _state():
     return {"params": (jnp.arange(3.0), {"w": jnp.ones((2, 2))}), "step": jnp.asarray(7)}
 
 
-def test_checkpoint_round_trip_and_atomic_replace(tmp_path):
-    path = tmp_path / "ck" / "state.msgpack"
-    checkpoint.save(path, _state(), {"step": 7})
-    state, meta = checkpoint.load(path, _state())
-    assert meta == {"step": 7}
+def _files(root):
+    """Every file under `root` with its bytes: what "left as it was" compares."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_checkpoint_round_trip_keeps_the_last_n(tmp_path):
+    for step in (10, 20, 30, 40):
+        checkpoint.save(tmp_path, step, _state(), {"step": step}, keep=2)
+    assert checkpoint.steps(tmp_path) == [30, 40]  # keep-the-last-N: older steps deleted
+    state, meta = checkpoint.load(tmp_path, _state())
+    assert meta == {"step": 40}
     jax.tree.map(np.testing.assert_array_equal, state, _state())
-    assert checkpoint.read_meta(path) == {"step": 7}
-    assert [p.name for p in path.parent.iterdir()] == ["state.msgpack"]  # no temp file left
+    assert jax.tree.map(lambda x: x.dtype, state) == jax.tree.map(lambda x: x.dtype, _state())
+    assert checkpoint.read_meta(tmp_path, 30) == {"step": 30}
+    # no temporary directory is left behind by a completed save
+    assert sorted(p.name for p in (tmp_path / checkpoint.DIRECTORY).iterdir()) == ["30", "40"]
 
 
-def test_corrupt_and_foreign_checkpoints_raise_and_are_left_alone(tmp_path):
-    path = tmp_path / "state.msgpack"
-    checkpoint.save(path, _state(), {"step": 7})
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # a write cut short
-    with pytest.raises(checkpoint.CheckpointError, match=r"corrupt or truncated.*left as it is"):
-        checkpoint.load(path, _state())
-    assert path.read_bytes() == data[: len(data) // 2]
-    path.write_bytes(b"\x81\xa1a\x01")  # valid msgpack, not ours
-    with pytest.raises(checkpoint.CheckpointError, match="not an lstm_jax checkpoint"):
-        checkpoint.load(path, _state())
-    checkpoint.save(path, _state(), {"step": 7})
+def test_a_save_cut_short_is_ignored_and_the_previous_step_resumes(tmp_path):
+    checkpoint.save(tmp_path, 10, _state(), {"step": 10})
+    # what Orbax leaves when killed mid-write: the step's temporary directory, never renamed
+    partial = tmp_path / checkpoint.DIRECTORY / "20.orbax-checkpoint-tmp-1234"
+    (partial / "state").mkdir(parents=True)
+    (partial / "state" / "manifest.ocdbt").write_bytes(b"\x00" * 7)
+    assert checkpoint.steps(tmp_path) == [10]
+    assert checkpoint.load(tmp_path, _state())[1] == {"step": 10}
+
+
+def test_corrupt_and_mismatched_checkpoints_raise_and_are_left_alone(tmp_path):
+    checkpoint.save(tmp_path, 7, _state(), {"step": 7})
+    checkpoint.save(tmp_path, 8, _state(), {"step": 8})
     other = {"params": (jnp.arange(4.0), {"w": jnp.ones((2, 2))}), "step": jnp.asarray(0)}
     with pytest.raises(
-        checkpoint.CheckpointError, match=r"has shape \(3,\), this run expects \(4,\)"
+        checkpoint.CheckpointError, match=r"params.0 has shape \(3,\), this run expects \(4,\)"
     ):
-        checkpoint.load(path, other)
-    with pytest.raises(checkpoint.CheckpointError, match="does not match this run's state"):
-        checkpoint.load(path, {"params": _state()["params"], "extra": jnp.zeros(1), "step": 0})
+        checkpoint.load(tmp_path, other)
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"does not match.*missing extra; unexpected none"
+    ):
+        checkpoint.load(tmp_path, {"params": _state()["params"], "extra": jnp.zeros(1), "step": 0})
+    for path in (tmp_path / checkpoint.DIRECTORY / "8").rglob("*"):
+        if path.is_file():  # every file of the newest step cut to half its length
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = _files(tmp_path)
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"8 is corrupt or incomplete .*left as it is.*\[7\]"
+    ):
+        checkpoint.load(tmp_path, _state())
+    assert _files(tmp_path) == before
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint at"):
-        checkpoint.load(tmp_path / "none.msgpack", _state())
+        checkpoint.load(tmp_path / "none", _state())
+    with pytest.raises(checkpoint.CheckpointError, match=r"no checkpoint of step 5 .*\[7, 8\]"):
+        checkpoint.load(tmp_path, _state(), step=5)
+
+
+def _legacy_file(path, payload):
+    """A checkpoint as lstm_jax 0.1 wrote it (msgpack through flax.serialization)."""
+    path.write_bytes(serialization.msgpack_serialize(payload))
+
+
+def test_old_msgpack_run_directories_are_read_then_superseded(tmp_path):
+    state = serialization.to_state_dict(_state())
+    _legacy_file(
+        tmp_path / checkpoint.LEGACY,
+        {"format": "lstm_jax-checkpoint", "version": 1, "meta": {"step": 7}, "state": state},
+    )
+    assert checkpoint.exists(tmp_path) and checkpoint.read_meta(tmp_path) == {"step": 7}
+    restored, meta = checkpoint.load(tmp_path, _state())
+    assert meta == {"step": 7}
+    jax.tree.map(np.testing.assert_array_equal, restored, _state())
+    checkpoint.save(tmp_path, 9, _state(), {"step": 9})  # the next save: the Orbax format
+    assert checkpoint.read_meta(tmp_path) == {"step": 9}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / checkpoint.LEGACY).write_bytes(b"\x81\xa1a\x01")  # valid msgpack, not ours
+    with pytest.raises(checkpoint.CheckpointError, match="not an lstm_jax checkpoint"):
+        checkpoint.load(bad, _state())
+    (bad / checkpoint.LEGACY).write_bytes(b"\x85\xa6for")  # cut short
+    with pytest.raises(checkpoint.CheckpointError, match=r"corrupt or truncated.*left as it is"):
+        checkpoint.read_meta(bad)
 
 
 def test_scientific_notation_is_a_float(config_file):

@@ -181,8 +181,8 @@ def test_online_state_survives_a_checkpoint(tmp_path, algorithm):
     state = init_state(exp)
     for k in range(3):
         state, _ = exp.train_step(state, exp.task.batch(0, k, 2))
-    checkpoint.save(tmp_path / "c.msgpack", state, {"step": 3})
-    state, _ = checkpoint.load(tmp_path / "c.msgpack", init_state(exp))
+    checkpoint.save(tmp_path, 3, state, {"step": 3})
+    state, _ = checkpoint.load(tmp_path, init_state(exp))
     for k in range(3, 6):
         state, _ = exp.train_step(state, exp.task.batch(0, k, 2))
     jax.tree.map(np.testing.assert_array_equal, state, straight)

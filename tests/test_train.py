@@ -28,6 +28,10 @@ def _train_losses(out: Path) -> list[float]:
     return [r["loss"] for r in records(out) if "eval" not in r]
 
 
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def _tiny(name: str, *overrides: str):
     extra = (f"task.options.path={ROOT / 'README.md'}",) if name == "char_lm" else ()
     return load(ROOT / "configs" / f"{name}.yaml", "tiny", extra + overrides)
@@ -42,9 +46,9 @@ def test_every_config_runs_its_tiny_variant(tmp_path, config_path):
         "metrics.jsonl",
         "summary.json",
         "learning_curve.png",
-        "checkpoint.msgpack",
     ):
         assert (tmp_path / "run" / name).is_file(), name
+    assert checkpoint.steps(tmp_path / "run")
     assert any("eval" in r for r in records(tmp_path / "run"))
 
 
@@ -120,7 +124,7 @@ def test_stateful_task_carries_state_across_batches(tmp_path):
         for a, b in zip(jax.tree.leaves(after_two.carries), jax.tree.leaves(from_zero), strict=True)
     )
     assert gap > 1e-3  # batch 2 did not start from zeros: the stored carry made a difference
-    saved, _ = checkpoint.load(tmp_path / "checkpoint.msgpack", init_state(exp))
+    saved, _ = checkpoint.load(tmp_path, init_state(exp))
     jax.tree.map(close, saved.carries, after_two.carries)
 
 
@@ -158,15 +162,15 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        ckpt = killed / "checkpoint.msgpack"
-        if ckpt.exists() and checkpoint.read_meta(ckpt).get("step", 0) >= 60:
+        saved = checkpoint.steps(killed)
+        if saved and saved[-1] >= 60:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     assert not (killed / "summary.json").exists()  # it really died mid-run
-    killed_at = checkpoint.read_meta(killed / "checkpoint.msgpack")["step"]
+    killed_at = checkpoint.read_meta(killed)["step"]
     assert 60 <= killed_at < 300
 
     resumed = run_cli(
@@ -216,10 +220,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
         train(cfg, tmp_path, progress=False, log=lambda s: None)
     step = int(err.value.args[0].split(" at step ")[1].split(";")[0])
     assert step >= 2
-    assert f"Last good checkpoint: {tmp_path / 'checkpoint.msgpack'} (step {step - 1})" in str(
-        err.value
-    )
-    assert checkpoint.read_meta(tmp_path / "checkpoint.msgpack")["step"] == step - 1
+    newest = tmp_path / "checkpoints" / str(step - 1)
+    assert f"Last good checkpoint: {newest} (step {step - 1})" in str(err.value)
+    assert checkpoint.read_meta(tmp_path)["step"] == step - 1
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
 
 
@@ -285,7 +288,7 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
         "training.eval_size=32",
     )
     first = train(cfg, tmp_path, progress=False, log=lambda s: None)
-    ckpt = (tmp_path / "checkpoint.msgpack").read_bytes()
+    ckpt = _files(tmp_path / "checkpoints")
     again = train(cfg, tmp_path, resume=True, progress=False, log=lambda s: None)
     assert (again.status, again.steps, again.solved_at_step) == (
         first.status,
@@ -293,7 +296,7 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
         first.solved_at_step,
     )
     assert again.final_eval == first.final_eval and again.final_eval
-    assert (tmp_path / "checkpoint.msgpack").read_bytes() == ckpt
+    assert _files(tmp_path / "checkpoints") == ckpt
     # A run killed mid-write leaves a partial last line: resume drops it instead of crashing.
     metrics = tmp_path / "metrics.jsonl"
     whole = metrics.read_text()

@@ -63,7 +63,7 @@ def trained_first_layer(run_dir: Path) -> tuple[object, object, dict] | None:
         return None
     config = load(run_dir / "config.yaml")
     exp = build(config)
-    state, _ = checkpoint.load(run_dir / "checkpoint.msgpack", init_state(exp))
+    state, _ = checkpoint.load(run_dir, init_state(exp))
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), state.params.rnn[0])
     return exp.cell, params, json.loads((run_dir / "summary.json").read_text())
 

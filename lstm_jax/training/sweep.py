@@ -75,8 +75,9 @@ def run_one(
 ) -> Outcome:
     """Trains one run into `run_dir(out_dir, run)`; a diverged run is an outcome, not an error.
     An existing finished run directory is read back instead of retrained."""
+    from lstm_jax.training import checkpoint
     from lstm_jax.training.config import load  # in the worker: the parent may not need jax
-    from lstm_jax.training.trainer import CHECKPOINT, METRICS, Diverged, train
+    from lstm_jax.training.trainer import METRICS, Diverged, train
 
     out = run_dir(out_dir, run)
     start = time.perf_counter()
@@ -91,7 +92,7 @@ def run_one(
     else:
         # a diverged run is an outcome: train() wrote summary.json with status "diverged";
         # a run cut short (a checkpoint, no summary) continues from its checkpoint
-        resume = (out / CHECKPOINT).exists()
+        resume = checkpoint.exists(out)
         with contextlib.suppress(Diverged):
             train(config, out, resume=resume, progress=False, log=lambda _: None)
     summary = json.loads((out / "summary.json").read_text())

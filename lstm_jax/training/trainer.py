@@ -34,7 +34,6 @@ from lstm_jax.training.provenance import provenance
 from lstm_jax.training.stopping import TrainingSetRule
 from lstm_jax.training.tasks import Batch, Task, make_task
 
-CHECKPOINT = "checkpoint.msgpack"
 METRICS = "metrics.jsonl"
 
 
@@ -85,6 +84,7 @@ def build(config: Config) -> Experiment:
         "training.eval_every": t.eval_every,
         "training.eval_size": t.eval_size,
         "training.checkpoint_every": t.checkpoint_every,
+        "training.keep_checkpoints": t.keep_checkpoints,
     }
     for key, value in positive.items():
         if value < 1:
@@ -308,7 +308,7 @@ def train(
         state, done = _resume(exp, state, out)
         if rule is not None:
             rule.replay(_records(out / METRICS))
-    elif (out / CHECKPOINT).exists() or (out / METRICS).exists():
+    elif checkpoint.exists(out) or (out / METRICS).exists():
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
@@ -329,7 +329,8 @@ def train(
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     message = (
                         f"loss became {loss} (gradient norm {grad_norm}) at step {step}; the "
-                        f"update was not applied. Last good checkpoint: {_last_checkpoint(out)}. "
+                        "update was not applied. Last good checkpoint: "
+                        f"{checkpoint.describe(out)}. "
                         "Lower optimizer.learning_rate or set optimizer.clip_norm."
                     )
                     _write_summary(
@@ -362,7 +363,7 @@ def train(
                         "config": config.to_dict(),
                         **Progress(step, solved_at, final_eval, *clock.read())._asdict(),
                     }
-                    checkpoint.save(out / CHECKPOINT, state, meta)
+                    checkpoint.save(out, step, state, meta, keep=t.keep_checkpoints)
                 bar.update(1)
                 if stop:
                     break
@@ -386,14 +387,14 @@ class _Clock:
 def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, Progress]:
     """Checks the checkpoint belongs to this config, loads it, and trims later metrics."""
     # The config first: a changed size would otherwise surface as a shape mismatch.
-    meta = checkpoint.read_meta(out / CHECKPOINT)
+    meta = checkpoint.read_meta(out)
     stored = _as_config(meta.get("config"))  # fields added since take their defaults
     if stored != exp.config:
         theirs = _flatten(stored.to_dict() if stored else meta.get("config") or {})
         ours = _flatten(exp.config.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
-    state, meta = checkpoint.load(out / CHECKPOINT, template)
+    state, meta = checkpoint.load(out, template)
     done = Progress(
         int(meta["step"]),
         meta.get("solved_at"),
@@ -454,16 +455,6 @@ def _headline(metrics: dict[str, float]) -> dict[str, str]:
 
 def _write(f: TextIO, record: dict[str, Any]) -> None:
     f.write(json.dumps(record) + "\n")
-
-
-def _last_checkpoint(out: Path) -> str:
-    path = out / CHECKPOINT
-    if not path.exists():
-        return "none (none was written before the failure)"
-    try:
-        return f"{path} (step {checkpoint.read_meta(path).get('step')})"
-    except checkpoint.CheckpointError as err:
-        return f"{path} is unreadable: {err}"
 
 
 def _write_summary(
