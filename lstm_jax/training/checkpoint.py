@@ -117,8 +117,12 @@ def load(run_dir: str | Path, template: Any, step: int | None = None) -> tuple[A
             raise _corrupt(run_dir, step, err) from err
         if stored is None:
             raise _corrupt(run_dir, step, "no state item")
-        if template is not None:
-            _check_matches(where, template, stored)
+        if template is None:  # the arrays as stored, on this process's first device
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            template = jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), stored
+            )
+        _check_matches(where, template, stored)
         try:
             restored = manager.restore(
                 step,

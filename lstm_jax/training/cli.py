@@ -1,8 +1,9 @@
 """The lstm-jax command line (`python -m lstm_jax` is the same program).
 
 lstm-jax run CONFIG [--variant V] [--set key=value ...] [--out DIR] [--resume]
+             [--coordinator HOST:PORT --num-processes N --process-id K]
     train from a YAML config: a path, or the name of one in configs/ (`lstm-jax run
-    quickstart`);
+    quickstart`); with the last three, as process K of N (`training.distributed`);
 lstm-jax list
     the configs, by name, with what each one runs.
 """
@@ -15,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from lstm_jax.training import checkpoint, config
+from lstm_jax.training import checkpoint, config, distributed
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CHECKPOINT = 2, 3, 4
 
@@ -79,15 +80,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path = resolve_config(args.config)
     cfg = config.load(path, args.variant, tuple(args.set))
+    group = distributed.settings(args.coordinator, args.num_processes, args.process_id)
+    if group is not None and not args.out:
+        # each process would pick its own fresh default directory
+        raise distributed.DistributedError("several processes need --out, one shared directory")
     name = path.stem + (f"-{args.variant}" if args.variant else "")
     default = Path("runs") / name
     out = Path(args.out) if args.out else (default if args.resume else _fresh(default))
+    if group is not None:
+        distributed.initialize(group)
+    writer = distributed.is_writer()
     try:
-        summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+        summary = train(
+            cfg,
+            out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            log=print if writer else lambda _: None,
+        )
     except Diverged as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
-    print(f"run directory: {summary.out_dir}")
+    if writer:
+        print(f"run directory: {summary.out_dir}")
     return 0
 
 
@@ -113,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = run.add_argument_group(
+        "several processes (jax.distributed; or the environment variables "
+        f"{', '.join(distributed.ENV.values())})"
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in all")
+    group.add_argument("--process-id", type=int, metavar="K", help="this process, 0 ... N-1")
     run.set_defaults(func=cmd_run)
     listing = commands.add_parser("list", help="list the configs")
     listing.add_argument("--dir", help="directory to list (default: configs/)")
@@ -122,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
         return code
-    except (config.ConfigError, FileExistsError, FileNotFoundError) as err:
+    except (
+        config.ConfigError,
+        distributed.DistributedError,
+        FileExistsError,
+        FileNotFoundError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except checkpoint.CheckpointError as err:

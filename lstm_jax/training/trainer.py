@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from lstm_jax.driver.scan import resolve_impl
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.gradients.online_algorithms import online_algorithm
 from lstm_jax.gradients.regularizers import omega
-from lstm_jax.training import checkpoint, model, online_updates, validation
+from lstm_jax.training import checkpoint, distributed, model, online_updates, validation
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
@@ -110,6 +111,29 @@ def build(config: Config) -> Experiment:
     except ValueError as err:
         raise ConfigError(f"model.impl: {err}") from None
     unroll_kwargs = dict(gradient=mode, window=m.window, impl=m.impl)
+    mesh = None
+    if jax.device_count() > 1:  # every process's devices when there are several processes
+        for key in ("batch_size", "eval_size"):
+            if getattr(t, key) % jax.device_count():
+                raise ConfigError(
+                    f"training.{key}={getattr(t, key)} must be divisible by the "
+                    f"{jax.device_count()} devices the batch is sharded over"
+                )
+        mesh = Mesh(np.array(jax.devices()), ("data",))
+    everywhere = None if mesh is None else NamedSharding(mesh, P())
+
+    def replicated(step):
+        """`step` with its statistics gathered onto every device: the host reads them, and with
+        several processes only a fully replicated array is readable by each."""
+        if mesh is None:
+            return step
+
+        def gathered(state: TrainState, batch: Batch):
+            state, stats = step(state, batch)
+            return state, jax.lax.with_sharding_constraint(stats, everywhere)
+
+        return gathered
+
     keep_outputs = t.stop_on == "train"  # the training-set rule scores each training sequence
 
     def loss_and_carries(params, batch: Batch, carries):
@@ -168,18 +192,11 @@ def build(config: Config) -> Experiment:
         _, outputs = model.apply(
             cell, params, batch.inputs, None, m.output, lengths=batch.lengths, resets=batch.resets
         )
-        return outputs
+        return outputs if mesh is None else jax.lax.with_sharding_constraint(outputs, everywhere)
 
-    mesh = None
-    if jax.device_count() > 1:
-        for key in ("batch_size", "eval_size"):
-            if getattr(t, key) % jax.device_count():
-                raise ConfigError(
-                    f"training.{key}={getattr(t, key)} must be divisible by the "
-                    f"{jax.device_count()} devices the batch is sharded over"
-                )
-        mesh = Mesh(np.array(jax.devices()), ("data",))
-    return Experiment(config, task, cell, optimizer, jax.jit(train_step), jax.jit(evaluate), mesh)
+    return Experiment(
+        config, task, cell, optimizer, jax.jit(replicated(train_step)), jax.jit(evaluate), mesh
+    )
 
 
 def _algorithm_key(config: Config) -> jax.Array:
@@ -224,7 +241,11 @@ def shard(exp: Experiment, tree: Any, batch_axis: int | None) -> Any:
         spec = [None] * np.ndim(x)
         if batch_axis is not None and np.ndim(x) > batch_axis:
             spec[batch_axis] = "data"
-        return jax.device_put(x, NamedSharding(exp.mesh, P(*spec)))
+        # every process holds the whole (identical) value and places its own shards of it
+        x = np.asarray(x)
+        return jax.make_array_from_callback(
+            x.shape, NamedSharding(exp.mesh, P(*spec)), lambda index: x[index]
+        )
 
     return jax.tree.map(place, tree)
 
@@ -304,16 +325,18 @@ def train(
     rule = None  # the 1997 training-set rule, when the config stops on it
     if t.stop_on == "train":
         rule = TrainingSetRule(t.train_window, t.batch_size, t.train_loss)
+    writer = distributed.is_writer()  # with several processes, process 0 writes the logs
     if resume:
-        state, done = _resume(exp, state, out)
+        state, done = _resume(exp, state, out, trim=writer)
         if rule is not None:
-            rule.replay(_records(out / METRICS))
+            rule.replay([r for r in _records(out / METRICS) if r["step"] <= done.step])
     elif checkpoint.exists(out) or (out / METRICS).exists():
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump(config))
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump(config))
     step, solved_at, final_eval = done.step, done.solved_at, done.final_eval or {}
     clock = _Clock(done.wall_s, done.cpu_s)
     source = provenance()  # now: the code that trains, even if the checkout changes meanwhile
@@ -321,9 +344,14 @@ def train(
     if step < t.steps and not stop:
         state = shard_state(exp, state)
         test = exp.task.test_set(t.seed, t.eval_size)
-        with open(out / METRICS, "a") as metrics_file, _progress(progress, step, t.steps) as bar:
+        metrics_path = out / METRICS if writer else os.devnull
+        with (
+            open(metrics_path, "a") as metrics_file,
+            _progress(progress and writer, step, t.steps) as bar,
+        ):
             for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
-                batch = shard_batch(exp, exp.task.batch(t.seed, step - 1, t.batch_size))
+                host = pad_time(exp.task.batch(t.seed, step - 1, t.batch_size))
+                batch = shard_batch(exp, host)
                 new_state, stats = exp.train_step(state, batch)
                 loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -333,9 +361,18 @@ def train(
                         f"{checkpoint.describe(out)}. "
                         "Lower optimizer.learning_rate or set optimizer.clip_norm."
                     )
-                    _write_summary(
-                        out, "diverged", step - 1, t, final_eval, solved_at, message, clock, source
-                    )
+                    if writer:
+                        _write_summary(
+                            out,
+                            "diverged",
+                            step - 1,
+                            t,
+                            final_eval,
+                            solved_at,
+                            message,
+                            clock,
+                            source,
+                        )
                     raise Diverged(message)
                 state = new_state
                 record = {"step": step, "loss": loss, "grad_norm": grad_norm}
@@ -346,7 +383,7 @@ def train(
                 met = False  # the training-set rule, scored on this batch's own outputs
                 if rule is not None:
                     outputs = np.asarray(stats["outputs"])
-                    record["correct"] = int(np.sum(exp.task.correct(outputs, batch)))
+                    record["correct"] = int(np.sum(exp.task.correct(outputs, host)))
                     met = solved_at is None and rule.update(loss, record["correct"])
                 _write(metrics_file, record)
                 if met or step % t.eval_every == 0 or step == t.steps:
@@ -368,9 +405,11 @@ def train(
                 if stop:
                     break
     status = "solved" if solved_at is not None else "budget"
-    summary = _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
-    _plot_learning_curve(out, solved_at)
-    log(summary_line(summary, t.batch_size))
+    summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
+    if writer:
+        _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
+        _plot_learning_curve(out, solved_at)
+        log(summary_line(summary, t.batch_size))
     return summary
 
 
@@ -384,8 +423,11 @@ class _Clock:
         return time.perf_counter() - self.start[0], time.process_time() - self.start[1]
 
 
-def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainState, Progress]:
-    """Checks the checkpoint belongs to this config, loads it, and trims later metrics."""
+def _resume(
+    exp: Experiment, template: TrainState, out: Path, trim: bool = True
+) -> tuple[TrainState, Progress]:
+    """Checks the checkpoint belongs to this config, loads it, and (`trim`) drops the metrics
+    logged after it."""
     # The config first: a changed size would otherwise surface as a shape mismatch.
     meta = checkpoint.read_meta(out)
     stored = _as_config(meta.get("config"))  # fields added since take their defaults
@@ -402,8 +444,9 @@ def _resume(exp: Experiment, template: TrainState, out: Path) -> tuple[TrainStat
         float(meta.get("wall_s", 0.0)),
         float(meta.get("cpu_s", 0.0)),
     )
-    kept = [line for line, r in _parsed(out / METRICS) if r["step"] <= done.step]
-    (out / METRICS).write_text("".join(line + "\n" for line in kept))
+    if trim:
+        kept = [line for line, r in _parsed(out / METRICS) if r["step"] <= done.step]
+        (out / METRICS).write_text("".join(line + "\n" for line in kept))
     return state, done
 
 

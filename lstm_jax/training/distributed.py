@@ -1,0 +1,77 @@
+"""Training as several processes, on one host or many, through `jax.distributed`.
+
+Every process runs the same program: `jax.distributed.initialize` connects them, after which
+`jax.devices()` lists the devices of all processes and the trainer's `Mesh` spans them. Each
+process generates the same batch (data are a function of `(seed, step)`) and places only its
+own shards (`jax.make_array_from_callback`); XLA's SPMD partitioner inserts the gradient
+all-reduce, over NCCL on GPUs and over Gloo on CPUs. Process 0 writes the logs; every
+process takes part in each checkpoint, which Orbax coordinates (the run directory must be on
+a filesystem all processes share).
+
+Launch one command per process, on each host (HOST:PORT: a free port on the host of process 0,
+reachable from the others):
+
+    lstm-jax run CONFIG --out DIR --coordinator HOST:PORT --num-processes N --process-id K
+
+or set `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` instead of the flags.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = {
+    "coordinator": "JAX_COORDINATOR_ADDRESS",
+    "num_processes": "JAX_NUM_PROCESSES",
+    "process_id": "JAX_PROCESS_ID",
+}
+
+
+class DistributedError(ValueError):
+    """The process-group settings are incomplete or out of range."""
+
+
+def settings(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> dict[str, str | int] | None:
+    """The process-group settings from the arguments, else the environment; None when neither
+    asks for several processes."""
+    given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
+    values = {k: v if v is not None else os.environ.get(ENV[k]) for k, v in given.items()}
+    if all(v is None for v in values.values()):
+        return None
+    missing = [f"--{k.replace('_', '-')} (or {ENV[k]})" for k, v in values.items() if v is None]
+    if missing:
+        raise DistributedError(f"several processes need all three settings; missing {missing}")
+    try:
+        count, index = int(values["num_processes"]), int(values["process_id"])
+    except ValueError:
+        raise DistributedError(
+            f"num_processes and process_id must be integers, got {values['num_processes']!r} "
+            f"and {values['process_id']!r}"
+        ) from None
+    if count < 1 or not 0 <= index < count:
+        raise DistributedError(
+            f"process_id must be in [0, num_processes); got {index} of {count} processes"
+        )
+    return {"coordinator": str(values["coordinator"]), "num_processes": count, "process_id": index}
+
+
+def initialize(group: dict[str, str | int]) -> None:
+    """Joins the process group `group` (from `settings`); blocks until all have joined."""
+    import jax  # here, not at the top: the command line's `list` and `--help` stay fast
+
+    # Cross-process collectives on CPU need an implementation; Gloo ships with jaxlib.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=str(group["coordinator"]),
+        num_processes=int(group["num_processes"]),
+        process_id=int(group["process_id"]),
+    )
+
+
+def is_writer() -> bool:
+    """Whether this process writes logs and plots (process 0; the only one when alone)."""
+    import jax
+
+    return jax.process_index() == 0
