@@ -168,3 +168,46 @@ def _save(plt, fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_runs(
+    runs: Mapping[str, tuple[Sequence[tuple[int, float]], Sequence[tuple[int, Mapping]]]],
+    path: str | Path,
+    *,
+    title: str,
+) -> Path:
+    """Several runs overlaid, one colour per run: a panel of training loss (a running mean over
+    about 1% of the steps, so the curves stay apart) and one per test metric.
+
+    `runs` maps a name to `(train, evals)`: `[(step, loss)]` and `[(step, {metric: value})]`."""
+    plt = _pyplot()
+    keys = list(dict.fromkeys(k for _, evals in runs.values() for _, e in evals for k in e))
+    keys = [k for k in keys if k != "sequences"]  # the test-set size, the same everywhere
+    names = ["training loss", *(f"test {k}" for k in keys)]
+    cols = min(len(names), 3)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.6, 3.6 * rows), squeeze=False)
+    for n, (run, (train, evals)) in enumerate(runs.items()):
+        colour, style = f"C{n % 10}", ("-", "--", ":")[n // 10 % 3]
+        if train:
+            x, y = (np.asarray(v, dtype=float) for v in zip(*train, strict=True))
+            width = max(1, len(y) // 100)
+            y = np.convolve(y, np.ones(width) / width, mode="valid")
+            axes[0][0].plot(x[width - 1 :], y, color=colour, ls=style, lw=0.9, label=run)
+        for i, key in enumerate(keys, start=1):
+            points = [(s, float(e[key])) for s, e in evals if key in e]
+            if points:
+                ax = axes[i // cols][i % cols]
+                ax.plot(*zip(*points, strict=True), color=colour, ls=style, marker=".", label=run)
+    for i, name in enumerate(names):
+        ax = axes[i // cols][i % cols]
+        values = [v for line in ax.get_lines() for v in line.get_ydata()]
+        if values and min(values) > 0 and max(values) > 20 * min(values):
+            ax.set_yscale("log")  # losses and counts spanning decades
+        ax.set(title=name, xlabel="training step", ylabel=name.removeprefix("test "))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    for i in range(len(names), rows * cols):
+        axes[i // cols][i % cols].axis("off")
+    fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)

@@ -4,6 +4,11 @@ lstm-jax run CONFIG [--variant V] [--set key=value ...] [--out DIR] [--resume]
              [--coordinator HOST:PORT --num-processes N --process-id K]
     train from a YAML config: a path, or the name of one in configs/ (`lstm-jax run
     quickstart`); with the last three, as process K of N (`training.distributed`);
+lstm-jax show RUN [--out DIR]
+    a run's summary, its learning curve and the per-lag gradient norms of its newest
+    checkpoint (full vs truncated);
+lstm-jax compare RUN RUN ... [--out PNG]
+    several runs in one table, their curves overlaid;
 lstm-jax list
     the configs, by name, with what each one runs.
 """
@@ -16,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from lstm_jax.training import checkpoint, config, distributed
+from lstm_jax.training import checkpoint, config, distributed, runs
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CHECKPOINT = 2, 3, 4
 
@@ -106,6 +111,63 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lstm_jax.diagnostics.plotting import plot_curves, plot_learning_curve
+
+    run = runs.read(args.run)
+    rows = runs.summary_rows(run)
+    width = max(map(len, rows))
+    print("\n".join(f"{key:<{width}}  {value}" for key, value in rows.items()))
+    out = Path(args.out) if args.out else run.path
+    solved = (run.summary or {}).get("solved_at_step")
+    if run.train or run.evals:
+        curve = plot_learning_curve(
+            tuple(zip(*run.train, strict=True)) if run.train else None,  # type: ignore[arg-type]
+            run.evals,
+            out / "learning_curve.png",
+            title=run.path.name,
+            solved_at=solved,
+        )
+        print(f"learning curve: {curve}")
+    if args.no_gradients:
+        return 0
+    if not checkpoint.exists(run.path):
+        print("per-lag gradients: no checkpoint yet")
+        return 0
+    curves = runs.per_lag_norms(run, args.sequences)
+    # a curve that is zero past lag 0 (∂L/∂h under the truncated gradient) has no log line
+    silent = [name for name, (_, y) in curves.items() if not np.any(y[1:])]
+    if silent:
+        print(f"zero at every lag past 0 (not drawn): {', '.join(silent)}")
+    lags = plot_curves(
+        {name: curve for name, curve in curves.items() if name not in silent},
+        out / "per_lag_gradients.png",
+        title=f"{run.path.name}: error of the output at step T reaching step T - lag "
+        f"(step {checkpoint.read_meta(run.path).get('step')})",
+        xlabel="lag (steps back from the last step)",
+        ylabel="mean norm of the gradient",
+    )
+    print(f"per-lag gradient norms: {lags}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lstm_jax.diagnostics.plotting import plot_runs
+
+    found = [runs.read(path) for path in args.runs]
+    print(runs.format_table([runs.summary_rows(run) for run in found]))
+    names = [str(run.path) for run in found]
+    path = plot_runs(
+        {name: (run.train, run.evals) for name, run in zip(names, found, strict=True)},
+        args.out,
+        title=f"{len(found)} runs",
+    )
+    print(f"curves: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lstm-jax", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,6 +198,22 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--num-processes", type=int, metavar="N", help="processes in all")
     group.add_argument("--process-id", type=int, metavar="K", help="this process, 0 ... N-1")
     run.set_defaults(func=cmd_run)
+    show = commands.add_parser(
+        "show", help="a run's summary, learning curve and per-lag gradient norms"
+    )
+    show.add_argument("run", help="a run directory")
+    show.add_argument("--out", help="directory for the PNGs (default: the run directory)")
+    show.add_argument(
+        "--sequences", type=int, default=16, help="test sequences for the per-lag norms"
+    )
+    show.add_argument(
+        "--no-gradients", action="store_true", help="skip the per-lag view (no jax work)"
+    )
+    show.set_defaults(func=cmd_show)
+    compare = commands.add_parser("compare", help="several runs in one table and one plot")
+    compare.add_argument("runs", nargs="+", help="run directories")
+    compare.add_argument("--out", default="compare.png", help="the PNG (default: compare.png)")
+    compare.set_defaults(func=cmd_compare)
     listing = commands.add_parser("list", help="list the configs")
     listing.add_argument("--dir", help="directory to list (default: configs/)")
     listing.set_defaults(func=cmd_list)
@@ -147,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         config.ConfigError,
         distributed.DistributedError,
+        runs.RunError,
         FileExistsError,
         FileNotFoundError,
     ) as err:
