@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lstm_jax.training import checkpoint, cli, runs
-from lstm_jax.training.config import load
+from lstm_jax.training.config import ConfigError, load
 from lstm_jax.training.trainer import build, init_state, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +64,41 @@ def test_compare_tables_shared_values_once_and_plots(two_runs, tmp_path, capsys)
 def test_show_of_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert cli.main(["show", str(tmp_path)]) == cli.EXIT_BAD_INPUT
     assert "is not a run directory (no config.yaml" in capsys.readouterr().err
+
+
+def _events(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of TensorBoard event files (TFRecord framing: length, its CRC, data, CRC)."""
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            size = int.from_bytes(data[at : at + 8], "little")
+            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + size])
+            at += 12 + size + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_tensorboard_events_hold_the_logged_metrics(tmp_path):
+    pytest.importorskip("tensorboardX")  # in the test extras; optional for users
+    config = load(ROOT / "configs/quickstart.yaml", "tiny", ("training.tensorboard=true",))
+    train(config, tmp_path, progress=False, log=lambda _: None)
+    scalars = _events(tmp_path / "tensorboard")
+    run = runs.read(tmp_path)
+    steps, losses = zip(*scalars["train/loss"], strict=True)
+    assert list(steps) == [s for s, _ in run.train]
+    np.testing.assert_allclose(losses, [v for _, v in run.train], rtol=1e-6)
+    assert [s for s, _ in scalars["test/wrong"]] == [s for s, _ in run.evals]
+    assert [v for _, v in scalars["test/wrong"]] == [e["wrong"] for _, e in run.evals]
+    assert "train/grad_norm" in scalars
+
+
+def test_tensorboard_without_tensorboardx_is_a_config_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "tensorboardX", None)  # as if not installed
+    config = load(ROOT / "configs/quickstart.yaml", "tiny", ("training.tensorboard=true",))
+    with pytest.raises(ConfigError, match=r"pip install 'lstm-jax\[tensorboard\]'"):
+        train(config, tmp_path, progress=False, log=lambda _: None)
+    assert not (tmp_path / "metrics.jsonl").exists()

@@ -72,6 +72,7 @@ class TrainingConfig:
     eval_size: int = 256  # test-set size (sequences, or streams for stateful tasks)
     checkpoint_every: int = 500
     keep_checkpoints: int = 3  # the newest checkpoints kept (Orbax deletes older steps)
+    tensorboard: bool = False  # also log to <run>/tensorboard/ (the `tensorboard` extra)
     stop_when_solved: bool = True  # stop once the stopping rule (`stop_on`) is met
     stop_on: str = "test"  # "test": the task's criterion at an evaluation; "train": the 1997
     #                        training-set rule (`training.stopping.TrainingSetRule`)

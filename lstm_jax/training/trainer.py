@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +31,7 @@ from lstm_jax.training import checkpoint, distributed, model, online_updates, va
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
+from lstm_jax.training.run_log import RunLog, check_tensorboard
 from lstm_jax.training.stopping import TrainingSetRule
 from lstm_jax.training.tasks import Batch, Task, make_task
 
@@ -103,6 +103,7 @@ def build(config: Config) -> Experiment:
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
     validation.check_output_and_stopping(config, task)
+    check_tensorboard(t.tensorboard)
     validation.check_omega(config, task, cell)
     if online_learning or t.reset_on_error:
         validation.check_online(config, task, cell)
@@ -344,9 +345,8 @@ def train(
     if step < t.steps and not stop:
         state = shard_state(exp, state)
         test = exp.task.test_set(t.seed, t.eval_size)
-        metrics_path = out / METRICS if writer else os.devnull
         with (
-            open(metrics_path, "a") as metrics_file,
+            RunLog(out / METRICS if writer else None, t.tensorboard, step) as run_log,
             _progress(progress and writer, step, t.steps) as bar,
         ):
             for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
@@ -385,17 +385,17 @@ def train(
                     outputs = np.asarray(stats["outputs"])
                     record["correct"] = int(np.sum(exp.task.correct(outputs, host)))
                     met = solved_at is None and rule.update(loss, record["correct"])
-                _write(metrics_file, record)
+                run_log.write(record)
                 if met or step % t.eval_every == 0 or step == t.steps:
                     final_eval = evaluate(exp, state.params, test)
-                    _write(metrics_file, {"step": step, "eval": final_eval})
+                    run_log.write({"step": step, "eval": final_eval})
                     bar.set_postfix(loss=f"{loss:.4g}", **_headline(final_eval))
                     on_test = rule is None and exp.task.solved(final_eval)
                     if solved_at is None and (met or on_test):
                         solved_at = step
                         stop = t.stop_when_solved
                 if step % t.checkpoint_every == 0 or step == t.steps or stop:
-                    metrics_file.flush()
+                    run_log.flush()
                     meta = {
                         "config": config.to_dict(),
                         **Progress(step, solved_at, final_eval, *clock.read())._asdict(),
@@ -494,10 +494,6 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _headline(metrics: dict[str, float]) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in metrics.items() if k not in ("loss", "sequences")}
-
-
-def _write(f: TextIO, record: dict[str, Any]) -> None:
-    f.write(json.dumps(record) + "\n")
 
 
 def _write_summary(

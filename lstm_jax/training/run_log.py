@@ -1,0 +1,76 @@
+"""A run's log: `metrics.jsonl` (always) and TensorBoard event files (optional).
+
+Records are `{"step", "loss", "grad_norm", ...}` once per training step and `{"step", "eval":
+{metric: value}}` once per evaluation. With `training.tensorboard: true` the same numbers are
+written by `tensorboardX` (the `tensorboard` extra: `pip install "lstm-jax[tensorboard]"`) to
+`<run>/tensorboard/` as scalars `train/<key>` and `test/<metric>`; `tensorboard --logdir runs`
+shows them. A resumed run purges the events logged after its checkpoint, as it trims
+`metrics.jsonl`, so no step appears twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lstm_jax.training.config import ConfigError
+
+TENSORBOARD = "tensorboard"
+
+
+def _summary_writer():
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "training.tensorboard needs tensorboardX: pip install 'lstm-jax[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
+def check_tensorboard(enabled: bool) -> None:
+    """A ConfigError now, before training, when TensorBoard logging is asked for and missing."""
+    if enabled:
+        _summary_writer()
+
+
+class RunLog:
+    """Appends records to `metrics.jsonl` and, with `tensorboard`, to event files; a context
+    manager. `path` None (processes other than 0) writes nothing."""
+
+    def __init__(self, path: Path | None, tensorboard: bool = False, resume_step: int = 0):
+        self._jsonl = open(path if path is not None else os.devnull, "a")  # noqa: SIM115
+        self._events = None
+        if tensorboard and path is not None:
+            self._events = _summary_writer()(
+                str(path.parent / TENSORBOARD),
+                purge_step=resume_step + 1 if resume_step else None,
+            )
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._jsonl.write(json.dumps(record) + "\n")
+        if self._events is not None:
+            step = record["step"]
+            scalars = {f"test/{k}": v for k, v in record.get("eval", {}).items()}
+            if "eval" not in record:
+                scalars = {f"train/{k}": v for k, v in record.items() if k != "step"}
+            for tag, value in scalars.items():
+                self._events.add_scalar(tag, float(value), step)
+
+    def flush(self) -> None:
+        self._jsonl.flush()
+        if self._events is not None:
+            self._events.flush()
+
+    def close(self) -> None:
+        self._jsonl.close()
+        if self._events is not None:
+            self._events.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
