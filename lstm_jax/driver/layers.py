@@ -61,6 +61,9 @@ def stacked(
     carries: Sequence[Carry] | None = None,
     *,
     bidirectional: bool = False,
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
+    key: Array | None = None,
     **kwargs: Any,
 ) -> tuple[tuple[Carry, ...], Array]:
     """Layers of `unroll` (or of `bidirectional`), each fed the previous layer's outputs.
@@ -69,6 +72,14 @@ def stacked(
       params: one entry per layer (a `(forward, backward)` pair per layer when
         `bidirectional`), e.g. from `init_stacked`.
       carries: one initial carry per layer, or None for zeros.
+      dropout: the probability of zeroing each output of every layer but the last, element by
+        element and step by step, before the next layer reads it (`torch.nn.LSTM`'s `dropout`);
+        the kept values are scaled by `1 / (1 - dropout)`, so evaluation (rate 0) needs no
+        rescaling.
+      input_dropout: the same on the inputs `xs` before the first layer.
+      key: the PRNG key of the masks, needed when a rate is above 0: the input mask draws from
+        `fold_in(key, 0)`, the mask after layer `l` from `fold_in(key, l + 1)`; the same key
+        gives the same masks (training steps use a key per step; evaluation uses rate 0).
       **kwargs: forwarded to every layer's `unroll`.
 
     Returns:
@@ -86,14 +97,30 @@ def stacked(
         if bidirectional
         else functools.partial(unroll, cell)
     )
+    for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        if rate > 0.0 and key is None:
+            raise ValueError(f"{name}={rate} needs a key (for evaluation, use rate 0)")
     finals, ys = [], xs
+    if input_dropout:
+        ys = _dropout(ys, input_dropout, jax.random.fold_in(key, 0))
     for index, layer_params in enumerate(params):
         with _context(f"layer {index}"):
             final, ys = layer(
                 layer_params, ys, None if carries is None else carries[index], **kwargs
             )
         finals.append(final)
+        if dropout and index < len(params) - 1:
+            ys = _dropout(ys, dropout, jax.random.fold_in(key, index + 1))
     return tuple(finals), ys
+
+
+def _dropout(x: Array, rate: float, key: Array) -> Array:
+    """Inverted dropout: each element zeroed with probability `rate`, the rest scaled by
+    `1 / (1 - rate)` (so the expectation is `x`)."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
 
 _bidirectional = bidirectional  # `stacked` has a keyword of the same name

@@ -54,9 +54,12 @@ class CellModule(nn.RNNCellBase):
 class RNN(nn.Module):
     """A (stacked, optionally bidirectional) recurrent layer over whole sequences.
 
-    `__call__(xs, carries=None, lengths=None) -> (final_carries, ys)`: `xs: [*batch, T, I]`
-    (flax's batch-major default, as `flax.linen.RNN`; `[T, *batch, I]` with `time_major=True`),
-    any number of batch axes; the other keyword fields are `lstm_jax.unroll`'s keywords.
+    `__call__(xs, carries=None, lengths=None, *, deterministic=None) -> (final_carries, ys)`:
+    `xs: [*batch, T, I]` (flax's batch-major default, as `flax.linen.RNN`; `[T, *batch, I]`
+    with `time_major=True`), any number of batch axes. `dropout` (between stacked layers) and
+    `input_dropout` are `driver.stacked`'s, drawn from the `"dropout"` rng collection unless
+    `deterministic` (the field or the call's argument, as `flax.linen.Dropout`); the other
+    keyword fields are `lstm_jax.unroll`'s keywords.
     """
 
     cell: Cell
@@ -70,10 +73,18 @@ class RNN(nn.Module):
     remat: bool = False
     impl: str = "auto"
     param_dtype: Any = jnp.float32
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    deterministic: bool | None = None
 
     @nn.compact
     def __call__(
-        self, xs: Array, carries: Any = None, lengths: Array | None = None
+        self,
+        xs: Array,
+        carries: Any = None,
+        lengths: Array | None = None,
+        *,
+        deterministic: bool | None = None,
     ) -> tuple[tuple[Carry, ...], Array]:
         params = self.param(
             "layers",
@@ -87,12 +98,20 @@ class RNN(nn.Module):
                 dtype=self.param_dtype,
             ),
         )
+        rates = {"dropout": self.dropout, "input_dropout": self.input_dropout}
+        if not any(rates.values()) or nn.merge_param(
+            "deterministic", self.deterministic, deterministic
+        ):
+            rates = {}  # evaluation: no masks, no rng needed
+        key = self.make_rng("dropout") if rates else None
         return stacked_any_batch(
             self.cell,
             params,
             xs,
             carries,
             lengths,
+            key=key,
+            **rates,
             bidirectional=self.bidirectional,
             gradient=self.gradient,
             window=self.window,

@@ -70,9 +70,12 @@ class CellModule(nnx.Module):
 class RNN(nnx.Module):
     """A (stacked, optionally bidirectional) recurrent layer over whole sequences.
 
-    `__call__(xs, carries=None, lengths=None) -> (final_carries, ys)`: `xs: [*batch, T, I]`
-    (flax's batch-major default; `[T, *batch, I]` with `time_major=True`), any number of batch
-    axes; the other keywords are `lstm_jax.unroll`'s.
+    `__call__(xs, carries=None, lengths=None, *, deterministic=None, rngs=None) ->
+    (final_carries, ys)`: `xs: [*batch, T, I]` (flax's batch-major default; `[T, *batch, I]`
+    with `time_major=True`), any number of batch axes. `dropout` (between stacked layers) and
+    `input_dropout` are `driver.stacked`'s, with keys from the `dropout` stream of `rngs`
+    (the constructor's, or the call's), off when `deterministic` (`model.eval()` sets it, as
+    for `nnx.Dropout`); the other keywords are `lstm_jax.unroll`'s.
     """
 
     def __init__(
@@ -90,9 +93,16 @@ class RNN(nnx.Module):
         remat: bool = False,
         impl: str = "auto",
         param_dtype: Any = jnp.float32,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        deterministic: bool = False,
         rngs: nnx.Rngs,
     ):
         self.cell = cell
+        self.rates = {"dropout": dropout, "input_dropout": input_dropout}
+        self.deterministic = deterministic
+        # a stream of its own (as nnx.Dropout), drawn only when a rate is above 0
+        self.dropout_rngs = rngs.dropout.fork() if any(self.rates.values()) else nnx.data(None)
         self.options = dict(
             bidirectional=bidirectional,
             gradient=resolve_gradient(gradient),
@@ -115,8 +125,26 @@ class RNN(nnx.Module):
         )
 
     def __call__(
-        self, xs: Array, carries: Any = None, lengths: Array | None = None
+        self,
+        xs: Array,
+        carries: Any = None,
+        lengths: Array | None = None,
+        *,
+        deterministic: bool | None = None,
+        rngs: nnx.Rngs | None = None,
     ) -> tuple[tuple[Carry, ...], Array]:
+        off = self.deterministic if deterministic is None else deterministic
+        rates, key = {}, None
+        if any(self.rates.values()) and not off:
+            rates = self.rates
+            key = rngs.dropout() if rngs is not None else self.dropout_rngs()
         return stacked_any_batch(
-            self.cell, self.layers.get_value(), xs, carries, lengths, **self.options
+            self.cell,
+            self.layers.get_value(),
+            xs,
+            carries,
+            lengths,
+            key=key,
+            **rates,
+            **self.options,
         )

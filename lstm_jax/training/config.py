@@ -46,6 +46,8 @@ class ModelConfig:
     output: str = "identity"  # a key of training.model.OUTPUTS: "identity" | "sigmoid" (1997)
     readout_range: float | None = None  # readout weights and bias U(±a); None: U(±1/√H), b = 0
     readout_std: float | None = None  # readout weights N(0, std²), b = 0 (Pascanu et al. 2013)
+    dropout: float = 0.0  # between stacked layers, in training only (torch.nn.LSTM's dropout)
+    input_dropout: float = 0.0  # on the inputs of the first layer, in training only
 
 
 @dataclasses.dataclass(frozen=True)

@@ -102,7 +102,8 @@ def make_train_step(
             jax.tree.map(jnp.zeros_like, pending),
         )
 
-    def train_step(train_state, batch):
+    def train_step(train_state, batch, key=None):
+        del key  # the trainer's dropout key: online learning has no dropout (validation)
         carries: OnlineCarries = train_state.carries
         (layer,), _ = train_state.params
         hidden = cell.sizes(layer)[1]

@@ -103,6 +103,7 @@ def build(config: Config) -> Experiment:
     optimizer = make_optimizer(config)
     loss_fn = model.LOSSES[task.loss]
     validation.check_output_and_stopping(config, task)
+    validation.check_dropout(config)
     check_tensorboard(t.tensorboard)
     validation.check_omega(config, task, cell)
     if online_learning or t.reset_on_error:
@@ -129,15 +130,15 @@ def build(config: Config) -> Experiment:
         if mesh is None:
             return step
 
-        def gathered(state: TrainState, batch: Batch):
-            state, stats = step(state, batch)
+        def gathered(state: TrainState, batch: Batch, key: jax.Array | None = None):
+            state, stats = step(state, batch, key)
             return state, jax.lax.with_sharding_constraint(stats, everywhere)
 
         return gathered
 
     keep_outputs = t.stop_on == "train"  # the training-set rule scores each training sequence
 
-    def loss_and_carries(params, batch: Batch, carries):
+    def loss_and_carries(params, batch: Batch, carries, key):
         finals, outputs = model.apply(
             cell,
             params,
@@ -146,6 +147,9 @@ def build(config: Config) -> Experiment:
             m.output,
             lengths=batch.lengths,
             resets=batch.resets,
+            dropout=m.dropout,
+            input_dropout=m.input_dropout,
+            key=key,
             **unroll_kwargs,
         )
         loss = loss_fn(outputs, batch.targets, batch.mask)
@@ -162,11 +166,12 @@ def build(config: Config) -> Experiment:
             )
         return loss + t.omega * penalty, (finals, outputs, loss, penalty)
 
-    def train_step(state: TrainState, batch: Batch):
+    def train_step(state: TrainState, batch: Batch, key: jax.Array | None = None):
+        """One update; `key` draws the dropout masks (`dropout_key`), needed when dropout > 0."""
         carries = jax.lax.stop_gradient(state.carries)  # stateful TBPTT: no gradient across batches
         (_, (finals, outputs, loss, penalty)), grads = jax.value_and_grad(
             loss_and_carries, has_aux=True
-        )(state.params, batch, carries)
+        )(state.params, batch, carries, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = TrainState(params, opt_state, finals if task.stateful else None)
@@ -198,6 +203,12 @@ def build(config: Config) -> Experiment:
     return Experiment(
         config, task, cell, optimizer, jax.jit(replicated(train_step)), jax.jit(evaluate), mesh
     )
+
+
+def dropout_key(seed: int, step: int) -> jax.Array:
+    """The dropout masks' key of training step `step` (1-based): a function of `(seed, step)`
+    like the data, so a resumed run draws the masks an uninterrupted one would."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 3), step)
 
 
 def _algorithm_key(config: Config) -> jax.Array:
@@ -352,7 +363,7 @@ def train(
             for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
                 host = pad_time(exp.task.batch(t.seed, step - 1, t.batch_size))
                 batch = shard_batch(exp, host)
-                new_state, stats = exp.train_step(state, batch)
+                new_state, stats = exp.train_step(state, batch, dropout_key(t.seed, step))
                 loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     message = (

@@ -45,6 +45,25 @@ def check_output_and_stopping(config: Config, task: Task) -> None:
         raise ConfigError(f"training.train_window must be >= 1, got {t.train_window}")
 
 
+def check_dropout(config: Config) -> None:
+    """Rates in [0, 1); `dropout` acts between stacked layers, so it needs two of them; the
+    online gradient has no dropout."""
+    m = config.model
+    for key in ("dropout", "input_dropout"):
+        rate = getattr(m, key)
+        if not 0.0 <= rate < 1.0:
+            raise ConfigError(f"model.{key} must be in [0, 1), got {rate}")
+    if m.dropout and m.num_layers < 2:
+        raise ConfigError(
+            f"model.dropout={m.dropout} acts between stacked layers and model.num_layers is "
+            f"{m.num_layers}: set model.num_layers >= 2, or use model.input_dropout"
+        )
+    if (m.dropout or m.input_dropout) and m.gradient == "online":
+        raise ConfigError(
+            "model.gradient=online has no dropout: set model.dropout and model.input_dropout to 0"
+        )
+
+
 def check_online(config: Config, task: Task, cell: Any) -> None:
     m, t = config.model, config.training
     if t.reset_on_error and m.gradient != "online":
