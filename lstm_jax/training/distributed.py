@@ -75,3 +75,15 @@ def is_writer() -> bool:
     import jax
 
     return jax.process_index() == 0
+
+
+def barrier(name: str, timeout_s: int = 1800) -> None:
+    """Waits until every process reaches `barrier(name)` (no-op with one process). Through the
+    coordination service, not a collective: the first collective sets up Gloo's context, which
+    fails if one process reaches it 30 s after another (a slower compile does that), so the
+    trainer compiles first and meets here before running anything."""
+    import jax
+    from jax._src import distributed as state  # the client `jax.distributed` started
+
+    if jax.process_count() > 1:
+        state.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)

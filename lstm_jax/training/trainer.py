@@ -346,6 +346,7 @@ def train(
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
+    distributed.barrier("checked")  # every process has read the directory before any writes
     if writer:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump(config))
@@ -363,6 +364,11 @@ def train(
             for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
                 host = pad_time(exp.task.batch(t.seed, step - 1, t.batch_size))
                 batch = shard_batch(exp, host)
+                if jax.process_count() > 1 and step == done.step + 1:
+                    # compile both programs, then meet, so the first collectives start together
+                    exp.train_step.lower(state, batch, dropout_key(t.seed, step)).compile()
+                    exp.evaluate.lower(state.params, shard_batch(exp, test)).compile()
+                    distributed.barrier(f"compiled-{step}")
                 new_state, stats = exp.train_step(state, batch, dropout_key(t.seed, step))
                 loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
