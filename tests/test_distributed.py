@@ -36,12 +36,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_processes(out: Path, *extra: str) -> None:
+def _two_processes(out: Path) -> None:
     port = _free_port()
     sets = [arg for setting in SETTINGS for arg in ("--set", setting)]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}  # one CPU device each
     command = [sys.executable, "-m", "lstm_jax", "run", "configs/quickstart.yaml", "--variant"]
-    command += ["tiny", "--out", str(out), "--no-progress", *sets, *extra]
+    command += ["tiny", "--out", str(out), "--no-progress", *sets]
     command += ["--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id"]
     procs = [
         subprocess.Popen(
@@ -70,8 +70,9 @@ def _params(out: Path):
 
 
 def test_two_processes_equal_one_and_resume_across_processes(tmp_path):
+    config = load(ROOT / "configs/quickstart.yaml", "tiny", SETTINGS)
     single = tmp_path / "single"
-    train(load(ROOT / "configs/quickstart.yaml", "tiny", SETTINGS), single, progress=False)
+    train(config, single, progress=False, log=lambda _: None)
     multi = tmp_path / "multi"
     _two_processes(multi)
     assert len(_losses(multi)) == 40
@@ -79,13 +80,14 @@ def test_two_processes_equal_one_and_resume_across_processes(tmp_path):
     close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)  # noqa: E731
     jax.tree.map(close, _params(multi), _params(single))
 
-    # Resume across processes: the single-process run as if killed after its step-20
-    # checkpoint, continued by 2 processes, ends where the uninterrupted run did.
+    # Resume across process counts: the 2-process run as if killed after its step-20
+    # checkpoint (written by both processes), continued by one process, ends where the
+    # uninterrupted runs did.
     resumed = tmp_path / "resumed"
-    shutil.copytree(single, resumed)
+    shutil.copytree(multi, resumed)
     shutil.rmtree(resumed / checkpoint.DIRECTORY / "40")
     (resumed / "summary.json").unlink()
-    _two_processes(resumed, "--resume")
+    train(config, resumed, resume=True, progress=False, log=lambda _: None)
     np.testing.assert_allclose(_losses(resumed), _losses(single), rtol=1e-6)
     jax.tree.map(close, _params(resumed), _params(single))
 

@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def two_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     paths = []
-    for name, extra in (("lstm", ()), ("gru", ("model.cell=gru", "model.variant=null"))):
+    # the first also logs to TensorBoard (tensorboardX is in the test extras)
+    for name, extra in (
+        ("lstm", ("training.tensorboard=true",)),
+        ("gru", ("model.cell=gru", "model.variant=null")),
+    ):
         config = load(ROOT / "configs/quickstart.yaml", "tiny", extra)
         train(config, base / name, progress=False, log=lambda _: None)
         paths.append(base / name)
@@ -82,12 +86,9 @@ def _events(directory: Path) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
-def test_tensorboard_events_hold_the_logged_metrics(tmp_path):
-    pytest.importorskip("tensorboardX")  # in the test extras; optional for users
-    config = load(ROOT / "configs/quickstart.yaml", "tiny", ("training.tensorboard=true",))
-    train(config, tmp_path, progress=False, log=lambda _: None)
-    scalars = _events(tmp_path / "tensorboard")
-    run = runs.read(tmp_path)
+def test_tensorboard_events_hold_the_logged_metrics(two_runs):
+    scalars = _events(two_runs[0] / "tensorboard")
+    run = runs.read(two_runs[0])
     steps, losses = zip(*scalars["train/loss"], strict=True)
     assert list(steps) == [s for s, _ in run.train]
     np.testing.assert_allclose(losses, [v for _, v in run.train], rtol=1e-6)
