@@ -64,10 +64,11 @@ def ours(cell_name, shape, dtype, gradient, impl):
 
 def flax_rnn(cell_name, shape, dtype):
     T, B, I, H = shape
-    cell = FLAX_CELLS[cell_name][1](features=H, dtype=dtype, param_dtype=dtype)
+    cell = FLAX_CELLS[cell_name][1](features=H, dtype=dtype)
     module = nn.RNN(cell, time_major=True)
     xs = jax.random.normal(jax.random.key(1), (T, B, I), dtype)
-    variables = module.init(jax.random.key(0), xs)
+    # initialised in float32 (the orthogonal init's QR has no bfloat16 kernel), then cast
+    variables = jax.tree.map(lambda v: v.astype(dtype), module.init(jax.random.key(0), xs))
 
     def loss(variables, xs):
         return jnp.mean(module.apply(variables, xs).astype(jnp.float32) ** 2)
