@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax
+from lstm_jax.driver.host_memory import keep_freed_host_memory
 
 SHAPES = [(100, 32, 128, 128), (100, 64, 256, 256), (1000, 16, 64, 64), (50, 128, 512, 512)]
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -78,7 +79,13 @@ def ours(cell_name, shape, gradient, impl, lib=lstm_jax):
         return jnp.mean(lib.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
 
     grad = jax.jit(jax.value_and_grad(loss))
-    return lambda: jax.block_until_ready(grad(params))
+    return _with_temp(lambda: jax.block_until_ready(grad(params)), grad, params)
+
+
+def _with_temp(call, grad, args):
+    """`call`, with `call.temp_bytes()`: the compiled program's temporary buffer (`memory.py`)."""
+    call.temp_bytes = lambda: grad.lower(args).compile().memory_analysis().temp_size_in_bytes
+    return call
 
 
 def flax_rnn(cell_name, shape):
@@ -91,7 +98,7 @@ def flax_rnn(cell_name, shape):
         return jnp.mean(module.apply(variables, xs) ** 2)
 
     grad = jax.jit(jax.value_and_grad(loss))
-    return lambda: jax.block_until_ready(grad(variables))
+    return _with_temp(lambda: jax.block_until_ready(grad(variables)), grad, variables)
 
 
 def torch_rnn(cell_name, shape):
@@ -126,7 +133,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc's malloc as it is (default: lstm_jax.driver.host_memory's settings)",
+    )
     args = parser.parse_args()
+    kept = False if args.malloc_default else keep_freed_host_memory()
     try:
         import torch
 
@@ -135,6 +148,7 @@ def main() -> None:
         torch_version = None
     peak = matmul_peak(args.repeats)
     print(f"jax {jax.__version__}, devices {jax.devices()}, torch {torch_version}")
+    print(f"freed host memory kept for reuse (driver.host_memory): {kept}")
     print(f"measured f32 GEMM peak: {peak / 1e9:.1f} GFLOP/s (2048^3 product)")
     for cell_name in args.cells:
         flax_name = FLAX_CELLS[cell_name][0]

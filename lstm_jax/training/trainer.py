@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells.registry import build_cell
+from lstm_jax.driver.host_memory import keep_freed_host_memory
 from lstm_jax.driver.scan import resolve_impl
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.gradients.online_algorithms import online_algorithm
@@ -331,6 +332,8 @@ def train(
 ) -> Summary:
     """Runs (or resumes) the experiment `config` in `out_dir`; see the module docstring."""
     out = Path(out_dir)
+    if config.training.keep_host_memory:
+        keep_freed_host_memory()  # before `build` starts JAX's runtime threads
     exp = build(config)
     t = config.training
     state, done = init_state(exp), Progress()
