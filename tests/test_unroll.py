@@ -128,8 +128,16 @@ def test_unroll_and_remat_change_nothing(x64, kind, cell, mode):
         final, ys = lstm_jax.unroll(cell, params, xs, carry, gradient=mode, **kw)
         return jnp.sum(ys**2) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final))
 
-    want = jax.value_and_grad(loss)(params)
-    for kw in ({"scan_unroll": 3}, {"remat": True}, {"scan_unroll": T, "remat": True}):
+    want = jax.value_and_grad(lambda p: loss(p, impl="scan"))(params)
+    # the default path (fused for cells with a derivation: its remat checkpoints segments of
+    # ⌈√T⌉ = 3 steps, here 2 and a remainder of 1) and the scan's own remat
+    for kw in (
+        {},
+        {"scan_unroll": 3},
+        {"remat": True},
+        {"remat": True, "impl": "scan"},
+        {"scan_unroll": T, "remat": True, "impl": "scan"},
+    ):
         _close(jax.value_and_grad(lambda p, kw=kw: loss(p, **kw))(params), want)
 
 

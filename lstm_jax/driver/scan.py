@@ -26,7 +26,7 @@ class Impl(enum.Enum):
       every option).
     FUSED: `gradients.fused`, a `custom_vjp` over the cell's `Derivation` with the input and
       weight-gradient matmuls hoisted out of the loops: reverse mode only, no `lengths`,
-      `window`, `resets` or `remat`.
+      `window` or `resets`; `remat` checkpoints segments of ⌈√T⌉ steps.
     PARALLEL: the cell's whole-sequence form (`Cell.parallel`: the mLSTM's quadratic form, the
       min-RNNs' associative scan), differentiated by autodiff: no `window`, `resets`, `remat`,
       or `lengths` with `reverse`, and TRUNCATED only for cells where it equals FULL.
@@ -66,8 +66,8 @@ def resolve_impl(
         return impl
     options = {"lengths": lengths, "window": window, "resets": resets}
     unsupported = [name for name, value in options.items() if value is not None]
-    unsupported += ["remat"] if remat else []
     if impl is Impl.PARALLEL:
+        unsupported += ["remat"] if remat else []
         unsupported = [u for u in unsupported if u != "lengths"]
         if lengths is not None and reverse:
             unsupported += ["lengths with reverse"]
@@ -127,8 +127,9 @@ def unroll(
         in input order (`ys[t]` belongs to `xs[t]`).
       time_major: layout of `xs` and `ys`.
       scan_unroll: steps per scan iteration (`lax.scan(unroll=...)`, scan path only).
-      remat: recompute each step in the backward pass (`jax.checkpoint`) instead of storing
-        its intermediates; the scan then stores only the carries.
+      remat: recompute in the backward pass instead of storing: on the scan path each step
+        (`jax.checkpoint`; the scan then stores only the carries), on the fused path segments
+        of ⌈√T⌉ steps (only the carry entering each segment is stored).
       impl: an `Impl` or its name: "scan", "fused", "parallel" or "auto" (the default). Pass
         "scan" for `jax.jvp`/`jax.jacfwd` and higher derivatives.
 
@@ -167,10 +168,10 @@ def unroll(
     elif resolved is Impl.FUSED:
         try:
             if reverse:
-                carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode)
+                carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode, remat)
                 ys = ys[::-1]
             else:
-                carry, ys = fused.fused_unroll(cell, params, xs, carry, mode)
+                carry, ys = fused.fused_unroll(cell, params, xs, carry, mode, remat)
         except TypeError as err:  # jax.jvp / jacfwd / hessian reach the custom_vjp
             if "forward-mode" not in str(err):
                 raise

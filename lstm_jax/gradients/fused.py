@@ -34,6 +34,7 @@ path's (tests, float32 and float64).
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -58,12 +59,34 @@ class Residuals(NamedTuple):
 
 
 def fused_unroll(
-    cell: Cell, params: Params, xs: Array, carry: Carry, mode: Gradient
+    cell: Cell, params: Params, xs: Array, carry: Carry, mode: Gradient, remat: bool = False
 ) -> tuple[Carry, Array]:
     """`(final_carry, ys)` of `cell` (which must have a `derivation`) over time-major
     `xs: [T, *batch, I]`: forward values those of `unroll(impl="scan")`, gradients by the
-    hand-derived backward pass in `mode`."""
-    return _fused(cell, mode, params, xs, carry)
+    hand-derived backward pass in `mode`.
+
+    `remat`: segments of `S = ⌈√T⌉` steps, each a fused unroll under `jax.checkpoint`, scanned
+    over: the forward pass keeps only the carry entering each segment, and the backward pass
+    recomputes one segment's forward (its buffer and carries) just before running its backward.
+    Residual memory O((T/S + S)·B·G) instead of O(T·B·G), for one more forward pass; the
+    gradients are the same."""
+    steps = xs.shape[0]
+    size = math.isqrt(max(steps - 1, 0)) + 1  # ⌈√T⌉
+    if not remat or steps <= size:
+        return _fused(cell, mode, params, xs, carry)
+    segment = jax.checkpoint(lambda p, x, c: _fused(cell, mode, p, x, c))
+
+    def body(carry, x):
+        return segment(params, x, carry)
+
+    whole = steps // size * size  # the segments; a shorter last piece runs after them
+    pieces = xs[:whole].reshape(whole // size, size, *xs.shape[1:])
+    carry, ys = jax.lax.scan(body, carry, pieces)
+    ys = ys.reshape(whole, *ys.shape[2:])
+    if whole < steps:
+        carry, rest = segment(params, xs[whole:], carry)
+        ys = jnp.concatenate([ys, rest])
+    return carry, ys
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
