@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, random_carry, random_params, stable_seed
+from conftest import CELLS, FAMILIES, random_carry, random_params, stable_seed
 
 import lstm_jax
 from lstm_jax import analytic
@@ -24,9 +24,15 @@ def _close(got, want, rtol=1e-10):
     jax.tree.map(check, got, want)
 
 
-@pytest.mark.parametrize("shape", list(SHAPES), ids=list(SHAPES))
+# every cell at the batched shape; the one-step and unbatched shapes (the same loop with other
+# batch shapes) for one cell per family
+CASES = [(*c, "T5-B3") for c in CELLS] + [(*c, s) for c in FAMILIES for s in list(SHAPES)[1:]]
+
+
 @pytest.mark.parametrize("mode", ["full", "truncated"])
-@pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize(
+    ("name", "kind", "cell", "shape"), CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES]
+)
 def test_backward_equals_autodiff(x64, name, kind, cell, mode, shape):
     T, batch = SHAPES[shape]
     keys = jax.random.split(jax.random.key(stable_seed(name)), 5)

@@ -31,7 +31,8 @@ def test_fused_equals_scan_float64(x64, name, kind, cell, mode):
     params = random_params(cell, jax.random.key(0), I, H)
     carry = random_carry(cell, jax.random.key(1), (B,), H)
     xs = jax.random.normal(jax.random.key(2), (T, B, I), jnp.float64)
-    for reverse in (False, True):
+    # reverse=True feeds the same loop reversed inputs: checked for one cell per family
+    for reverse in (False, True) if name in FAMILY_IDS else (False,):
         fused = jax.value_and_grad(_loss(cell, mode, "fused", reverse), argnums=(0, 1, 2))
         scan = jax.value_and_grad(_loss(cell, mode, "scan", reverse), argnums=(0, 1, 2))
         jax.tree.map(

@@ -132,10 +132,8 @@ def test_unroll_and_remat_change_nothing(x64, kind, cell, mode):
     # the default path (fused for cells with a derivation: its remat checkpoints segments of
     # ⌈√T⌉ = 3 steps, here 2 and a remainder of 1) and the scan's own remat
     for kw in (
-        {},
-        {"scan_unroll": 3},
         {"remat": True},
-        {"remat": True, "impl": "scan"},
+        {"scan_unroll": 3},
         {"scan_unroll": T, "remat": True, "impl": "scan"},
     ):
         _close(jax.value_and_grad(lambda p, kw=kw: loss(p, **kw))(params), want)
