@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import interleaved_medians  # noqa: E402
+from benchmark import interleaved_medians
 
-from lstm_jax.driver.host_memory import keep_freed_host_memory  # noqa: E402
+from lstm_jax.driver.host_memory import keep_freed_host_memory
 
 
 def main() -> None:
@@ -67,7 +67,8 @@ def main() -> None:
         pass
     seconds = interleaved_medians(fns, args.repeats)
     flops = 2 * T * B * H * 4 * H
-    print(f"T={T} products of [{B}, {H}] x [{H}, {4 * H}] ({flops / 1e9:.3f} GFLOP), {jax.devices()}")
+    shapes = f"[{B}, {H}] x [{H}, {4 * H}]"
+    print(f"T={T} products of {shapes} ({flops / 1e9:.3f} GFLOP), {jax.devices()}")
     for name, s in seconds.items():
         print(f"{name:<32}{s * 1e3:>9.3f} ms{flops / s / 1e9:>9.1f} GFLOP/s")
 
