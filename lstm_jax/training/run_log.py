@@ -5,7 +5,8 @@ Records are `{"step", "loss", "grad_norm", ...}` once per training step and `{"s
 written by `tensorboardX` (the `tensorboard` extra: `pip install "lstm-jax[tensorboard]"`) to
 `<run>/tensorboard/` as scalars `train/<key>` and `test/<metric>`; `tensorboard --logdir runs`
 shows them. A resumed run purges the events logged after its checkpoint, as it trims
-`metrics.jsonl`, so no step appears twice.
+`metrics.jsonl`, so no step appears twice. `records` / `parsed` read the file back (a last line
+cut short by a kill is dropped), `plot_learning_curve` draws it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lstm_jax.training.checkpoint import CheckpointError
 from lstm_jax.training.config import ConfigError
 
 TENSORBOARD = "tensorboard"
@@ -74,3 +76,45 @@ class RunLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The records of a `metrics.jsonl` (none when it does not exist), as `parsed` reads them."""
+    return [record for _, record in parsed(path)]
+
+
+def parsed(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """`(line, record)` pairs of a `metrics.jsonl`. A last line cut short (a run killed
+    mid-write) is dropped; a bad line before it is a CheckpointError."""
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        try:
+            pairs.append((line, json.loads(line)))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise CheckpointError(
+                f"{path} line {number} is not a JSON record ({err}); the run's metrics are "
+                "corrupt: restore the file or start a new run"
+            ) from None
+    return pairs
+
+
+def plot_learning_curve(path: Path, solved_at: int | None) -> None:
+    """`learning_curve.png` beside the `metrics.jsonl` at `path`."""
+    from lstm_jax.diagnostics.plotting import plot_learning_curve as plot
+
+    found = records(path)
+    train = [(r["step"], r["loss"]) for r in found if "loss" in r and "eval" not in r]
+    evals = [(r["step"], r["eval"]) for r in found if "eval" in r]
+    if train or evals:
+        plot(
+            tuple(zip(*train, strict=True)) if train else None,  # type: ignore[arg-type]
+            evals,
+            path.parent / "learning_curve.png",
+            title=path.parent.name,
+            solved_at=solved_at,
+        )

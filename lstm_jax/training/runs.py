@@ -42,9 +42,10 @@ def read(path: str | Path) -> Run:
         config = load(path / "config.yaml")
     except ConfigError as err:
         raise RunError(f"{path}/config.yaml: {err}") from None
-    from lstm_jax.training.trainer import METRICS, _records  # imports jax: only when needed
+    from lstm_jax.training.run_log import records as read_records
+    from lstm_jax.training.trainer import METRICS
 
-    records = _records(path / METRICS)
+    records = read_records(path / METRICS)
     summary = None
     if (path / "summary.json").is_file():
         try:

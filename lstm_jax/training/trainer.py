@@ -28,11 +28,12 @@ from lstm_jax.driver.scan import resolve_impl
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.gradients.online_algorithms import online_algorithm
 from lstm_jax.gradients.regularizers import omega
-from lstm_jax.training import checkpoint, distributed, model, online_updates, validation
+from lstm_jax.training import checkpoint, distributed, model, online_updates, run_log, validation
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
 from lstm_jax.training.run_log import RunLog, check_tensorboard
+from lstm_jax.training.sharding import pad_time, shard_batch, shard_state
 from lstm_jax.training.stopping import TrainingSetRule
 from lstm_jax.training.tasks import Batch, Task, make_task
 
@@ -245,66 +246,6 @@ def init_state(exp: Experiment) -> TrainState:
     return TrainState(params, exp.optimizer.init(params), carries)
 
 
-def shard(exp: Experiment, tree: Any, batch_axis: int | None) -> Any:
-    """Places `tree` on the mesh, split along `batch_axis` (or replicated when it is None)."""
-    if exp.mesh is None:
-        return tree
-
-    def place(x):
-        spec = [None] * np.ndim(x)
-        if batch_axis is not None and np.ndim(x) > batch_axis:
-            spec[batch_axis] = "data"
-        # every process holds the whole (identical) value and places its own shards of it
-        x = np.asarray(x)
-        return jax.make_array_from_callback(
-            x.shape, NamedSharding(exp.mesh, P(*spec)), lambda index: x[index]
-        )
-
-    return jax.tree.map(place, tree)
-
-
-def pad_time(batch: Batch, multiple: int = 16) -> Batch:
-    """Pads the time axis up to a multiple of `multiple` (mask 0, lengths unchanged), so tasks
-    whose batches vary in length (Reber strings) compile a few shapes, not one per batch."""
-    steps = batch.inputs.shape[0]
-    extra = -steps % multiple
-    if extra == 0:
-        return batch
-
-    def pad(x):
-        return np.pad(x, [(0, extra)] + [(0, 0)] * (x.ndim - 1))
-
-    return Batch(
-        inputs=pad(batch.inputs),
-        targets=pad(batch.targets),
-        mask=pad(batch.mask),
-        lengths=batch.lengths,
-        resets=None if batch.resets is None else pad(batch.resets),
-        starts=None if batch.starts is None else pad(batch.starts),
-    )
-
-
-def shard_batch(exp: Experiment, batch: Batch) -> Batch:
-    """Time-major fields are split along axis 1, `lengths` along axis 0."""
-    batch = pad_time(batch)
-    return Batch(
-        inputs=shard(exp, batch.inputs, 1),
-        targets=shard(exp, batch.targets, 1),
-        mask=shard(exp, batch.mask, 1),
-        lengths=shard(exp, batch.lengths, 0),
-        resets=None if batch.resets is None else shard(exp, batch.resets, 1),
-        starts=None if batch.starts is None else shard(exp, batch.starts, 1),
-    )
-
-
-def shard_state(exp: Experiment, state: TrainState) -> TrainState:
-    return TrainState(
-        shard(exp, state.params, None),
-        shard(exp, state.opt_state, None),
-        None if state.carries is None else shard(exp, state.carries, 0),
-    )
-
-
 def evaluate(exp: Experiment, params: model.ModelParams, test: Batch) -> dict[str, float]:
     outputs = exp.evaluate(params, shard_batch(exp, test))[: test.inputs.shape[0]]  # unpad
     loss = model.LOSSES[exp.task.loss](outputs, test.targets, test.mask)
@@ -344,7 +285,7 @@ def train(
     if resume:
         state, done = _resume(exp, state, out, trim=writer)
         if rule is not None:
-            rule.replay([r for r in _records(out / METRICS) if r["step"] <= done.step])
+            rule.replay([r for r in run_log.records(out / METRICS) if r["step"] <= done.step])
     elif checkpoint.exists(out) or (out / METRICS).exists():
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
@@ -361,7 +302,7 @@ def train(
         state = shard_state(exp, state)
         test = exp.task.test_set(t.seed, t.eval_size)
         with (
-            RunLog(out / METRICS if writer else None, t.tensorboard, step) as run_log,
+            RunLog(out / METRICS if writer else None, t.tensorboard, step) as metrics,
             _progress(progress and writer, step, t.steps) as bar,
         ):
             for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
@@ -405,17 +346,17 @@ def train(
                     outputs = np.asarray(stats["outputs"])
                     record["correct"] = int(np.sum(exp.task.correct(outputs, host)))
                     met = solved_at is None and rule.update(loss, record["correct"])
-                run_log.write(record)
+                metrics.write(record)
                 if met or step % t.eval_every == 0 or step == t.steps:
                     final_eval = evaluate(exp, state.params, test)
-                    run_log.write({"step": step, "eval": final_eval})
+                    metrics.write({"step": step, "eval": final_eval})
                     bar.set_postfix(loss=f"{loss:.4g}", **_headline(final_eval))
                     on_test = rule is None and exp.task.solved(final_eval)
                     if solved_at is None and (met or on_test):
                         solved_at = step
                         stop = t.stop_when_solved
                 if step % t.checkpoint_every == 0 or step == t.steps or stop:
-                    run_log.flush()
+                    metrics.flush()
                     meta = {
                         "config": config.to_dict(),
                         **Progress(step, solved_at, final_eval, *clock.read())._asdict(),
@@ -428,7 +369,7 @@ def train(
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
     if writer:
         _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
-        _plot_learning_curve(out, solved_at)
+        run_log.plot_learning_curve(out / METRICS, solved_at)
         log(summary_line(summary, t.batch_size))
     return summary
 
@@ -465,7 +406,7 @@ def _resume(
         float(meta.get("cpu_s", 0.0)),
     )
     if trim:
-        kept = [line for line, r in _parsed(out / METRICS) if r["step"] <= done.step]
+        kept = [line for line, r in run_log.parsed(out / METRICS) if r["step"] <= done.step]
         (out / METRICS).write_text("".join(line + "\n" for line in kept))
     return state, done
 
@@ -475,31 +416,6 @@ def _as_config(raw: Any) -> Config | None:
         return from_dict(raw) if isinstance(raw, dict) else None
     except ConfigError:
         return None
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    """The records of a `metrics.jsonl` (none when it does not exist), as `_parsed` reads them."""
-    return [record for _, record in _parsed(path)]
-
-
-def _parsed(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """`(line, record)` pairs of a `metrics.jsonl`. A last line cut short (a run killed
-    mid-write) is dropped; a bad line before it is a CheckpointError."""
-    if not path.exists():
-        return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append((line, json.loads(line)))
-        except json.JSONDecodeError as err:
-            if number == len(lines):
-                break
-            raise checkpoint.CheckpointError(
-                f"{path} line {number} is not a JSON record ({err}); the run's metrics are "
-                "corrupt: restore the file or start a new run"
-            ) from None
-    return records
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -541,22 +457,6 @@ def _write_summary(
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(record, indent=2))
     return summary
-
-
-def _plot_learning_curve(out: Path, solved_at: int | None) -> None:
-    from lstm_jax.diagnostics.plotting import plot_learning_curve
-
-    records = _records(out / METRICS)
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r and "eval" not in r]
-    evals = [(r["step"], r["eval"]) for r in records if "eval" in r]
-    if train or evals:
-        plot_learning_curve(
-            tuple(zip(*train, strict=True)) if train else None,  # type: ignore[arg-type]
-            evals,
-            out / "learning_curve.png",
-            title=out.name,
-            solved_at=solved_at,
-        )
 
 
 def summary_line(summary: Summary, batch_size: int) -> str:
