@@ -16,6 +16,7 @@ success criterion to test-set metrics. `make_task(name, **options)` builds one b
 | `continual_reber`        | `ContinualEmbeddedReber` | sigmoid | Gers, Schmidhuber & Cummins 2000 |
 | `copy`                   | `Copy`                   | softmax | Arjovsky et al. 2016 layout      |
 | `char_lm`                | `CharLM`                 | softmax | any UTF-8 text file              |
+| `bach_chorales`          | `BachChorales`           | sigmoid | music21's Bach chorales (Greff)  |
 | `parity`                 | `ParityCheck`            | softmax | Delétang et al. 2023; xLSTM 2024 |
 | `modular_arithmetic`     | `ModularArithmetic`      | softmax | Delétang et al. 2023; xLSTM 2024 |
 
@@ -31,6 +32,7 @@ import dataclasses
 
 from lstm_jax.training.tasks.base import Batch, Task
 from lstm_jax.training.tasks.char_lm import CharLM
+from lstm_jax.training.tasks.chorales import BachChorales
 from lstm_jax.training.tasks.copy import Copy
 from lstm_jax.training.tasks.formal import ModularArithmetic, ParityCheck
 from lstm_jax.training.tasks.marked_pairs import AddingProblem, MultiplicationProblem
@@ -53,6 +55,7 @@ __all__ = [
     "TASKS",
     "TEMPORAL_ORDER_SYMBOLS",
     "AddingProblem",
+    "BachChorales",
     "Batch",
     "CharLM",
     "ContinualEmbeddedReber",
@@ -82,6 +85,7 @@ TASKS: dict[str, type] = {
         ContinualEmbeddedReber,
         Copy,
         CharLM,
+        BachChorales,
         ParityCheck,
         ModularArithmetic,
     )
