@@ -50,7 +50,10 @@ def test_cli_end_to_end(tmp_path, capsys):
         and "already holds a run; pass --resume" in capsys.readouterr().err
     )
     for setting, message in [
-        ("task.name=addition", "unknown task 'addition'; valid tasks: adding, char_lm"),
+        (
+            "task.name=addition",
+            "unknown task 'addition'; valid tasks: adding, bach_chorales, char_lm",
+        ),
         (
             "model.cell=lsmt",
             "cell must be one of ['gru', 'lstm', 'mingru', 'minlstm', 'mlstm', 'rnn', 'slstm'], "
