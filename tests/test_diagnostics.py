@@ -22,16 +22,20 @@ CELLS = {
 }
 
 
-# batched for every cell; one sequence without a batch axis for one cell per family that has
-# its own carry layout (the same code path with batch shape ())
-PER_LAG_CASES = [(name, (2,)) for name in CELLS] + [("rnn", ()), ("lstm-vanilla", ())]
+# FULL: batched for every cell, and one sequence without a batch axis for one cell per family
+# that has its own carry layout (the same code path with batch shape ()); TRUNCATED (the same
+# probes through `truncated_step`): batched, one cell per family
+PER_LAG_CASES = (
+    [(name, (2,), "full") for name in CELLS]
+    + [("rnn", (), "full"), ("lstm-vanilla", (), "full")]
+    + [(name, (2,), "truncated") for name in ("rnn", "lstm-vanilla", "gru")]
+)
 
 
-@pytest.mark.parametrize("mode", ["full", "truncated"])
 @pytest.mark.parametrize(
-    ("name", "batch"),
+    ("name", "batch", "mode"),
     PER_LAG_CASES,
-    ids=[f"{n}-{'batched' if b else 'unbatched'}" for n, b in PER_LAG_CASES],
+    ids=[f"{n}-{'batched' if b else 'unbatched'}-{m}" for n, b, m in PER_LAG_CASES],
 )
 def test_per_lag_gradients_equal_jacrev_rows(x64, name, batch, mode):
     """Row k of jax.jacrev of L with respect to the carry after step k, computed by splitting
