@@ -96,6 +96,11 @@ def records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes: what "left as it was" compares."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """`python -m lstm_jax *args` from the repository root, output captured as text."""
     return subprocess.run(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, records, run_cli
+from conftest import ROOT, files_under, records, run_cli
 
 from lstm_jax.training import cli
 
@@ -99,12 +99,12 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error_and_nothing_is_overwritte
     for ckpt in (out / "checkpoints").rglob("*"):
         if ckpt.is_file():
             ckpt.write_bytes(ckpt.read_bytes()[:10])
-    before = {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = files_under(out)
     capsys.readouterr()
     assert cli.main([*args, "--resume"]) == cli.EXIT_CHECKPOINT
     err = capsys.readouterr().err
     assert "is corrupt or incomplete" in err and "Traceback" not in err
-    assert {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert files_under(out) == before
 
 
 @pytest.mark.parametrize(

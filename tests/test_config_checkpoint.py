@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import files_under
 from flax import serialization
 
 from lstm_jax.training import checkpoint
@@ -105,11 +106,6 @@ def _state():
     return {"params": (jnp.arange(3.0), {"w": jnp.ones((2, 2))}), "step": jnp.asarray(7)}
 
 
-def _files(root):
-    """Every file under `root` with its bytes: what "left as it was" compares."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 def test_checkpoint_round_trip_keeps_the_last_n(tmp_path):
     for step in (10, 20, 30, 40):
         checkpoint.save(tmp_path, step, _state(), {"step": step}, keep=2)
@@ -148,12 +144,12 @@ def test_corrupt_and_mismatched_checkpoints_raise_and_are_left_alone(tmp_path):
     for path in (tmp_path / checkpoint.DIRECTORY / "8").rglob("*"):
         if path.is_file():  # every file of the newest step cut to half its length
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    before = _files(tmp_path)
+    before = files_under(tmp_path)
     with pytest.raises(
         checkpoint.CheckpointError, match=r"8 is corrupt or incomplete .*left as it is.*\[7\]"
     ):
         checkpoint.load(tmp_path, _state())
-    assert _files(tmp_path) == before
+    assert files_under(tmp_path) == before
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint at"):
         checkpoint.load(tmp_path / "none", _state())
     with pytest.raises(checkpoint.CheckpointError, match=r"no checkpoint of step 5 .*\[7, 8\]"):

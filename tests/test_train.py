@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, records, run_cli
+from conftest import ROOT, files_under, records, run_cli
 
 from lstm_jax.training import checkpoint, cli
 from lstm_jax.training.config import ConfigError, load
@@ -26,10 +26,6 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def _train_losses(out: Path) -> list[float]:
     return [r["loss"] for r in records(out) if "eval" not in r]
-
-
-def _files(root):
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def _tiny(name: str, *overrides: str):
@@ -288,7 +284,7 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
         "training.eval_size=32",
     )
     first = train(cfg, tmp_path, progress=False, log=lambda s: None)
-    ckpt = _files(tmp_path / "checkpoints")
+    ckpt = files_under(tmp_path / "checkpoints")
     again = train(cfg, tmp_path, resume=True, progress=False, log=lambda s: None)
     assert (again.status, again.steps, again.solved_at_step) == (
         first.status,
@@ -296,7 +292,7 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
         first.solved_at_step,
     )
     assert again.final_eval == first.final_eval and again.final_eval
-    assert _files(tmp_path / "checkpoints") == ckpt
+    assert files_under(tmp_path / "checkpoints") == ckpt
     # A run killed mid-write leaves a partial last line: resume drops it instead of crashing.
     metrics = tmp_path / "metrics.jsonl"
     whole = metrics.read_text()

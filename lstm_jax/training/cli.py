@@ -114,7 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lstm_jax.diagnostics.plotting import plot_curves, plot_learning_curve
+    from lstm_jax.diagnostics.plotting import plot_curves
+    from lstm_jax.training import run_log
 
     run = runs.read(args.run)
     rows = runs.summary_rows(run)
@@ -122,14 +123,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("\n".join(f"{key:<{width}}  {value}" for key, value in rows.items()))
     out = Path(args.out) if args.out else run.path
     solved = (run.summary or {}).get("solved_at_step")
-    if run.train or run.evals:
-        curve = plot_learning_curve(
-            tuple(zip(*run.train, strict=True)) if run.train else None,  # type: ignore[arg-type]
-            run.evals,
-            out / "learning_curve.png",
-            title=run.path.name,
-            solved_at=solved,
-        )
+    curve = run_log.plot_learning_curve(
+        run.train, run.evals, out / "learning_curve.png", title=run.path.name, solved_at=solved
+    )
+    if curve is not None:
         print(f"learning curve: {curve}")
     if args.no_gradients:
         return 0

@@ -6,7 +6,7 @@ written by `tensorboardX` (the `tensorboard` extra: `pip install "lstm-jax[tenso
 `<run>/tensorboard/` as scalars `train/<key>` and `test/<metric>`; `tensorboard --logdir runs`
 shows them. A resumed run purges the events logged after its checkpoint, as it trims
 `metrics.jsonl`, so no step appears twice. `records` / `parsed` read the file back (a last line
-cut short by a kill is dropped), `plot_learning_curve` draws it.
+cut short by a kill is dropped), `curves` and `plot_learning_curve` draw it.
 """
 
 from __future__ import annotations
@@ -103,18 +103,25 @@ def parsed(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return pairs
 
 
-def plot_learning_curve(path: Path, solved_at: int | None) -> None:
-    """`learning_curve.png` beside the `metrics.jsonl` at `path`."""
-    from lstm_jax.diagnostics.plotting import plot_learning_curve as plot
-
-    found = records(path)
+def curves(found: list[dict[str, Any]]) -> tuple[list, list]:
+    """`(train, evals)` of a run's records: `[(step, training loss)]`, `[(step, test metrics)]`."""
     train = [(r["step"], r["loss"]) for r in found if "loss" in r and "eval" not in r]
     evals = [(r["step"], r["eval"]) for r in found if "eval" in r]
-    if train or evals:
-        plot(
-            tuple(zip(*train, strict=True)) if train else None,  # type: ignore[arg-type]
-            evals,
-            path.parent / "learning_curve.png",
-            title=path.parent.name,
-            solved_at=solved_at,
-        )
+    return train, evals
+
+
+def plot_learning_curve(
+    train: list, evals: list, png: Path, *, title: str, solved_at: int | None
+) -> Path | None:
+    """The learning curve of `curves`' output as `png`; None when nothing was logged."""
+    from lstm_jax.diagnostics.plotting import plot_learning_curve as plot
+
+    if not (train or evals):
+        return None
+    return plot(
+        tuple(zip(*train, strict=True)) if train else None,  # type: ignore[arg-type]
+        evals,
+        png,
+        title=title,
+        solved_at=solved_at,
+    )

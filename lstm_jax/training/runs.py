@@ -42,6 +42,7 @@ def read(path: str | Path) -> Run:
         config = load(path / "config.yaml")
     except ConfigError as err:
         raise RunError(f"{path}/config.yaml: {err}") from None
+    from lstm_jax.training.run_log import curves
     from lstm_jax.training.run_log import records as read_records
     from lstm_jax.training.trainer import METRICS
 
@@ -52,8 +53,7 @@ def read(path: str | Path) -> Run:
             summary = json.loads((path / "summary.json").read_text())
         except json.JSONDecodeError as err:
             raise RunError(f"{path}/summary.json is not JSON: {err}") from None
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r and "eval" not in r]
-    evals = [(r["step"], r["eval"]) for r in records if "eval" in r]
+    train, evals = curves(records)
     return Run(path, config, summary, train, evals)
 
 

@@ -369,7 +369,10 @@ def train(
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
     if writer:
         _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
-        run_log.plot_learning_curve(out / METRICS, solved_at)
+        train_curve, evals = run_log.curves(run_log.records(out / METRICS))
+        run_log.plot_learning_curve(
+            train_curve, evals, out / "learning_curve.png", title=out.name, solved_at=solved_at
+        )
         log(summary_line(summary, t.batch_size))
     return summary
 
