@@ -10,8 +10,8 @@ per frame in nats (`nll`: the cross-entropy summed over the 88 units, averaged o
 How it differs from the published JSB split: music21's corpus has 413 Bach files (`bwv*`),
 among them some non-chorale movements and alternative harmonisations; JSB has 382 chorales
 (229 train, 76 valid, 77 test). Here the files sorted by name are split by index modulo 5
-(0-2 train, 3 valid, 4 test: 248 / 83 / 82 of the 413). Parsing all of them takes about two
-minutes once; the rolls are cached as `.npz` under `$LSTM_JAX_CACHE` (default
+(0-2 train, 3 valid, 4 test: 249 / 82 / 82 of the 413). Parsing all of them takes about one
+minute once; the rolls are cached as `.npz` under `$LSTM_JAX_CACHE` (default
 `~/.cache/lstm_jax`).
 """
 
