@@ -255,7 +255,7 @@ def main() -> None:
         plot_strips(
             scores,
             args.out / "test_nll.png",
-            title="each variant at its best rate: test NLL at the validation's epoch, per seed",
+            title="best rate per variant: test NLL, one point per seed",
             ylabel="NLL per frame (nats)",
             logy=False,
         )
