@@ -197,6 +197,32 @@ def test_greff_variants(tmp_path):
     _check_report(results, {"embedded Reber"}, labels, 1)
 
 
+@pytest.mark.slow  # 18 tiny runs and 9 re-runs on the test split, about a minute on 2 cores
+def test_greff_variants_on_the_chorales(tmp_path, monkeypatch):
+    """The scored path: each run's best validation epoch, each variant's best rate, its seeds
+    re-trained on the test split to that step (the script checks they train alike)."""
+    pytest.importorskip("music21")  # the optional extra whose corpus holds the chorales
+    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "cache"))
+    results = _script(
+        "experiments/greff_variants/greff_variants.py",
+        tmp_path,
+        *("--variant", "tiny", "--seeds", "1", "--workers", "1", "--runs", str(tmp_path / "r")),
+        *("--tasks", "Bach chorales", "--rates", "0.001", "0.01"),
+    )
+    suites = results["suites"]
+    assert set(suites) == {"Bach chorales", "Bach chorales, test"}
+    search = {r["label"]: r for r in suites["Bach chorales"]["runs"]}
+    tested = suites["Bach chorales, test"]["runs"]
+    assert len(search) == 18 and len(tested) == 9
+    for run in tested:
+        chosen = search[run["label"].removesuffix(", test")]
+        best_step = min(chosen["evals"], key=lambda e: (e[1]["nll"], e[0]))[0]
+        assert run["steps"] == best_step and "task.options.split=test" in run["overrides"]
+        # the test split is another set of chorales: another NLL at the same step
+        assert run["final_eval"]["nll"] != dict(chosen["evals"])[best_step]["nll"]
+    assert (tmp_path / "out" / "test_nll.png").is_file()
+
+
 def test_gradient_flow(tmp_path):
     """The init-time script at T=12, H=4: the truncated error on c equals the forget-gate closed
     form (float64), and every plot is written."""
