@@ -67,16 +67,18 @@ def matmul_peak(repeats: int) -> float:
     return 2 * n**3 / seconds
 
 
-def ours(cell_name, shape, gradient, impl, lib=lstm_jax):
+def ours(cell_name, shape, gradient, impl, lib=lstm_jax, remat=False):
     """A jitted forward + backward of mean(h²); `lib` is lstm_jax, or an earlier revision of it
-    (`compare_revisions.py`)."""
+    (`compare_revisions.py`, which never asks for `remat`: older revisions lack it)."""
     T, B, I, H = shape
     cell = {"lstm": lib.lstm, "gru": lib.gru, "rnn": lib.rnn}[cell_name]()
     params = cell.init(jax.random.key(0), I, H)
     xs = jax.random.normal(jax.random.key(1), (T, B, I))
+    options = {"remat": True} if remat else {}
 
     def loss(params):
-        return jnp.mean(lib.unroll(cell, params, xs, gradient=gradient, impl=impl)[1] ** 2)
+        ys = lib.unroll(cell, params, xs, gradient=gradient, impl=impl, **options)[1]
+        return jnp.mean(ys**2)
 
     grad = jax.jit(jax.value_and_grad(loss))
     return _with_temp(lambda: jax.block_until_ready(grad(params)), grad, params)

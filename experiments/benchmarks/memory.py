@@ -113,11 +113,8 @@ def faults_table(rounds: int) -> None:
 
 
 def remat_table(repeats: int) -> None:
-    import jax
-    import jax.numpy as jnp
-    from benchmark import interleaved_medians
+    from benchmark import interleaved_medians, ours
 
-    import lstm_jax
     from lstm_jax.driver.host_memory import keep_freed_host_memory
 
     keep_freed_host_memory()
@@ -128,19 +125,12 @@ def remat_table(repeats: int) -> None:
         "scan, remat": ("scan", True),
     }
     print(f"{'T':<8}" + "".join(f"{name:>26}" for name in impls))
-    cell = lstm_jax.lstm()
-    params = cell.init(jax.random.key(0), 64, 64)
     for steps in REMAT_LENGTHS:
-        xs = jax.random.normal(jax.random.key(1), (steps, 16, 64))
-        calls, temps = {}, {}
-        for name, (impl, remat) in impls.items():
-
-            def loss(p, xs=xs, impl=impl, remat=remat):
-                return jnp.mean(lstm_jax.unroll(cell, p, xs, impl=impl, remat=remat)[1] ** 2)
-
-            grad = jax.jit(jax.value_and_grad(loss))
-            temps[name] = grad.lower(params).compile().memory_analysis().temp_size_in_bytes
-            calls[name] = lambda grad=grad: jax.block_until_ready(grad(params))
+        calls = {
+            name: ours("lstm", (steps, 16, 64, 64), "full", impl, remat=remat)
+            for name, (impl, remat) in impls.items()
+        }
+        temps = {name: call.temp_bytes() for name, call in calls.items()}
         seconds = interleaved_medians(calls, repeats)
         print(
             f"{steps:<8,}"
