@@ -108,6 +108,15 @@ def records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def chorales_cache(monkeypatch: pytest.MonkeyPatch, cache: Path) -> Path:
+    """For a test of the Bach-chorales task: skips it where music21 (the optional extra whose
+    corpus holds the chorales) is missing, and points the parsed-roll cache at `cache`, not the
+    user's."""
+    pytest.importorskip("music21")
+    monkeypatch.setenv("LSTM_JAX_CACHE", str(cache))
+    return cache
+
+
 def files_under(root: Path) -> dict[str, bytes]:
     """Every file under `root` with its bytes: what "left as it was" compares."""
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import chorales_cache
 
 from lstm_jax.training.tasks import make_task
 from lstm_jax.training.tasks.chorales import KEYS, LOWEST, piano_roll
@@ -22,8 +23,7 @@ def test_piano_roll_frames_are_quarter_notes_and_hold_every_sounding_pitch():
 
 
 def test_chorales_task_batches_and_nll(tmp_path, monkeypatch):
-    pytest.importorskip("music21")  # the optional extra; its corpus holds the chorales
-    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path))
+    chorales_cache(monkeypatch, tmp_path)
     task = make_task("bach_chorales", max_files=10, max_length=12)
     batch = task.batch(0, 3, 4)
     assert batch.inputs.shape == (12, 4, KEYS) and batch.targets.shape == (12, 4, KEYS)

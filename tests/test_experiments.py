@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import chorales_cache
 
 from lstm_jax.training import checkpoint
 
@@ -201,8 +202,7 @@ def test_greff_variants(tmp_path):
 def test_greff_variants_on_the_chorales(tmp_path, monkeypatch):
     """The scored path: each run's best validation epoch, each variant's best rate, its seeds
     re-trained on the test split to that step (the script checks they train alike)."""
-    pytest.importorskip("music21")  # the optional extra whose corpus holds the chorales
-    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "cache"))
+    chorales_cache(monkeypatch, tmp_path / "cache")
     results = _script(
         "experiments/greff_variants/greff_variants.py",
         tmp_path,

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, files_under, records, run_cli
+from conftest import ROOT, chorales_cache, files_under, records, run_cli
 
 from lstm_jax.training import checkpoint, cli
 from lstm_jax.training.config import ConfigError, load
@@ -36,8 +36,7 @@ def _tiny(name: str, *overrides: str):
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_config_runs_its_tiny_variant(tmp_path, monkeypatch, config_path):
     if config_path.stem == "bach_chorales":
-        pytest.importorskip("music21")  # the optional extra whose corpus holds the chorales
-        monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "cache"))  # not the user's cache
+        chorales_cache(monkeypatch, tmp_path / "cache")
     summary = train(_tiny(config_path.stem), tmp_path / "run", progress=False, log=lambda s: None)
     assert summary.status in ("budget", "solved")
     for name in (
