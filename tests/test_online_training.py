@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import ROOT
 
@@ -158,6 +159,28 @@ def test_reset_on_error_ends_each_stream_at_its_first_error():
     assert "errors" not in stats or int(stats["errors"]) == 0  # counted only with the reset
 
 
+def test_the_decay_schedule_counts_symbols_under_online_learning():
+    """The learning-rate schedule advances once per weight update, so once per symbol under
+    per-symbol online learning: `continual_reber_2000`'s decay is x0.99 per 100,000 symbols
+    (its first version counted 100 updates as if they were 100 chunks, and froze every net
+    within 50,000 symbols)."""
+    exp = build(_config("continual_reber_2000", "optimizer.schedule=exponential"))
+    state, _ = exp.train_step(init_state(exp), exp.task.batch(0, 0, 1))
+    symbols = exp.task.batch(0, 0, 1).inputs.shape[0]
+    assert int(optax.tree_utils.tree_get(state.opt_state, "count")) == symbols
+
+    def rate_after(updates: int) -> float:  # SGD's step on a unit gradient after `updates`
+        opt_state = optax.tree_utils.tree_set(
+            exp.optimizer.init(jnp.zeros(())), count=jnp.asarray(updates, jnp.int32)
+        )
+        step, _ = exp.optimizer.update(jnp.ones(()), opt_state)
+        return -float(step)
+
+    np.testing.assert_allclose(rate_after(0), 0.25, rtol=1e-6)
+    np.testing.assert_allclose(rate_after(100_000), 0.25 * 0.99, rtol=1e-6)
+    np.testing.assert_allclose(rate_after(30_000_000), 0.25 * 0.99**300, rtol=1e-4)
+
+
 @pytest.mark.parametrize("algorithm", ["traces_1997", "uoro"])
 def test_online_state_survives_a_checkpoint(tmp_path, algorithm):
     """The algorithm's state (carry, traces; UORO's estimates and key), the pending sum and the
@@ -230,6 +253,11 @@ def test_online_state_survives_a_checkpoint(tmp_path, algorithm):
             "continual_reber",
             ("training.reset_on_error=true",),
             r"reset_on_error needs model.gradient=online",
+        ),
+        (
+            "adding_1997",
+            ("model.gradient=online", "optimizer.schedule=cosine"),
+            r"schedule=cosine decays over training.steps weight updates, but model.gradient=online",
         ),
     ],
 )

@@ -59,6 +59,8 @@ class OptimizerConfig:
     weight_decay: float = 0.0  # "adamw": decoupled weight decay (Loshchilov & Hutter 2019)
     schedule: str = "constant"  # "constant" | "cosine" | "exponential"
     decay_rate: float = 0.1  # "exponential": learning rate x decay_rate every decay_steps
+    # Schedules count weight updates: one per training step, but under model.gradient=online
+    # one per training.update_every symbols (1000 per step for a 1000-symbol chunk).
     decay_steps: int = 1000
     warmup_steps: int = 0
     min_learning_rate: float = 0.0  # "cosine": the learning rate it decays to

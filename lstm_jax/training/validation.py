@@ -84,6 +84,13 @@ def check_online(config: Config, task: Task, cell: Any) -> None:
             raise ConfigError(f"model.gradient=online needs {key}={needed}, got {value}")
     if t.update_every < 1:
         raise ConfigError(f"training.update_every must be >= 1, got {t.update_every}")
+    if m.gradient == "online" and config.optimizer.schedule == "cosine":
+        # Its horizon is training.steps updates, but online learning makes several per step.
+        raise ConfigError(
+            "optimizer.schedule=cosine decays over training.steps weight updates, but "
+            "model.gradient=online updates every training.update_every symbols; use "
+            "'constant' or 'exponential' (decay_steps and warmup_steps count updates)"
+        )
     if t.feedback not in FEEDBACK:
         raise ConfigError(f"training.feedback must be one of {list(FEEDBACK)}, got {t.feedback!r}")
     try:
