@@ -1,0 +1,103 @@
+"""Where the continual-Reber nets that did not solve go wrong: each unsolved run of a suite is
+loaded from its newest checkpoint and run over the first symbols of its own first test stream.
+
+Each wrong prediction is placed in the embedded string ``B T|P <inner Reber string> T|P E``:
+
+- *long-lag T/P*: after the inner string's E, the outer T or P seen ~10 symbols before;
+- *E after the outer T/P* and *B after the final E*: the string's last two predictions;
+- *inside the string*: everything else (the inner grammar, the first symbols).
+
+A wrong output is *saturated* when it is below 0.01 or above 0.99: there the logistic unit's
+slope σ'(z) < 0.01 scales its squared-error gradient down by more than 25 times its slope at
+0.5, the flat spot where SGD hardly moves it.
+
+    python experiments/continual_reber/failures.py [--runs runs/continual] [--symbols 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import numpy as np
+from flax import serialization
+
+from lstm_jax.training import checkpoint
+from lstm_jax.training.config import load
+from lstm_jax.training.tasks.reber import REBER_SYMBOLS
+from lstm_jax.training.trainer import build, init_state
+
+SUITE = "continual_Reber_Gers_et_al._2000_protocol"  # the sweep's directory of the paper suite
+_B, _E = REBER_SYMBOLS.index("B"), REBER_SYMBOLS.index("E")
+CLASSES = ("long-lag T/P", "E after the outer T/P", "B after the final E", "inside the string")
+
+
+def classify(symbols: np.ndarray, wrong: np.ndarray) -> collections.Counter:
+    """`{class: wrong predictions}`; `symbols` [T] input indices, `wrong` [T] bool (the
+    prediction made after reading `symbols[t]`)."""
+    counts: collections.Counter = collections.Counter()
+    for t in np.flatnonzero(wrong[: len(symbols) - 2]):
+        if t >= 1 and symbols[t] == _E and symbols[t + 2] == _E:
+            counts[CLASSES[0]] += 1
+        elif t >= 1 and symbols[t + 1] == _E and symbols[t - 1] == _E:
+            counts[CLASSES[1]] += 1
+        elif symbols[t] == _E and symbols[t + 1] == _B:
+            counts[CLASSES[2]] += 1
+        else:
+            counts[CLASSES[3]] += 1
+    return counts
+
+
+def diagnose(run: Path, symbols: int) -> dict:
+    """One unsolved run: its error classes and the fraction of its wrong outputs saturated."""
+    config = load(run / "config.yaml")
+    exp = build(config)
+    template = init_state(exp).params
+    stored, _ = checkpoint.load(run, None)  # the raw state: any carry layout of older runs
+    params = serialization.from_state_dict(template, stored["params"])
+    test = exp.task.test_set(config.training.seed, 1)
+    cut = {f: getattr(test, f)[:symbols] for f in ("inputs", "targets", "mask")}
+    for f in ("resets", "starts"):
+        if getattr(test, f, None) is not None:
+            cut[f] = getattr(test, f)[:symbols]
+    outputs = np.asarray(exp.evaluate(params, test._replace(**cut)))[:, 0]
+    targets = np.asarray(cut["targets"])[:, 0] > 0.5
+    wrong_units = (outputs > 0.5) != targets
+    wrong = wrong_units.any(-1)
+    values = outputs[wrong_units]
+    counts = classify(np.asarray(cut["inputs"])[:, 0].argmax(-1), wrong)
+    return {
+        "wrong": int(wrong.sum()),
+        "classes": dict(counts),
+        "saturated": float(np.mean((values < 0.01) | (values > 0.99))) if values.size else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/continual"))
+    parser.add_argument("--symbols", type=int, default=5000, help="test symbols per net")
+    args = parser.parse_args()
+    by_setting: dict[str, list[dict]] = {}
+    for run in sorted((args.runs / SUITE).glob("*-seed*")):
+        summary = run / "summary.json"  # none yet: a run still training
+        if not summary.exists() or json.loads(summary.read_text())["status"] == "solved":
+            continue
+        setting, seed = run.name.rsplit("-seed", 1)
+        row = {"seed": int(seed), **diagnose(run, args.symbols)}
+        by_setting.setdefault(setting, []).append(row)
+        print(setting, row, flush=True)
+    print(f"\nunsolved nets, first {args.symbols:,} symbols of their first test stream:")
+    for setting, rows in by_setting.items():
+        only_lag = sum(set(r["classes"]) == {CLASSES[0]} for r in rows)
+        saturated = sum(r["saturated"] > 0.5 for r in rows)
+        print(
+            f"{setting:24s} {len(rows):2d} unsolved: {only_lag:2d} err only at the long-lag T/P, "
+            f"{saturated:2d} with most wrong outputs saturated (< 0.01 or > 0.99)"
+        )
+
+
+if __name__ == "__main__":
+    main()
