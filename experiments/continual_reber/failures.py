@@ -54,9 +54,12 @@ def diagnose(run: Path, symbols: int) -> dict:
     """One unsolved run: its error classes and the fraction of its wrong outputs saturated."""
     config = load(run / "config.yaml")
     exp = build(config)
-    template = init_state(exp).params
-    stored, _ = checkpoint.load(run, None)  # the raw state: any carry layout of older runs
-    params = serialization.from_state_dict(template, stored["params"])
+    template = init_state(exp)
+    try:
+        params = checkpoint.load(run, template)[0].params
+    except checkpoint.CheckpointError:  # a run from before the online carry's last field
+        stored, _ = checkpoint.load(run, None)  # its raw state; the params are unchanged
+        params = serialization.from_state_dict(template.params, stored["params"])
     test = exp.task.test_set(config.training.seed, 1)
     cut = {f: getattr(test, f)[:symbols] for f in ("inputs", "targets", "mask")}
     for f in ("resets", "starts"):
@@ -81,11 +84,11 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=5000, help="test symbols per net")
     args = parser.parse_args()
     by_setting: dict[str, list[dict]] = {}
-    for run in sorted((args.runs / SUITE).glob("*-seed*")):
+    runs = ((p.name.rsplit("-seed", 1), p) for p in (args.runs / SUITE).glob("*-seed*"))
+    for (setting, seed), run in sorted(runs, key=lambda r: (r[0][0], int(r[0][1]))):
         summary = run / "summary.json"  # none yet: a run still training
         if not summary.exists() or json.loads(summary.read_text())["status"] == "solved":
             continue
-        setting, seed = run.name.rsplit("-seed", 1)
         row = {"seed": int(seed), **diagnose(run, args.symbols)}
         by_setting.setdefault(setting, []).append(row)
         print(setting, row, flush=True)
