@@ -166,7 +166,7 @@ def test_continual_reber(tmp_path):
         "experiments/continual_reber/continual_reber.py",
         tmp_path,
         *("--variant", "tiny", "--seeds", "1", "--seeds-modern", "1", "--workers", "1"),
-        *("--runs", str(tmp_path / "r")),
+        *("--runs", runs := str(tmp_path / "r")),
     )
     paper = "continual Reber, Gers et al. 2000 protocol"
     modern = "continual Reber, modern set-up"
@@ -183,6 +183,25 @@ def test_continual_reber(tmp_path):
         ["no forget gate", "forget gate", "no forget gate, reset"],
         1,
     )
+    # the pilots (their own report) and where each unsolved paper-protocol net errs
+    pilots = tmp_path / "pilots"
+    for command in (
+        ["experiments/continual_reber/continual_reber.py", "--variant", "tiny", "--seeds", "0"],
+        ["experiments/continual_reber/failures.py"],
+    ):
+        extra = ["--seeds-modern", "0", "--pilots", "1", "--workers", "1", "--out", str(pilots)]
+        done = subprocess.run(
+            [sys.executable, *command, *(extra if len(command) > 1 else []), "--runs", runs],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+    record = json.loads((pilots / "pilots" / "results.json").read_text())
+    (suite,) = record["suites"].values()
+    assert len({r["label"] for r in suite["runs"]}) == 6
+    unsolved = {r["label"] for r in suites[paper]["runs"] if r["status"] != "solved"}
+    assert sum(" unsolved: " in line for line in done.stdout.splitlines()) == len(unsolved)
 
 
 @pytest.mark.slow  # 18 tiny runs, about a minute on 2 cores; run with -m slow

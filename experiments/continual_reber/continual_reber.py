@@ -77,8 +77,10 @@ def main() -> None:
     if args.check:
         run_check(args)
     if args.pilots:
+        # a config variant (the tests' tiny) brings its own budget
+        suite = SUITES[PILOTS] if args.variant is None else SUITES[PILOTS]._replace(overrides=())
         pilots = compare(
-            {PILOTS: SUITES[PILOTS]},
+            {PILOTS: suite},
             SETTINGS[PILOTS],
             seeds=args.pilots,
             runs_dir=args.runs,
@@ -87,7 +89,7 @@ def main() -> None:
         )
         write_report(
             pilots,
-            {PILOTS: SUITES[PILOTS]},
+            {PILOTS: suite},
             args.out / "pilots",
             title="Continual embedded Reber, pilots: training chunks until solved",
             unit="training chunks (one stream x chunk_length symbols)",
