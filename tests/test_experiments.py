@@ -162,11 +162,12 @@ def test_adding_1997(tmp_path):
 
 
 def test_continual_reber(tmp_path):
+    """Both suites and the pilots (tiny, one seed each), then `failures.py` over their runs."""
     results = _script(
         "experiments/continual_reber/continual_reber.py",
         tmp_path,
-        *("--variant", "tiny", "--seeds", "1", "--seeds-modern", "1", "--workers", "1"),
-        *("--runs", runs := str(tmp_path / "r")),
+        *("--variant", "tiny", "--seeds", "1", "--seeds-modern", "1", "--pilots", "1"),
+        *("--workers", "1", "--runs", runs := str(tmp_path / "r")),
     )
     paper = "continual Reber, Gers et al. 2000 protocol"
     modern = "continual Reber, modern set-up"
@@ -183,23 +184,16 @@ def test_continual_reber(tmp_path):
         ["no forget gate", "forget gate", "no forget gate, reset"],
         1,
     )
-    # the pilots (their own report) and where each unsolved paper-protocol net errs
-    pilots = tmp_path / "pilots"
-    for command in (
-        ["experiments/continual_reber/continual_reber.py", "--variant", "tiny", "--seeds", "0"],
-        ["experiments/continual_reber/failures.py"],
-    ):
-        extra = ["--seeds-modern", "0", "--pilots", "1", "--workers", "1", "--out", str(pilots)]
-        done = subprocess.run(
-            [sys.executable, *command, *(extra if len(command) > 1 else []), "--runs", runs],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
-    record = json.loads((pilots / "pilots" / "results.json").read_text())
-    (suite,) = record["suites"].values()
+    pilots = json.loads((tmp_path / "out" / "pilots" / "results.json").read_text())
+    (suite,) = pilots["suites"].values()  # their own report, six settings
     assert len({r["label"] for r in suite["runs"]}) == 6
+    done = subprocess.run(
+        [sys.executable, "experiments/continual_reber/failures.py", "--runs", runs],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
     unsolved = {r["label"] for r in suites[paper]["runs"] if r["status"] != "solved"}
     assert sum(" unsolved: " in line for line in done.stdout.splitlines()) == len(unsolved)
 
