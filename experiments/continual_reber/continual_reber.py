@@ -21,6 +21,7 @@ Writes results.json and sequences_to_success.png beside this file (or in --out).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from lstm_jax.training.sweep import Suite, compare, experiment_parser, run_check, write_report
@@ -67,6 +68,33 @@ SETTINGS[PILOTS] = {
 PUBLISHED = "published (100 nets): reset 74% > forget gate + decay 62% > forget gate 18% > none 0%"
 
 
+def run_and_report(args: argparse.Namespace, plan: dict[str, int], out: Path, what: str) -> None:
+    """Trains (or reads back) `{suite: seeds}` and writes one report of them in `out`."""
+    suites = dict(SUITES)
+    if args.variant is not None:  # a config variant (the tests' tiny) brings its own budget
+        suites[PILOTS] = SUITES[PILOTS]._replace(overrides=())
+    results = {}
+    for name, seeds in plan.items():
+        if seeds:
+            results |= compare(
+                {name: suites[name]},
+                SETTINGS[name],
+                seeds=seeds,
+                runs_dir=args.runs,
+                variant=args.variant,
+                workers=args.workers,
+            )
+    if results:
+        write_report(
+            results,
+            {name: suites[name] for name in results},
+            out,
+            title=f"Continual embedded Reber{what}: training chunks until solved",
+            unit="training chunks (one stream x chunk_length symbols)",
+            variant=args.variant,
+        )
+
+
 def main() -> None:
     parser = experiment_parser(__doc__, Path(__file__).parent, "runs/continual_reber", 30)
     parser.add_argument("--seeds-modern", type=int, default=10, help="seeds of the modern suite")
@@ -76,47 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.check:
         run_check(args)
-    if args.pilots:
-        # a config variant (the tests' tiny) brings its own budget
-        suite = SUITES[PILOTS] if args.variant is None else SUITES[PILOTS]._replace(overrides=())
-        pilots = compare(
-            {PILOTS: suite},
-            SETTINGS[PILOTS],
-            seeds=args.pilots,
-            runs_dir=args.runs,
-            variant=args.variant,
-            workers=args.workers,
-        )
-        write_report(
-            pilots,
-            {PILOTS: suite},
-            args.out / "pilots",
-            title="Continual embedded Reber, pilots: training chunks until solved",
-            unit="training chunks (one stream x chunk_length symbols)",
-            variant=args.variant,
-        )
-    results = {}
-    for name, seeds in ((PAPER, args.seeds), (MODERN, args.seeds_modern)):
-        if seeds:
-            results |= compare(
-                {name: SUITES[name]},
-                SETTINGS[name],
-                seeds=seeds,
-                runs_dir=args.runs,
-                variant=args.variant,
-                workers=args.workers,
-            )
+    run_and_report(args, {PILOTS: args.pilots}, args.out / "pilots", ", pilots")
+    run_and_report(args, {PAPER: args.seeds, MODERN: args.seeds_modern}, args.out, "")
     print(PUBLISHED)
-    if not results:  # --seeds 0 --seeds-modern 0: only the pilots
-        return
-    write_report(
-        results,
-        {name: SUITES[name] for name in results},
-        args.out,
-        title="Continual embedded Reber: training chunks until solved",
-        unit="training chunks (one stream x chunk_length symbols)",
-        variant=args.variant,
-    )
 
 
 if __name__ == "__main__":
