@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from flax import serialization
 from lstm_jax.training import checkpoint
 from lstm_jax.training.config import load
 from lstm_jax.training.tasks.reber import REBER_SYMBOLS
-from lstm_jax.training.trainer import build, init_state
+from lstm_jax.training.trainer import Experiment, build, init_state
 
 SUITE = "continual_Reber_Gers_et_al._2000_protocol"  # the sweep's directory of the paper suite
 _B, _E = REBER_SYMBOLS.index("B"), REBER_SYMBOLS.index("E")
@@ -50,11 +51,16 @@ def classify(symbols: np.ndarray, wrong: np.ndarray) -> collections.Counter:
     return counts
 
 
-def diagnose(run: Path, symbols: int) -> dict:
-    """One unsolved run: its error classes and the fraction of its wrong outputs saturated."""
+def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
+    """One unsolved run: its error classes and the fraction of its wrong outputs saturated.
+    `built` holds the experiments built so far by their config less the seed: evaluating needs
+    no seed, so the nets of one setting share one build and one compiled evaluation."""
     config = load(run / "config.yaml")
-    exp = build(config)
-    template = init_state(exp)
+    unseeded = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=0))
+    if repr(unseeded) not in built:
+        built[repr(unseeded)] = build(unseeded)
+    exp = built[repr(unseeded)]
+    template = init_state(exp)  # the seed-0 params: a template of the stored ones' shapes
     try:
         params = checkpoint.load(run, template)[0].params
     except checkpoint.CheckpointError:  # a run from before the online carry's last field
@@ -84,12 +90,13 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=5000, help="test symbols per net")
     args = parser.parse_args()
     by_setting: dict[str, list[dict]] = {}
+    built: dict[str, Experiment] = {}
     runs = ((p.name.rsplit("-seed", 1), p) for p in (args.runs / SUITE).glob("*-seed*"))
     for (setting, seed), run in sorted(runs, key=lambda r: (r[0][0], int(r[0][1]))):
         summary = run / "summary.json"  # none yet: a run still training
         if not summary.exists() or json.loads(summary.read_text())["status"] == "solved":
             continue
-        row = {"seed": int(seed), **diagnose(run, args.symbols)}
+        row = {"seed": int(seed), **diagnose(run, args.symbols, built)}
         by_setting.setdefault(setting, []).append(row)
         print(setting, row, flush=True)
     print(f"\nunsolved nets, first {args.symbols:,} symbols of their first test stream:")
