@@ -180,8 +180,8 @@ def test_continual_reber(tmp_path):
         1,
     )
     pilots = json.loads((tmp_path / "out" / "pilots" / "results.json").read_text())
-    (suite,) = pilots["suites"].values()  # their own report, seven settings
-    assert len({r["label"] for r in suite["runs"]}) == 7
+    (suite,) = pilots["suites"].values()  # their own report, eleven settings
+    assert len({r["label"] for r in suite["runs"]}) == 11
     done = subprocess.run(
         [sys.executable, "experiments/continual_reber/failures.py", "--runs", runs],
         cwd=ROOT,

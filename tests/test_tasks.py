@@ -7,6 +7,8 @@ import collections
 import itertools
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -441,6 +443,32 @@ def test_continual_test_set_and_metrics():
     assert metrics["longest_correct_run"] == 199  # steps 101..299 of stream 1
     assert metrics["symbols_before_first_error"] == (3 * 300 + 100) / 4
     assert metrics["symbols_correct"] == 1 - 1 / 1200
+
+
+def test_continual_max_error_judges_each_output_by_its_distance_from_the_target():
+    """`max_error = 0.7` (squared error below 0.49): outputs 0.35 on a possible successor and
+    0.65 elsewhere are right, though the 0.5 threshold calls both wrong; 0.29 and 0.71 are wrong
+    under both. Training streams end by the same rule (`step_correct` on JAX arrays)."""
+    strict = ContinualEmbeddedReber(test_symbols=200, outputs="sigmoid")
+    loose = ContinualEmbeddedReber(test_symbols=200, outputs="sigmoid", max_error=0.7)
+    test = loose.test_set(0, 2)
+    near = np.where(test.targets > 0.5, 0.35, 0.65)
+    assert loose.solved(loose.metrics(near, test))
+    assert strict.metrics(near, test)["symbols_correct"] == 0.0
+    far = near.copy()
+    far[50, 0] = np.where(test.targets[50, 0] > 0.5, 0.29, 0.71)
+    metrics = loose.metrics(far, test)
+    assert metrics["symbols_before_first_error"] == (50 + 200) / 2 and not loose.solved(metrics)
+    step = jax.jit(loose.step_correct)(jnp.asarray(far[50]), jnp.asarray(test.targets[50]))
+    assert step.tolist() == [False, True]
+    # the default criterion is the 0.5 threshold, unchanged
+    exact = np.where(test.targets > 0.5, 0.9, 0.1)
+    assert strict.metrics(exact, test) == loose.metrics(exact, test)
+    with pytest.raises(ValueError, match="outputs='sigmoid'"):
+        ContinualEmbeddedReber(max_error=0.7)
+    for bad in (0.0, 1.5, "0.7", True):
+        with pytest.raises(ValueError, match="max_error"):
+            ContinualEmbeddedReber(outputs="sigmoid", max_error=bad)
 
 
 # --- copy ------------------------------------------------------------------------------------

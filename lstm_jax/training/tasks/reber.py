@@ -252,7 +252,11 @@ class ContinualEmbeddedReber(_ReberIO):
     zero state it starts each test stream from. Without either, `resets` is None.
     `outputs="logits"` (default): one logit per symbol, cross-entropy; `outputs="sigmoid"`:
     Gers et al.'s sigmoid output units (`model.output: sigmoid`) on squared error, a symbol
-    predicted where its output is above 0.5. `test_set(seed, size)` is `size`
+    predicted where its output is above 0.5. `max_error = e` (sigmoid outputs only) judges a
+    step instead by its distance from the target: right when every output is within `e` of its
+    0/1 target (`|y_k - t_k| < e`); one secondary reading of Gers et al.'s criterion, "the
+    squared error of every output below 0.49", is `e = 0.7`. The criterion decides both where a
+    training stream ends (`training.reset_on_error`) and the tests. `test_set(seed, size)` is `size`
     separate streams of `test_symbols` symbols each. Success: every test stream predicted
     without an error (Gers et al.: 10 streams of 100,000 symbols). Published (100 nets each):
     LSTM without forget gate 0 % solved; with forget gates 18 % (62 % with learning-rate
@@ -267,10 +271,17 @@ class ContinualEmbeddedReber(_ReberIO):
     test_symbols: int = 100_000
     restart_every: int = 0
     outputs: str = "logits"
+    max_error: float | None = None  # None: the set {output > 0.5} is the target set
 
     @property
     def loss(self) -> str:
         return "mse" if self.outputs == "sigmoid" else "sigmoid"
+
+    def step_correct(self, outputs, targets):
+        """`[..]` bool, one step of NumPy or JAX arrays (see the class docstring)."""
+        if self.max_error is None:
+            return super().step_correct(outputs, targets)
+        return (abs(outputs - targets) < self.max_error).all(axis=-1)
 
     @property
     def threshold(self) -> float:
@@ -282,6 +293,16 @@ class ContinualEmbeddedReber(_ReberIO):
         _check_int("chunk_length", self.chunk_length, 1)
         _check_int("restart_every", self.restart_every, 0)
         _check_int("test_symbols", self.test_symbols, 1)
+        if self.max_error is not None:
+            if self.outputs != "sigmoid":
+                raise ValueError(
+                    f"max_error judges outputs in [0, 1]: it needs outputs='sigmoid', "
+                    f"got outputs={self.outputs!r}"
+                )
+            if isinstance(self.max_error, bool) or not isinstance(self.max_error, int | float):
+                raise ValueError(f"max_error must be a number in (0, 1], got {self.max_error!r}")
+            if not 0 < self.max_error <= 1:
+                raise ValueError(f"max_error must be in (0, 1], got {self.max_error!r}")
         if not isinstance(self.external_reset, bool | np.bool_):
             raise ValueError(f"external_reset must be a bool, got {self.external_reset!r}")
 
@@ -324,7 +345,7 @@ class ContinualEmbeddedReber(_ReberIO):
         stream's longest run of correctly predicted symbols) and `symbols_before_first_error`
         (mean over streams; the stream length when there is none)."""
         mask = batch.mask > 0
-        correct = _sets_correct(outputs, batch, self.threshold) | ~mask
+        correct = self.step_correct(np.asarray(outputs), batch.targets) | ~mask
         streams = correct.T
         first_error = [int(np.argmin(s)) if not s.all() else s.size for s in streams]
         return {
