@@ -3,10 +3,12 @@ the minutes of the real runs, whose outputs are committed beside the scripts).""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import jax
 import numpy as np
@@ -28,6 +30,14 @@ def _script(path: str, tmp_path: Path, *args: str) -> dict:
     )
     assert done.returncode == 0, done.stderr
     return json.loads((tmp_path / "out" / "results.json").read_text())
+
+
+def _module(path: str) -> ModuleType:
+    """The experiment script at `path` imported as a module (its `main` not run)."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _check_command(script: str, out: Path) -> subprocess.CompletedProcess:
@@ -191,6 +201,15 @@ def test_continual_reber(tmp_path):
     assert done.returncode == 0, done.stderr
     unsolved = {r["label"] for r in suites[paper]["runs"] if r["status"] != "solved"}
     assert sum(" unsolved: " in line for line in done.stdout.splitlines()) == len(unsolved)
+    # a net trained and tested with max_error = 0.7, re-tested by the 0.5 threshold: a symbol
+    # right by the threshold is within 0.5 < 0.7 of its target, so no more symbols are right
+    failures = _module("experiments/continual_reber/failures.py")
+    (run,) = Path(runs).glob("*/forget_gate_squared_error*-seed0")
+    loose = json.loads((run / "summary.json").read_text())["final_eval"]
+    strict = failures.retest_at_threshold(run, {})
+    assert strict.keys() == loose.keys() - {"loss"}
+    assert strict["symbols_correct"] <= loose["symbols_correct"]
+    assert strict["symbols_before_first_error"] <= loose["symbols_before_first_error"]
 
 
 @pytest.mark.slow  # 18 tiny runs, about a minute on 2 cores; run with -m slow

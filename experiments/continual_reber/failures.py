@@ -12,6 +12,8 @@ slope σ'(z) < 0.01 scales its squared-error gradient down by more than 25 times
 0.5, the flat spot where SGD hardly moves it.
 
     python experiments/continual_reber/failures.py [--runs runs/continual] [--symbols 5000]
+    python experiments/continual_reber/failures.py --retest --runs R --suite S
+        (the nets solved under `task.options.max_error`, re-tested by the 0.5 threshold)
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import argparse
 import collections
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flax import serialization
 
 from lstm_jax.training import checkpoint
-from lstm_jax.training.config import load
+from lstm_jax.training.config import Config, load
 from lstm_jax.training.tasks.reber import REBER_SYMBOLS
 from lstm_jax.training.trainer import Experiment, build, init_state
 
@@ -51,10 +55,10 @@ def classify(symbols: np.ndarray, wrong: np.ndarray) -> collections.Counter:
     return counts
 
 
-def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
-    """One unsolved run: its error classes and the fraction of its wrong outputs saturated.
-    `built` holds the experiments built so far by their config less the seed: evaluating needs
-    no seed, so the nets of one setting share one build and one compiled evaluation."""
+def _load(run: Path, built: dict[str, Experiment]) -> tuple[Config, Experiment, Any]:
+    """A run's config, its experiment and its newest params. `built` holds the experiments
+    built so far by their config less the seed: evaluating needs no seed, so the nets of one
+    setting share one build and one compiled evaluation."""
     config = load(run / "config.yaml")
     unseeded = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=0))
     if repr(unseeded) not in built:
@@ -66,6 +70,12 @@ def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
     except checkpoint.CheckpointError:  # a run from before the online carry's last field
         stored, _ = checkpoint.load(run, None)  # its raw state; the params are unchanged
         params = serialization.from_state_dict(template.params, stored["params"])
+    return config, exp, params
+
+
+def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
+    """One unsolved run: its error classes and the fraction of its wrong outputs saturated."""
+    config, exp, params = _load(run, built)
     test = exp.task.test_set(config.training.seed, 1)
     cut = {f: getattr(test, f)[:symbols] for f in ("inputs", "targets", "mask")}
     for f in ("resets", "starts"):
@@ -84,19 +94,35 @@ def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
     }
 
 
+def retest_at_threshold(run: Path, built: dict[str, Experiment]) -> dict[str, float]:
+    """A net trained and tested with `task.options.max_error`, re-tested on its own 10 test
+    streams by the 0.5 threshold (a symbol is right when {output > 0.5} is its successor set):
+    the test metrics under the stricter criterion."""
+    config, exp, params = _load(run, built)
+    test = exp.task.test_set(config.training.seed, config.training.eval_size)
+    outputs = np.asarray(exp.evaluate(params, test))
+    return dataclasses.replace(exp.task, max_error=None).metrics(outputs, test)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/continual"))
+    parser.add_argument("--suite", default=SUITE, help="the sweep's directory of the suite")
     parser.add_argument("--symbols", type=int, default=5000, help="test symbols per net")
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="instead: re-test the solved nets trained with task.options.max_error by the "
+        "0.5 threshold",
+    )
     args = parser.parse_args()
+    if args.retest:
+        retest(args.runs / args.suite)
+        return
     by_setting: dict[str, list[dict]] = {}
     built: dict[str, Experiment] = {}
-    runs = ((p.name.rsplit("-seed", 1), p) for p in (args.runs / SUITE).glob("*-seed*"))
-    for (setting, seed), run in sorted(runs, key=lambda r: (r[0][0], int(r[0][1]))):
-        summary = run / "summary.json"  # none yet: a run still training
-        if not summary.exists() or json.loads(summary.read_text())["status"] == "solved":
-            continue
-        row = {"seed": int(seed), **diagnose(run, args.symbols, built)}
+    for setting, seed, run in _runs(args.runs / args.suite, solved=False):
+        row = {"seed": seed, **diagnose(run, args.symbols, built)}
         by_setting.setdefault(setting, []).append(row)
         print(setting, row, flush=True)
     print(f"\nunsolved nets, first {args.symbols:,} symbols of their first test stream:")
@@ -107,6 +133,36 @@ def main() -> None:
             f"{setting:24s} {len(rows):2d} unsolved: {only_lag:2d} err only at the long-lag T/P, "
             f"{saturated:2d} with most wrong outputs saturated (< 0.01 or > 0.99)"
         )
+
+
+def retest(suite: Path) -> None:
+    """Prints, per setting trained with `max_error`, how many of its solved nets the 0.5
+    threshold also calls solved."""
+    by_setting: dict[str, list[tuple[int, dict]]] = {}
+    built: dict[str, Experiment] = {}
+    for setting, seed, run in _runs(suite, solved=True):
+        if getattr(_load(run, built)[1].task, "max_error", None) is None:
+            continue
+        row = retest_at_threshold(run, built)
+        by_setting.setdefault(setting, []).append((seed, row))
+        print(setting, seed, row, flush=True)
+    print("\nsolved nets trained and tested with max_error, re-tested by the 0.5 threshold:")
+    for setting, rows in by_setting.items():
+        kept = [seed for seed, row in rows if row["streams_correct"] == 1.0]
+        worst = min(row["symbols_correct"] for _, row in rows)
+        print(
+            f"{setting}: {len(kept)} of {len(rows)} still solved (seeds {kept}); "
+            f"lowest fraction of test symbols right {worst:.5f}"
+        )
+
+
+def _runs(suite: Path, solved: bool) -> Iterator[tuple[str, int, Path]]:
+    """`(setting, seed, run)` of the finished runs in `suite` that did (not) solve, in order."""
+    runs = ((p.name.rsplit("-seed", 1), p) for p in suite.glob("*-seed*"))
+    for (setting, seed), run in sorted(runs, key=lambda r: (r[0][0], int(r[0][1]))):
+        summary = run / "summary.json"  # none yet: a run still training
+        if summary.exists() and (json.loads(summary.read_text())["status"] == "solved") == solved:
+            yield setting, int(seed), run
 
 
 if __name__ == "__main__":
