@@ -201,6 +201,15 @@ def test_continual_reber(tmp_path):
     assert done.returncode == 0, done.stderr
     unsolved = {r["label"] for r in suites[paper]["runs"] if r["status"] != "solved"}
     assert sum(" unsolved: " in line for line in done.stdout.splitlines()) == len(unsolved)
+    done = subprocess.run(
+        [sys.executable, "experiments/continual_reber/streams.py", "--runs", runs],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    counted = [line for line in done.stdout.splitlines() if not line.startswith(" ")]
+    assert len(counted) == 4  # the paper suite's four settings, all under reset_on_error
     # a net trained and tested with max_error = 0.7, re-tested by the 0.5 threshold: a symbol
     # right by the threshold is within 0.5 < 0.7 of its target, so no more symbols are right
     failures = _module("experiments/continual_reber/failures.py")

@@ -107,3 +107,7 @@ def test_readout_configuration_errors():
         build(load(path, "tiny", ("model.readout_range=0.1",)))
     with pytest.raises(ConfigError, match=r"model.readout_std must be > 0, got -1.0"):
         build(load(path, "tiny", ("model.readout_std=-1.0",)))
+    # sigmoid-judged task outputs need the sigmoid output unit, not a linear readout
+    reber = ROOT / "configs" / "continual_reber_2000.yaml"
+    with pytest.raises(ConfigError, match=r"needs model.output=sigmoid, got .*'identity'"):
+        build(load(reber, "tiny", ("model.output=identity",)))

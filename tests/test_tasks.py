@@ -466,9 +466,10 @@ def test_continual_max_error_judges_each_output_by_its_distance_from_the_target(
     assert strict.metrics(exact, test) == loose.metrics(exact, test)
     with pytest.raises(ValueError, match="outputs='sigmoid'"):
         ContinualEmbeddedReber(max_error=0.7)
-    for bad in (0.0, 1.5, "0.7", True):
+    for bad in (0.0, 1, 1.5, "0.7", True, np.bool_(True)):
         with pytest.raises(ValueError, match="max_error"):
             ContinualEmbeddedReber(outputs="sigmoid", max_error=bad)
+    assert ContinualEmbeddedReber(outputs="sigmoid", max_error=np.float32(0.7)).max_error > 0.69
 
 
 # --- copy ------------------------------------------------------------------------------------

@@ -113,11 +113,11 @@ def main() -> None:
         "--retest",
         action="store_true",
         help="instead: re-test the solved nets trained with task.options.max_error by the "
-        "0.5 threshold",
+        "0.5 threshold (all their test streams; --symbols for where the failing ones err)",
     )
     args = parser.parse_args()
     if args.retest:
-        retest(args.runs / args.suite)
+        retest(args.runs / args.suite, args.symbols)
         return
     by_setting: dict[str, list[dict]] = {}
     built: dict[str, Experiment] = {}
@@ -135,15 +135,17 @@ def main() -> None:
         )
 
 
-def retest(suite: Path) -> None:
+def retest(suite: Path, symbols: int) -> None:
     """Prints, per setting trained with `max_error`, how many of its solved nets the 0.5
-    threshold also calls solved."""
+    threshold also calls solved, and where (by `diagnose`) those it fails err."""
     by_setting: dict[str, list[tuple[int, dict]]] = {}
     built: dict[str, Experiment] = {}
     for setting, seed, run in _runs(suite, solved=True):
-        if getattr(_load(run, built)[1].task, "max_error", None) is None:
+        if load(run / "config.yaml").task.options.get("max_error") is None:
             continue
         row = retest_at_threshold(run, built)
+        if row["streams_correct"] < 1:
+            row["by_the_threshold"] = diagnose(run, symbols, built)
         by_setting.setdefault(setting, []).append((seed, row))
         print(setting, seed, row, flush=True)
     print("\nsolved nets trained and tested with max_error, re-tested by the 0.5 threshold:")

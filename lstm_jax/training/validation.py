@@ -24,6 +24,11 @@ def check_output_and_stopping(config: Config, task: Task) -> None:
             f"model.output=sigmoid (the 1997 output unit) is trained on squared error; task "
             f"{config.task.name!r} uses the {task.loss!r} loss, which takes a linear readout"
         )
+    if getattr(task, "outputs", None) == "sigmoid" and m.output != "sigmoid":
+        raise ConfigError(
+            f"task.options.outputs=sigmoid judges outputs in [0, 1] (at 0.5, or by max_error): "
+            f"it needs model.output=sigmoid, got model.output={m.output!r}"
+        )
     if m.readout_range is not None and not m.readout_range > 0:
         raise ConfigError(f"model.readout_range must be > 0, got {m.readout_range}")
     if m.readout_std is not None and not m.readout_std > 0:

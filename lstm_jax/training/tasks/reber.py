@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -271,14 +272,16 @@ class ContinualEmbeddedReber(_ReberIO):
     test_symbols: int = 100_000
     restart_every: int = 0
     outputs: str = "logits"
-    max_error: float | None = None  # None: the set {output > 0.5} is the target set
+    max_error: float | None = None  # None: the set {output > 0.5} must equal the target set
 
     @property
     def loss(self) -> str:
         return "mse" if self.outputs == "sigmoid" else "sigmoid"
 
     def step_correct(self, outputs, targets):
-        """`[..]` bool, one step of NumPy or JAX arrays (see the class docstring)."""
+        """`[...]` bool from `outputs, targets [..., 7]` (NumPy or JAX; outputs after the
+        squashing): whether the prediction made after a symbol is right, by `max_error` when
+        set, else by the 0.5 threshold (see the class docstring)."""
         if self.max_error is None:
             return super().step_correct(outputs, targets)
         return (abs(outputs - targets) < self.max_error).all(axis=-1)
@@ -299,10 +302,11 @@ class ContinualEmbeddedReber(_ReberIO):
                     f"max_error judges outputs in [0, 1]: it needs outputs='sigmoid', "
                     f"got outputs={self.outputs!r}"
                 )
-            if isinstance(self.max_error, bool) or not isinstance(self.max_error, int | float):
-                raise ValueError(f"max_error must be a number in (0, 1], got {self.max_error!r}")
-            if not 0 < self.max_error <= 1:
-                raise ValueError(f"max_error must be in (0, 1], got {self.max_error!r}")
+            number = isinstance(self.max_error, numbers.Real)
+            if not number or isinstance(self.max_error, bool | np.bool_):
+                raise ValueError(f"max_error must be a number in (0, 1), got {self.max_error!r}")
+            if not 0 < self.max_error < 1:  # 1: every sigmoid output is right
+                raise ValueError(f"max_error must be in (0, 1), got {self.max_error!r}")
         if not isinstance(self.external_reset, bool | np.bool_):
             raise ValueError(f"external_reset must be a bool, got {self.external_reset!r}")
 
