@@ -51,11 +51,11 @@ SETTINGS = {
     },
 }
 # Pilots for the external reset's and the decay's shortfalls (6/30 against 74%, 12/30 against
-# 62%): one change to a paper setting at a time, 10 nets each at a tenth of the budget. `gate_inputs=false`: only
-# the cell outputs feed back (the 2000 paper's "cell outputs fully connected to the cell inputs,
-# all gates and the output units", as we recall it) instead of every unit's activation (1997);
-# `reset_on_error=false`: the net learns from every symbol, not only up to a training stream's
-# first error.
+# 62%): one change to a paper setting at a time, 10 nets each at a tenth of the budget.
+# `gate_inputs=false`: only the cell outputs feed back (the 2000 paper's "cell outputs fully
+# connected to the cell inputs, all gates and the output units", as we recall it) instead of
+# every unit's activation (1997); `reset_on_error=false`: the net learns from every symbol, not
+# only up to a training stream's first error.
 PILOTS = "continual Reber, pilots (3 million symbols)"
 SUITES[PILOTS] = Suite(
     "configs/continual_reber_2000.yaml", ("training.steps=3000",), "streams_correct"
