@@ -20,14 +20,14 @@ from lstm_jax.training import checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _run(path: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs the script `path` with `args` in the repository root, its output captured."""
+    return subprocess.run([sys.executable, path, *args], cwd=ROOT, capture_output=True, text=True)
+
+
 def _script(path: str, tmp_path: Path, *args: str) -> dict:
     """Runs `path` with `args` in the repository root; returns its results.json."""
-    done = subprocess.run(
-        [sys.executable, path, *args, "--out", str(tmp_path / "out")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = _run(path, *args, "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     return json.loads((tmp_path / "out" / "results.json").read_text())
 
@@ -41,12 +41,7 @@ def _module(path: str) -> ModuleType:
 
 
 def _check_command(script: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, script, "--check", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    return _run(script, "--check", "--out", str(out))
 
 
 def test_vanishing_gradients(tmp_path):
@@ -192,21 +187,11 @@ def test_continual_reber(tmp_path):
     pilots = json.loads((tmp_path / "out" / "pilots" / "results.json").read_text())
     (suite,) = pilots["suites"].values()  # their own report, eleven settings
     assert len({r["label"] for r in suite["runs"]}) == 11
-    done = subprocess.run(
-        [sys.executable, "experiments/continual_reber/failures.py", "--runs", runs],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = _run("experiments/continual_reber/failures.py", "--runs", runs)
     assert done.returncode == 0, done.stderr
     unsolved = {r["label"] for r in suites[paper]["runs"] if r["status"] != "solved"}
     assert sum(" unsolved: " in line for line in done.stdout.splitlines()) == len(unsolved)
-    done = subprocess.run(
-        [sys.executable, "experiments/continual_reber/streams.py", "--runs", runs],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = _run("experiments/continual_reber/streams.py", "--runs", runs)
     assert done.returncode == 0, done.stderr
     counted = [line for line in done.stdout.splitlines() if not line.startswith(" ")]
     assert len(counted) == 4  # the paper suite's four settings, all under reset_on_error
@@ -278,15 +263,10 @@ def test_gradient_flow(tmp_path):
 def test_slstm_gradient_flow(tmp_path):
     """The sLSTM vs LSTM script at T=12, H=4 without trained nets: the truncated sLSTM error on
     c equals its closed form, full and truncated curves for every setup, both plots."""
-    done = subprocess.run(
-        [
-            *(sys.executable, "experiments/gradient_flow/slstm_vs_lstm.py"),
-            *("--seq-len", "12", "--hidden", "4", "--heads", "2", "--inputs", "3", "--batch", "2"),
-            *("--runs", str(tmp_path / "none"), "--out", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = _run(
+        "experiments/gradient_flow/slstm_vs_lstm.py",
+        *("--seq-len", "12", "--hidden", "4", "--heads", "2", "--inputs", "3", "--batch", "2"),
+        *("--runs", str(tmp_path / "none"), "--out", str(tmp_path)),
     )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "slstm_results.json").read_text())
@@ -323,12 +303,7 @@ def test_formal_languages(tmp_path):
 
 def test_quickstart_per_lag_gradients():
     """The quick-start example prints one row per cell and gradient mode."""
-    done = subprocess.run(
-        [sys.executable, "experiments/quickstart/per_lag_gradients.py", "--seq-len", "8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    done = _run("experiments/quickstart/per_lag_gradients.py", "--seq-len", "8")
     assert done.returncode == 0, done.stderr
     assert "truncated" in done.stdout and "full" in done.stdout
 
