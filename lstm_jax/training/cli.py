@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.resources
 import os
 import sys
 from pathlib import Path
@@ -27,9 +28,9 @@ EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CHECKPOINT = 2, 3, 4
 
 
 def _configs_dir() -> Path:
-    """`./configs` when run from a checkout, else the one beside the installed package."""
-    here = Path("configs")
-    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "configs"
+    """The named configs: package data of `lstm_jax` (`lstm_jax/configs/`, which the checkout's
+    `configs/` links to), so they are found from any directory and in an installed wheel."""
+    return Path(str(importlib.resources.files("lstm_jax") / "configs"))
 
 
 def _describe(path: Path) -> str:
@@ -54,8 +55,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def resolve_config(name_or_path: str) -> Path:
-    """A config file: `name_or_path` if it is a file, else `configs/<name>.yaml` (the names
-    `lstm-jax list` shows); a FileNotFoundError naming both places otherwise."""
+    """A config file: `name_or_path` if it is a file, else the packaged config of that name
+    (the names `lstm-jax list` shows); a FileNotFoundError naming both places otherwise."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"lstm-jax {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train from a config file")
-    run.add_argument("config", help="a YAML file, or the name of one in configs/")
+    run.add_argument("config", help="a YAML file, or the name of a shipped config (`lstm-jax list`)")
     run.add_argument("--variant", help="a named override set from the file, e.g. tiny")
     run.add_argument(
         "--set",
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--out", default="compare.png", help="the PNG (default: compare.png)")
     compare.set_defaults(func=cmd_compare)
     listing = commands.add_parser("list", help="list the configs")
-    listing.add_argument("--dir", help="directory to list (default: configs/)")
+    listing.add_argument("--dir", help="directory to list (default: the configs shipped with lstm_jax)")
     listing.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
     try:
