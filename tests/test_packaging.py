@@ -22,9 +22,9 @@ def _build_wheel(tmp: Path) -> Path:
     shutil.copytree(
         ROOT / "lstm_jax", source / "lstm_jax", ignore=shutil.ignore_patterns("__pycache__")
     )
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + [str(source), "-w", str(tmp / "dist")],
+        [*pip_wheel, "-q", "-w", str(tmp / "dist"), str(source)],
         capture_output=True,
         text=True,
     )
@@ -37,8 +37,7 @@ def test_wheel_runs_named_configs_from_any_directory(tmp_path):
     wheel = _build_wheel(tmp_path)
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
-        + [str(wheel)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), wheel],
         check=True,
         capture_output=True,
     )

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"lstm-jax {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train from a config file")
-    run.add_argument("config", help="a YAML file, or the name of a shipped config (`lstm-jax list`)")
+    run.add_argument("config", help="a YAML file, or a shipped config's name (`lstm-jax list`)")
     run.add_argument("--variant", help="a named override set from the file, e.g. tiny")
     run.add_argument(
         "--set",
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--out", default="compare.png", help="the PNG (default: compare.png)")
     compare.set_defaults(func=cmd_compare)
     listing = commands.add_parser("list", help="list the configs")
-    listing.add_argument("--dir", help="directory to list (default: the configs shipped with lstm_jax)")
+    listing.add_argument("--dir", help="directory to list (default: the shipped configs)")
     listing.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
     try:
