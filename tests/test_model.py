@@ -89,6 +89,16 @@ def test_schedules_warmup_and_momentum_reach_the_update():
     np.testing.assert_allclose(clipped, [0.05] * 6, rtol=1e-6)  # ‖g‖ = 1 rescaled to 0.1
 
 
+@pytest.mark.parametrize("bound", [-1.0, 0.0, float("nan")])
+def test_clip_norm_must_be_positive_or_null(bound):
+    # -1 would train by gradient ascent and 0 silently turn clipping off
+    config = from_dict({"task": {"name": "adding"}, "optimizer": {"clip_norm": bound}})
+    with pytest.raises(ConfigError, match=r"optimizer.clip_norm must be > 0, or null"):
+        make_optimizer(config)
+    unclipped = {"task": {"name": "adding"}, "optimizer": {"clip_norm": None}}
+    assert make_optimizer(from_dict(unclipped)) is not None
+
+
 @pytest.mark.parametrize(("key", "value"), [("name", "adamax"), ("schedule", "linear")])
 def test_unknown_optimizer_choices_name_the_valid_ones(key, value):
     config = from_dict({"task": {"name": "adding"}, "optimizer": {key: value}})

@@ -27,6 +27,11 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
                 f" and <= {high}" if high < math.inf else ""
             )
             raise ConfigError(f"optimizer.{name} must be {bound}, got {value}")
+    if opt.clip_norm is not None and not opt.clip_norm > 0:  # NaN fails `> 0` too
+        # a negative bound flips every gradient (ascent), zero would zero them
+        raise ConfigError(
+            f"optimizer.clip_norm must be > 0, or null for no clipping; got {opt.clip_norm}"
+        )
     schedules: dict[str, Callable[[], optax.Schedule]] = {
         "constant": lambda: optax.constant_schedule(opt.learning_rate),
         "cosine": lambda: optax.warmup_cosine_decay_schedule(
@@ -58,5 +63,5 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
             [optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps), schedule],
             [opt.warmup_steps],
         )
-    clip = optax.clip_by_global_norm(opt.clip_norm) if opt.clip_norm else optax.identity()
+    clip = optax.identity() if opt.clip_norm is None else optax.clip_by_global_norm(opt.clip_norm)
     return optax.chain(clip, optimizers[opt.name](schedule))
