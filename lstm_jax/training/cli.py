@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from lstm_jax.training import checkpoint, config, distributed, runs
+from lstm_jax.training import checkpoint, config, distributed, run_dir, runs
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_CHECKPOINT = 2, 3, 4
 
@@ -79,6 +79,7 @@ def _fresh(path: Path) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from lstm_jax.training.interrupt import EXIT_INTERRUPTED, Interrupted
     from lstm_jax.training.trainer import (  # imports jax: keep `list` and `--help` fast
         Diverged,
         train,
@@ -94,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     default = Path("runs") / name
     out = Path(args.out) if args.out else (default if args.resume else _fresh(default))
     if group is not None:
-        distributed.initialize(group)
+        distributed.initialize(group, args.distributed_timeout)
     writer = distributed.is_writer()
     try:
         summary = train(
@@ -107,6 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Diverged as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except Interrupted as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if writer:
         print(f"run directory: {summary.out_dir}")
     return 0
@@ -195,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
     group.add_argument("--num-processes", type=int, metavar="N", help="processes in all")
     group.add_argument("--process-id", type=int, metavar="K", help="this process, 0 ... N-1")
+    group.add_argument(
+        "--distributed-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for every process to join (default 60)",
+    )
     run.set_defaults(func=cmd_run)
     show = commands.add_parser(
         "show", help="a run's summary, learning curve and per-lag gradient norms"
@@ -224,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         config.ConfigError,
         distributed.DistributedError,
         runs.RunError,
+        run_dir.RunDirError,
         FileExistsError,
         FileNotFoundError,
     ) as err:

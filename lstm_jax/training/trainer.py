@@ -8,6 +8,7 @@ params replicated: JAX's own SPMD partitioner inserts the gradient all-reduce.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -28,7 +29,16 @@ from lstm_jax.driver.scan import resolve_impl
 from lstm_jax.gradients.modes import resolve_gradient
 from lstm_jax.gradients.online_algorithms import online_algorithm
 from lstm_jax.gradients.regularizers import omega
-from lstm_jax.training import checkpoint, distributed, model, online_updates, run_log, validation
+from lstm_jax.training import (
+    checkpoint,
+    distributed,
+    interrupt,
+    model,
+    online_updates,
+    run_dir,
+    run_log,
+    validation,
+)
 from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
@@ -51,7 +61,7 @@ class Diverged(RuntimeError):
 
 
 class Summary(NamedTuple):
-    status: str  # "solved" | "budget" | "diverged"
+    status: str  # "solved" | "budget" | "diverged" | "interrupted"
     steps: int
     sequences: int
     final_eval: dict[str, float]
@@ -271,39 +281,60 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Summary:
-    """Runs (or resumes) the experiment `config` in `out_dir`; see the module docstring."""
+    """Runs (or resumes) the experiment `config` in `out_dir`; see the module docstring.
+
+    A new run needs a new or empty `out_dir` (`run_dir.check_new`); the writing process holds
+    the directory's lock throughout (`run_dir.claimed`). SIGINT or SIGTERM end the run after
+    the current step with a checkpoint and a summary, then raise `interrupt.Interrupted`.
+    """
     out = Path(out_dir)
     if config.training.keep_host_memory:
         keep_freed_host_memory()  # before `build` starts JAX's runtime threads
     exp = build(config)
-    t = config.training
+    writer = distributed.is_writer()  # with several processes, process 0 writes the logs
+    if not resume:
+        run_dir.check_new(out)  # before the lock file is made: never touch a foreign directory
+    with (
+        run_dir.claimed(out) if writer else contextlib.nullcontext(out),
+        interrupt.deferred() as requests,
+    ):
+        if not resume and run_dir.holds_run(out):  # a run that finished while we waited
+            run_dir.check_new(out)
+        return _train(exp, out, resume, progress and writer, log if writer else None, requests)
+
+
+def _train(
+    exp: Experiment,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    requests: interrupt.Requests,
+) -> Summary:
+    """`train` in a claimed directory; `log` None on the processes that do not write."""
+    config, t, writer = exp.config, exp.config.training, log is not None
     state, done = init_state(exp), Progress()
     rule = None  # the 1997 training-set rule, when the config stops on it
     if t.stop_on == "train":
         rule = TrainingSetRule(t.train_window, t.batch_size, t.train_loss)
-    writer = distributed.is_writer()  # with several processes, process 0 writes the logs
     if resume:
         state, done = _resume(exp, state, out, trim=writer)
         if rule is not None:
             rule.replay([r for r in run_log.records(out / METRICS) if r["step"] <= done.step])
-    elif checkpoint.exists(out) or (out / METRICS).exists():
-        raise FileExistsError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
-        )
     distributed.barrier("checked")  # every process has read the directory before any writes
-    if writer:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(dump(config))
     step, solved_at, final_eval = done.step, done.solved_at, done.final_eval or {}
     clock = _Clock(done.wall_s, done.cpu_s)
     source = provenance()  # now: the code that trains, even if the checkout changes meanwhile
     stop = solved_at is not None and t.stop_when_solved
+    stopped_by = None  # the signal that ended the run early
     if step < t.steps and not stop:
         state = shard_state(exp, state)
         test = exp.task.test_set(t.seed, t.eval_size)
+        if writer:  # only now: a task that cannot make its data leaves no file behind
+            (out / "config.yaml").write_text(dump(config))
         with (
             RunLog(out / METRICS if writer else None, t.tensorboard, step) as metrics,
-            _progress(progress and writer, step, t.steps) as bar,
+            _progress(progress, step, t.steps) as bar,
         ):
             for step in range(step + 1, t.steps + 1):  # noqa: B020 - resumes the counter
                 host = pad_time(exp.task.batch(t.seed, step - 1, t.batch_size))
@@ -324,16 +355,9 @@ def train(
                     )
                     if writer:
                         _write_summary(
-                            out,
-                            "diverged",
-                            step - 1,
-                            t,
-                            final_eval,
-                            solved_at,
-                            message,
-                            clock,
+                            out, "diverged", step - 1, t, final_eval, solved_at, message, clock,
                             source,
-                        )
+                        )  # fmt: skip
                     raise Diverged(message)
                 state = new_state
                 record = {"step": step, "loss": loss, "grad_norm": grad_norm}
@@ -355,7 +379,8 @@ def train(
                     if solved_at is None and (met or on_test):
                         solved_at = step
                         stop = t.stop_when_solved
-                if step % t.checkpoint_every == 0 or step == t.steps or stop:
+                stopped_by = _agreed_signal(requests, step, t.checkpoint_every)
+                if step % t.checkpoint_every == 0 or step == t.steps or stop or stopped_by:
                     metrics.flush()
                     meta = {
                         "config": config.to_dict(),
@@ -363,18 +388,45 @@ def train(
                     }
                     checkpoint.save(out, step, state, meta, keep=t.keep_checkpoints)
                 bar.update(1)
-                if stop:
+                if stop or stopped_by:
                     break
+    if stopped_by:
+        message = (
+            f"{stopped_by} at step {step}: checkpoint and summary written; continue with "
+            f"--resume (lstm-jax run CONFIG --out {out} --resume, the same config and --set)"
+        )
+        if writer:
+            _write_summary(
+                out, "interrupted", step, t, final_eval, solved_at, message, clock, source
+            )
+            _plot(out, solved_at)
+        raise interrupt.Interrupted(message)
     status = "solved" if solved_at is not None else "budget"
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
     if writer:
         _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
-        train_curve, evals = run_log.curves(run_log.records(out / METRICS))
-        run_log.plot_learning_curve(
-            train_curve, evals, out / "learning_curve.png", title=out.name, solved_at=solved_at
-        )
+        _plot(out, solved_at)
         log(summary_line(summary, t.batch_size))
     return summary
+
+
+def _agreed_signal(requests: interrupt.Requests, step: int, every: int) -> str | None:
+    """The signal that stops the run after `step`, or None. Alone, a process stops at the step
+    it was signalled in; several processes stop together at a checkpoint step, where each
+    learns whether any of them was signalled (the steps are collective: one process leaving
+    early would leave the others waiting in the next step's all-reduce)."""
+    if jax.process_count() == 1:
+        return requests.received[0] if requests.requested else None
+    if step % every:
+        return None
+    return "SIGINT" if distributed.any_process(requests.requested) else None
+
+
+def _plot(out: Path, solved_at: int | None) -> None:
+    train_curve, evals = run_log.curves(run_log.records(out / METRICS))
+    run_log.plot_learning_curve(
+        train_curve, evals, out / "learning_curve.png", title=out.name, solved_at=solved_at
+    )
 
 
 class _Clock:
@@ -395,11 +447,23 @@ def _resume(
     # The config first: a changed size would otherwise surface as a shape mismatch.
     meta = checkpoint.read_meta(out)
     stored = _as_config(meta.get("config"))  # fields added since take their defaults
-    if stored != exp.config:
-        theirs = _flatten(stored.to_dict() if stored else meta.get("config") or {})
-        ours = _flatten(exp.config.to_dict())
-        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise ConfigError(f"cannot resume {out}: the config differs in {diff}")
+    theirs = _flatten(stored.to_dict() if stored else meta.get("config") or {})
+    ours = _flatten(exp.config.to_dict())
+    # a longer budget continues the run; the schedule, data and checkpoints do not depend on it
+    # (but a cosine schedule, stretched to the new budget, does: it is a difference then)
+    extendable = {"training.steps"} if exp.config.optimizer.schedule != "cosine" else set()
+    diff = sorted(k for k in (set(theirs) | set(ours)) - extendable if theirs.get(k) != ours.get(k))
+    if diff:
+        changes = "; ".join(f"{k}: {theirs.get(k)!r} in the run, {ours.get(k)!r} now" for k in diff)
+        raise ConfigError(
+            f"cannot resume {out}: the config differs ({changes}); only training.steps may "
+            "change on --resume"
+        )
+    if exp.config.training.steps < int(meta.get("step", 0)):
+        raise ConfigError(
+            f"cannot resume {out} with training.steps={exp.config.training.steps}: it has "
+            f"already taken {meta.get('step')} steps"
+        )
     state, meta = checkpoint.load(out, template)
     done = Progress(
         int(meta["step"]),
