@@ -9,13 +9,15 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from lstm_jax.training import checkpoint, distributed
+from lstm_jax.training import checkpoint, distributed, rendezvous
 from lstm_jax.training.config import load
 from lstm_jax.training.trainer import train
 
@@ -108,3 +110,52 @@ def test_process_settings_are_checked(monkeypatch):
         "num_processes": 4,
         "process_id": 3,
     }
+
+
+def test_a_coordinator_without_a_port_is_refused_before_jax_sees_it():
+    for address in ("notahost", "host:", ":123", "host:0", "host:70000", "host:http"):
+        with pytest.raises(distributed.DistributedError, match=r"expected HOST:PORT with a port"):
+            distributed.settings(address, 2, 0)
+
+
+def _meet_all(address: str, ids: list[int], count: int, timeout_s: float) -> dict[int, str]:
+    """Each of `ids` meets at `address` in its own thread; what each raised ("ok" if nothing)."""
+    outcomes: dict[int, str] = {}
+
+    def meet(position: int, index: int) -> None:
+        try:
+            rendezvous.meet(address, count, index, timeout_s)
+            outcomes[position] = "ok"
+        except rendezvous.RendezvousError as err:
+            outcomes[position] = str(err)
+
+    threads = [threading.Thread(target=meet, args=pair) for pair in enumerate(ids)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # process 0 first, as usual
+    for thread in threads:
+        thread.join(timeout_s + 30)
+    return outcomes
+
+
+def test_missing_and_duplicate_processes_fail_fast_naming_ids_address_and_timeout():
+    address = f"localhost:{_free_port()}"
+    start = time.monotonic()
+    missing = _meet_all(address, [0, 2], 4, timeout_s=2)
+    assert time.monotonic() - start < 15  # not JAX's 300 s
+    assert missing[0] == (
+        f"process ids [1, 3] of 4 did not register at the coordinator {address} (timeout 2 s)"
+    )
+    assert missing[1] == missing[0]  # the waiting process hears why
+    address = f"localhost:{_free_port()}"
+    duplicate = _meet_all(address, [0, 1, 1], 3, timeout_s=20)
+    assert all("process id 1 was given to two processes" in m for m in duplicate.values())
+    address = f"localhost:{_free_port()}"
+    assert _meet_all(address, [0, 1, 2], 3, timeout_s=20) == {0: "ok", 1: "ok", 2: "ok"}
+    # a process whose process 0 never comes, and JAX's abort never reached: a message
+    start = time.monotonic()
+    with pytest.raises(distributed.DistributedError, match=r"process 0 did not answer at the"):
+        distributed.initialize(
+            {"coordinator": f"localhost:{_free_port()}", "num_processes": 2, "process_id": 1}, 1
+        )
+    assert time.monotonic() - start < 10

@@ -14,11 +14,19 @@ reachable from the others):
     lstm-jax run CONFIG --out DIR --coordinator HOST:PORT --num-processes N --process-id K
 
 or set `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` instead of the flags.
+
+Before JAX's coordination service starts, the processes meet in a plain TCP handshake on the
+coordinator's port (`rendezvous`): process 0 waits up to `--distributed-timeout` seconds for the
+others, so a missing or duplicated process id is a one-line error naming the address, the ids
+and the timeout. (JAX's own service, left to find that out, waits 300 s and then aborts the
+process from C++.)
 """
 
 from __future__ import annotations
 
 import os
+
+from lstm_jax.training import rendezvous
 
 ENV = {
     "coordinator": "JAX_COORDINATOR_ADDRESS",
@@ -54,19 +62,33 @@ def settings(
         raise DistributedError(
             f"process_id must be in [0, num_processes); got {index} of {count} processes"
         )
-    return {"coordinator": str(values["coordinator"]), "num_processes": count, "process_id": index}
+    address = str(values["coordinator"])
+    try:
+        rendezvous.split_address(address)
+    except ValueError as err:
+        raise DistributedError(f"--coordinator: {err}") from None
+    return {"coordinator": address, "num_processes": count, "process_id": index}
 
 
-def initialize(group: dict[str, str | int]) -> None:
-    """Joins the process group `group` (from `settings`); blocks until all have joined."""
+def initialize(group: dict[str, str | int], timeout_s: float = 60.0) -> None:
+    """Joins the process group `group` (from `settings`); blocks until all have joined, at
+    most `timeout_s` seconds, else a DistributedError says which processes are missing."""
     import jax  # here, not at the top: the command line's `list` and `--help` stay fast
 
+    if not timeout_s > 0:
+        raise DistributedError(f"--distributed-timeout must be > 0 seconds, got {timeout_s}")
+    address, count = str(group["coordinator"]), int(group["num_processes"])
+    try:
+        rendezvous.meet(address, count, int(group["process_id"]), timeout_s)
+    except rendezvous.RendezvousError as err:
+        raise DistributedError(str(err)) from None
     # Cross-process collectives on CPU need an implementation; Gloo ships with jaxlib.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
-        coordinator_address=str(group["coordinator"]),
-        num_processes=int(group["num_processes"]),
+        coordinator_address=address,
+        num_processes=count,
         process_id=int(group["process_id"]),
+        initialization_timeout=max(int(timeout_s), 1),
     )
 
 
@@ -75,6 +97,17 @@ def is_writer() -> bool:
     import jax
 
     return jax.process_index() == 0
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true on any process (a collective: every process must call it)."""
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() == 1:
+        return flag
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
 
 
 def barrier(name: str, timeout_s: int = 1800) -> None:
