@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import chorales_cache
 
-from lstm_jax.training.tasks import make_task
+from lstm_jax.training.tasks import chorales, make_task
 from lstm_jax.training.tasks.chorales import KEYS, LOWEST, piano_roll
 
 
@@ -37,3 +37,15 @@ def test_chorales_task_batches_and_nll(tmp_path, monkeypatch):
     assert (tmp_path / "bach_chorales_v1_10.npz").is_file()  # parsed once, then cached
     with pytest.raises(ValueError, match="split must be 'valid' or 'test'"):
         make_task("bach_chorales", split="train")
+
+
+def test_without_music21_the_run_stops_before_touching_its_directory(tmp_path, monkeypatch, capsys):
+    from lstm_jax.training import cli
+
+    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(chorales.importlib.util, "find_spec", lambda name: None)
+    out = tmp_path / "run"
+    code = cli.main(["run", "bach_chorales", "--variant", "tiny", "--out", str(out)])
+    assert code == cli.EXIT_BAD_INPUT
+    assert "task: bach_chorales needs music21" in capsys.readouterr().err
+    assert not out.exists()  # no config.yaml left behind

@@ -18,6 +18,7 @@ minute once; the rolls are cached as `.npz` under `$LSTM_JAX_CACHE` (default
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +51,27 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("LSTM_JAX_CACHE", Path.home() / ".cache" / "lstm_jax"))
 
 
+def _cache_file(max_files: int | None) -> Path:
+    return _cache_dir() / f"bach_chorales_v1_{max_files or 'all'}.npz"
+
+
+MISSING_MUSIC21 = (
+    "bach_chorales needs music21 (its corpus holds the chorales): "
+    "pip install 'lstm-jax[music]'"
+)
+
+
+def check_available(max_files: int | None) -> None:
+    """A ValueError saying how to install music21 when neither it nor the parsed rolls'
+    cache is there: raised when the task is made, before a run directory is touched."""
+    if not _cache_file(max_files).is_file() and importlib.util.find_spec("music21") is None:
+        raise ValueError(MISSING_MUSIC21)
+
+
 @functools.lru_cache(maxsize=4)
 def load_rolls(max_files: int | None = None) -> dict[str, tuple[np.ndarray, ...]]:
     """`{split: rolls}` of the first `max_files` Bach files of music21's corpus (all: None)."""
-    cache = _cache_dir() / f"bach_chorales_v1_{max_files or 'all'}.npz"
+    cache = _cache_file(max_files)
     if cache.is_file():
         with np.load(cache) as data:
             rolls = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
@@ -61,10 +79,7 @@ def load_rolls(max_files: int | None = None) -> dict[str, tuple[np.ndarray, ...]
         try:
             from music21 import corpus
         except ImportError:
-            raise ValueError(
-                "task bach_chorales needs music21 (its corpus holds the chorales): "
-                "pip install 'lstm-jax[music]'"
-            ) from None
+            raise ValueError(MISSING_MUSIC21) from None
         paths = sorted(p for p in corpus.getComposer("bach") if Path(p).name.startswith("bwv"))
         rolls = []
         for path in paths[:max_files]:
@@ -128,6 +143,7 @@ class BachChorales:
             _check_int("max_files", self.max_files, 5)  # one file in each split at least
         if self.max_length is not None:
             _check_int("max_length", self.max_length, 1)
+        check_available(self.max_files)
 
     @property
     def input_size(self) -> int:
