@@ -156,6 +156,27 @@ def test_corrupt_and_mismatched_checkpoints_raise_and_are_left_alone(tmp_path):
         checkpoint.load(tmp_path, _state(), step=5)
 
 
+def test_damaged_data_or_manifests_are_a_short_message_and_nothing_else(tmp_path, capfd):
+    for name in ("data", "manifests"):
+        checkpoint.save(tmp_path / name, 3, _state(), {"step": 3})
+    state = tmp_path / "data" / checkpoint.DIRECTORY / "3" / "state"
+    data_files = [p for p in state.rglob("*") if p.parent.name == "d"]
+    assert data_files
+    for path in data_files:  # the array data, cut to 10 bytes
+        path.write_bytes(path.read_bytes()[:10])
+    with pytest.raises(checkpoint.CheckpointError) as data:
+        checkpoint.load(tmp_path / "data", _state())
+    # the gist, not the dozens of lines of TensorStore spec Orbax appends
+    assert "is corrupt or incomplete" in str(data.value) and "tensorstore" not in str(data.value)
+    assert len(str(data.value)) < 800 and "\n" not in str(data.value)
+    for path in (tmp_path / "manifests").rglob("manifest.ocdbt"):
+        path.unlink()
+    capfd.readouterr()
+    with pytest.raises(checkpoint.CheckpointError, match=r"missing state/manifest.ocdbt, state/"):
+        checkpoint.load(tmp_path / "manifests", _state())
+    assert capfd.readouterr().err == ""  # no asyncio tracebacks from TensorStore's callbacks
+
+
 def _legacy_file(path, payload):
     """A checkpoint as lstm_jax 0.1 wrote it (msgpack through flax.serialization)."""
     path.write_bytes(serialization.msgpack_serialize(payload))

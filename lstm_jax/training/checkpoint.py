@@ -93,6 +93,7 @@ def read_meta(run_dir: str | Path, step: int | None = None) -> dict[str, Any]:
     step = _pick(run_dir, step)
     if step is None:
         return dict(_legacy_read(run_dir / LEGACY).get("meta") or {})
+    _check_files(run_dir, step)
     with _manager(run_dir) as manager:
         try:
             restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
@@ -109,6 +110,7 @@ def load(run_dir: str | Path, template: Any, step: int | None = None) -> tuple[A
     step = _pick(run_dir, step)
     if step is None:
         return _legacy_load(run_dir / LEGACY, template)
+    _check_files(run_dir, step)
     where = run_dir / DIRECTORY / str(step)
     with _manager(run_dir) as manager:
         try:
@@ -160,11 +162,36 @@ def _corrupt(run_dir: Path, step: int, err: Any) -> CheckpointError:
         if earlier
         else ""
     )
-    detail = f"{type(err).__name__}: {err}" if isinstance(err, Exception) else err
+    detail = f"{type(err).__name__}: {_first_line(err)}" if isinstance(err, Exception) else err
     return CheckpointError(
         f"checkpoint {run_dir / DIRECTORY / str(step)} is corrupt or incomplete ({detail}); "
         f"it was left as it is{hint}"
     )
+
+
+def _first_line(err: Exception, limit: int = 300) -> str:
+    """The gist of an Orbax/TensorStore error: its first line, without the TensorStore spec
+    (dozens of lines of JSON) that such messages append."""
+    text = str(err)
+    for spec in ("[tensorstore_spec=", "See full TensorStore details"):
+        text = text.split(spec)[0]
+    text = text.strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _check_files(run_dir: Path, step: int) -> None:
+    """The files every saved step holds, checked before Orbax reads: a missing OCDBT manifest
+    would otherwise fail inside TensorStore's event loop, which then prints a traceback from
+    each of its pending callbacks before the error arrives."""
+    where = run_dir / DIRECTORY / str(step)
+    manifests = [where / "state", *sorted((where / "state").glob("ocdbt.process_*"))]
+    missing = [item for item in ("state", "meta") if not (where / item).is_dir()]
+    if not missing and (where / "state" / "_METADATA").is_file():
+        missing = [str(m.relative_to(where) / "manifest.ocdbt") for m in manifests]
+        missing = [m for m in missing if not (where / m).is_file()]
+    if missing:
+        raise _corrupt(run_dir, step, f"missing {', '.join(missing)}")
 
 
 def _check_matches(where: Path, template: Any, stored: Any) -> None:
