@@ -80,7 +80,7 @@ def test_nnx_rnn_dropout_follows_train_and_eval():
     _, xs = _setup()
     xs = jnp.swapaxes(xs, 0, 1)
     rnn = lstm_nnx.RNN(CELL, 4, 6, num_layers=2, dropout=0.5, rngs=nnx.Rngs(0))
-    plain = stacked(CELL, rnn.layers.get_value(), xs, time_major=False)[1]
+    plain = stacked(CELL, nnx.as_pure(rnn.layers), xs, time_major=False)[1]
     first, second = rnn(xs)[1], rnn(xs)[1]  # training mode: a fresh mask per call
     assert not np.allclose(first, second) and not np.allclose(first, plain)
     rnn.eval()

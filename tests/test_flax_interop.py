@@ -1,4 +1,5 @@
-"""flax.linen interop: parity with its LSTM and GRU cells, and the lstm_jax.linen wrappers."""
+"""flax.linen interop: parity with its LSTM and GRU cells, and the lstm_jax.linen wrappers
+(with flax's initialiser and `dtype` arguments)."""
 
 from __future__ import annotations
 
@@ -324,3 +325,52 @@ def test_linen_rnn_initial_carries_are_used():
     _, ys_zero = module.apply(variables, xs)
     np.testing.assert_allclose(ys, ys_m, rtol=1e-6, atol=1e-6)
     assert float(jnp.abs(ys_m - ys_zero).max()) > 1e-3
+
+
+def test_linen_initializers_draw_their_leaves_and_none_keeps_the_default():
+    """`kernel_init` fills `w`, `recurrent_kernel_init` `r`, `bias_init` `b` and `b_rh`, in
+    `RNN` (every layer and direction) and in `CellModule`; leaves whose init is None are the
+    cell's default draw."""
+    inits = dict(
+        kernel_init=nn.initializers.constant(0.5),
+        recurrent_kernel_init=nn.initializers.zeros,
+        bias_init=nn.initializers.ones,
+    )
+    xs = jax.random.normal(jax.random.key(16), (B, T, I))
+    layer = lj.RNN(lstm_jax.gru(), H, num_layers=2, bidirectional=True, **inits)
+    params = [p for pair in layer.init(jax.random.key(0), xs)["params"]["layers"] for p in pair]
+    cell_rnn = nn.RNN(lj.CellModule(lstm_jax.gru(), H, **inits))
+    params.append(cell_rnn.init(jax.random.key(0), xs)["params"]["cell"]["cell"])
+    for p in params:
+        np.testing.assert_array_equal(p.w, 0.5)
+        np.testing.assert_array_equal(p.r, 0.0)
+        np.testing.assert_array_equal(p.b, 1.0)
+        np.testing.assert_array_equal(p.b_rh, 1.0)
+    default = lj.RNN(lstm_jax.gru(), H).init(jax.random.key(0), xs)["params"]["layers"][0]
+    only_bias = lj.RNN(lstm_jax.gru(), H, bias_init=nn.initializers.ones)
+    got = only_bias.init(jax.random.key(0), xs)["params"]["layers"][0]
+    _assert_tree_close(got._replace(b=default.b, b_rh=default.b_rh), default, tol=0)
+
+
+def test_linen_dtype_computes_in_it_with_params_in_param_dtype():
+    """`dtype=bfloat16`: bfloat16 outputs, float32 params, the float32 numbers to bfloat16
+    precision; for `RNN` and for `CellModule` inside `flax.linen.RNN`."""
+    xs = jax.random.normal(jax.random.key(17), (B, T, I))
+    layer = lj.RNN(lstm_jax.lstm(), H, dtype=jnp.bfloat16)
+    variables = layer.init(jax.random.key(0), xs)
+    finals, ys = layer.apply(variables, xs)
+    assert ys.dtype == jnp.bfloat16
+    assert {a.dtype for a in jax.tree.leaves(finals)} == {jnp.dtype(jnp.bfloat16)}
+    assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    layers = variables["params"]["layers"]
+    full = lstm_jax.stacked(lstm_jax.lstm(), layers, xs, time_major=False)[1]
+    np.testing.assert_allclose(ys.astype(jnp.float32), full, atol=3e-2)
+
+    rnn = nn.RNN(lj.CellModule(lstm_jax.gru(), H, dtype=jnp.bfloat16))
+    variables = rnn.init(jax.random.key(0), xs)
+    ys = rnn.apply(variables, xs)
+    assert ys.dtype == jnp.bfloat16
+    assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    params = variables["params"]["cell"]["cell"]
+    full = lstm_jax.unroll(lstm_jax.gru(), params, xs, time_major=False)[1]
+    np.testing.assert_allclose(ys.astype(jnp.float32), full, atol=3e-2)

@@ -1,7 +1,10 @@
 """flax.linen wrappers: any `Cell` (or a stacked / bidirectional RNN of them) as a flax module.
 
 The modules hold exactly the pytrees the functional API uses: `variables["params"]["cell"]` is
-the cell's params, `variables["params"]["layers"]` the per-layer tuple `stacked` takes.
+the cell's params, `variables["params"]["layers"]` the per-layer tuple `stacked` takes. flax's
+`kernel_init`, `recurrent_kernel_init`, `bias_init` draw the leaves `nn.flax_options.INIT_FIELDS`
+names (None: the cell's own init); `dtype` is the computation dtype (inputs, params and given
+carries are cast to it; None: their promoted dtype), `param_dtype` the params'.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from lstm_jax.cells.protocol import Carry, Cell
 from lstm_jax.driver.layers import init_stacked
 from lstm_jax.gradients.modes import Gradient, resolve_gradient
 from lstm_jax.nn.batching import stacked_any_batch
+from lstm_jax.nn.flax_options import Initializer, cast, with_inits
 
 Array = jax.Array
 
@@ -23,28 +27,54 @@ Array = jax.Array
 class CellModule(nn.RNNCellBase):
     """One step of `cell` as a flax RNN cell: drops into `flax.linen.RNN` or a custom loop.
 
+    `__call__(carry, x) -> (carry, y)`, `x: [*batch, I]`, `y: [*batch, H]`;
+    `initialize_carry(rng, input_shape)` is the cell's zero carry in the computation dtype
+    (`dtype`, else `param_dtype`).
+
     Attributes:
       cell: the `Cell` to wrap. hidden_size: H.
       gradient: "full" steps with `cell.step`, "truncated" with `cell.truncated_step`.
+      kernel_init, recurrent_kernel_init, bias_init, dtype, param_dtype: the module docstring's.
+
+    >>> import jax, jax.numpy as jnp, flax.linen as nn, lstm_jax
+    >>> rnn = nn.RNN(CellModule(lstm_jax.gru(), 8, bias_init=nn.initializers.zeros))
+    >>> variables = rnn.init(jax.random.key(0), jnp.ones((4, 10, 3)))
+    >>> rnn.apply(variables, jnp.ones((4, 10, 3))).shape   # [B, T, I] -> [B, T, H]
+    (4, 10, 8)
     """
 
     cell: Cell
     hidden_size: int
     gradient: Gradient | str = Gradient.FULL
+    kernel_init: Initializer | None = None
+    recurrent_kernel_init: Initializer | None = None
+    bias_init: Initializer | None = None
+    dtype: Any = None
     param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, carry: Carry, inputs: Array) -> tuple[Carry, Array]:
+        initial = with_inits(
+            self.cell,
+            kernel_init=self.kernel_init,
+            recurrent_kernel_init=self.recurrent_kernel_init,
+            bias_init=self.bias_init,
+        )
         params = self.param(
             "cell",
-            lambda key: self.cell.init(key, inputs.shape[-1], self.hidden_size, self.param_dtype),
+            lambda key: initial.init(key, inputs.shape[-1], self.hidden_size, self.param_dtype),
         )
+        params, carry, inputs = cast(self.dtype, params, carry, inputs)
         return self.cell.step_for(resolve_gradient(self.gradient))(params, carry, inputs)
 
     @nn.nowrap
     def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> Carry:
         del rng  # carries start at zero
-        return self.cell.initial_carry(tuple(input_shape[:-1]), self.hidden_size, self.param_dtype)
+        return self.cell.initial_carry(
+            tuple(input_shape[:-1]),
+            self.hidden_size,
+            self.param_dtype if self.dtype is None else self.dtype,
+        )
 
     @property
     def num_feature_axes(self) -> int:
@@ -58,8 +88,16 @@ class RNN(nn.Module):
     `xs: [*batch, T, I]` (flax's batch-major default, as `flax.linen.RNN`; `[T, *batch, I]`
     with `time_major=True`), any number of batch axes. `dropout` (between stacked layers) and
     `input_dropout` are `driver.stacked`'s, drawn from the `"dropout"` rng collection unless
-    `deterministic` (the field or the call's argument, as `flax.linen.Dropout`); the other
-    keyword fields are `lstm_jax.unroll`'s keywords.
+    `deterministic` (the field or the call's argument, as `flax.linen.Dropout`); the inits and
+    dtypes are the module docstring's; the other keyword fields are `lstm_jax.unroll`'s keywords.
+    `ys: [*batch, T, H]` (`2H` bidirectional).
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> rnn = RNN(lstm_jax.lstm(), 8, num_layers=2, dtype=jnp.bfloat16)
+    >>> variables = rnn.init(jax.random.key(0), jnp.ones((4, 10, 3)))
+    >>> _, ys = rnn.apply(variables, jnp.ones((4, 10, 3)))
+    >>> ys.shape, ys.dtype, variables["params"]["layers"][0].w.dtype
+    ((4, 10, 8), dtype(bfloat16), dtype('float32'))
     """
 
     cell: Cell
@@ -72,6 +110,10 @@ class RNN(nn.Module):
     scan_unroll: int = 1
     remat: bool = False
     impl: str = "auto"
+    kernel_init: Initializer | None = None
+    recurrent_kernel_init: Initializer | None = None
+    bias_init: Initializer | None = None
+    dtype: Any = None
     param_dtype: Any = jnp.float32
     dropout: float = 0.0
     input_dropout: float = 0.0
@@ -86,10 +128,16 @@ class RNN(nn.Module):
         *,
         deterministic: bool | None = None,
     ) -> tuple[tuple[Carry, ...], Array]:
+        initial = with_inits(
+            self.cell,
+            kernel_init=self.kernel_init,
+            recurrent_kernel_init=self.recurrent_kernel_init,
+            bias_init=self.bias_init,
+        )
         params = self.param(
             "layers",
             lambda key: init_stacked(
-                self.cell,
+                initial,
                 key,
                 xs.shape[-1],
                 self.hidden_size,
@@ -104,6 +152,7 @@ class RNN(nn.Module):
         ):
             rates = {}  # evaluation: no masks, no rng needed
         key = self.make_rng("dropout") if rates else None
+        params, xs, carries = cast(self.dtype, params, xs, carries)
         return stacked_any_batch(
             self.cell,
             params,
