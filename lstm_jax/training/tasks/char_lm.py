@@ -73,7 +73,10 @@ class CharLM:
         if self.target_bpc is not None and not self.target_bpc > 0:
             raise ValueError(f"target_bpc must be > 0 or None, got {self.target_bpc!r}")
         if not Path(self.path).is_file():
-            raise FileNotFoundError(f"char_lm: no such text file: {self.path!r}")
+            raise FileNotFoundError(
+                f"char_lm: no such text file: {self.path!r} (relative paths are read from "
+                f"{Path.cwd()}); name one with --set task.options.path=FILE"
+            )
         corpus = self._corpus
         if min(len(corpus.train), len(corpus.test)) < self.length + 1:
             raise ValueError(
