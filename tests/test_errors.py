@@ -173,9 +173,19 @@ def test_init_sizes_must_be_positive_ints(cell, sizes, name):
 
 def test_forward_mode_through_the_fused_path_says_use_scan(real_scan):
     cell, params = _lstm()
-    with pytest.raises(TypeError, match=r"forward-mode autodiff .* pass impl='scan'"):
+    with pytest.raises(TypeError, match=r"forward-mode autodiff .* pass impl='scan'") as err:
         jax.jacfwd(lambda xs: lstm_jax.unroll(cell, params, xs)[1])(_xs())
+    assert "hessian" not in str(err.value)
+    with pytest.raises(TypeError, match=r"forward-mode autodiff .* pass impl='scan'"):
+        jax.jit(jax.jacfwd(lambda xs: lstm_jax.unroll(cell, params, xs)[1]))(_xs())
     jax.jacfwd(lambda xs: lstm_jax.unroll(cell, params, xs, impl="scan")[1])(_xs())
+    # jax.hessian is jacfwd of jacrev: forward mode over the fused backward pass, which is
+    # plain JAX, so the default path serves it (the message does not name it)
+    x = _xs()[:2, :1]  # [2, 1, I]: a 2·I-by-2·I Hessian
+    loss = lambda path: lambda x: jnp.sum(lstm_jax.unroll(cell, params, x, impl=path)[1] ** 2)  # noqa: E731
+    np.testing.assert_allclose(
+        jax.hessian(loss("auto"))(x), jax.hessian(loss("scan"))(x), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_params_int_leaf():
@@ -300,6 +310,26 @@ def test_lengths_out_of_range_unbatched():
         lstm_jax.unroll(cell, params, _xs((T, I)), lengths=6)
 
 
+def test_traced_lengths_out_of_range_are_clamped_as_documented(real_scan):
+    """Under `jit` no value can be checked: lengths outside [0, T] act as clamped to [0, T]
+    (the `lengths` docstring), gradient included. `window` with `reverse` counts a sequence's
+    steps from its length, so unclamped lengths once moved the cuts."""
+    cell, params = _lstm()
+    xs = jax.random.normal(jax.random.key(1), (T, B, I))
+
+    def loss(params, lengths):
+        ys = lstm_jax.unroll(cell, params, xs, lengths=lengths, window=2, reverse=True)[1]
+        return jnp.sum(jnp.sin(ys))
+
+    traced = jax.jit(jax.value_and_grad(loss))(params, jnp.array([T + 3, -2]))
+    clamped = jax.value_and_grad(loss)(params, jnp.array([T, 0]))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), traced, clamped
+    )
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T=5\]"):
+        loss(params, jnp.array([T + 3, -2]))  # concrete: refused
+
+
 def test_lengths_as_list_is_accepted_or_rejected_cleanly(real_scan):
     cell, params = _lstm()
     try:
@@ -311,7 +341,7 @@ def test_lengths_as_list_is_accepted_or_rejected_cleanly(real_scan):
         np.testing.assert_array_equal(ys, expected)
 
 
-# window, gradient ----------------------------------------------------------------------------
+# window, gradient, the other unroll options --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -325,6 +355,40 @@ def test_window_invalid(window, shown):
     )
     with pytest.raises(ValueError, match=pattern):
         lstm_jax.unroll(cell, params, _xs(), window=window)
+
+
+@pytest.mark.parametrize("scan_unroll", [2.5, -1, 0, True, "2"])
+@pytest.mark.parametrize("impl", ["scan", "auto"])
+def test_scan_unroll_invalid(scan_unroll, impl):
+    """JAX's own messages for 2.5 and -1 did not name `scan_unroll`; True meant "unroll fully"."""
+    cell, params = _lstm()
+    pattern = r"scan_unroll must be a positive int \(steps per scan iteration\), got " + re.escape(
+        repr(scan_unroll)
+    )
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs(), scan_unroll=scan_unroll, impl=impl)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [("time_major", "no", "str 'no'"), ("reverse", "yes", "str 'yes'"), ("remat", 1, "int 1")],
+)
+def test_bool_options_must_be_bools(name, value, shown):
+    """`time_major="no"` was read as True (any string is truthy)."""
+    cell, params = _lstm()
+    with pytest.raises(TypeError, match=rf"{name} must be a bool \(True or False\), got {shown}"):
+        lstm_jax.unroll(cell, params, _xs(), **{name: value})
+
+
+@pytest.mark.parametrize(("cell", "shown"), [("lstm", "str 'lstm'"), (None, "NoneType None")])
+def test_cell_must_be_a_cell(cell, shown):
+    """`unroll("lstm", ...)` raised AttributeError: 'str' object has no attribute 'sizes'."""
+    params = _lstm()[1]
+    pattern = rf"cell must be a lstm_jax.Cell, e.g. lstm_jax.lstm\(\); got {shown}"
+    with pytest.raises(TypeError, match=pattern):
+        lstm_jax.unroll(cell, params, _xs())
+    with pytest.raises(TypeError, match=rf"^layer 0: {pattern}"):
+        lstm_jax.stacked(cell, (params,), _xs())
 
 
 @pytest.mark.parametrize("gradient", ["fulll", "", None, 1])
@@ -348,15 +412,143 @@ def test_gradient_unknown_in_linen_modules():
 # LSTM options --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["bogus", "Vanilla", "cifg", ""])
+@pytest.mark.parametrize("variant", ["bogus", "cifg2", "", None, 1997])
 def test_lstm_unknown_variant(variant):
     valid = re.escape(str(list(lstm_jax.LSTM_VARIANTS)))
     with pytest.raises(
-        ValueError, match=rf"variant must be one of {valid}, got {re.escape(repr(variant))}"
+        ValueError,
+        match=rf"variant must be one of {valid} \(any case\), got {re.escape(repr(variant))}",
     ):
         lstm_jax.lstm(variant)
     with pytest.raises(ValueError, match="variant must be one of"):
         lstm_jax.lstm_options(variant)
+
+
+def test_lstm_variant_names_are_case_insensitive_like_gradient_names():
+    """`gradient="FULL"` worked and `lstm("cifg")` did not; both now ignore case."""
+    assert lstm_jax.lstm("cifg") is lstm_jax.lstm("CIFG")
+    assert lstm_jax.lstm("Vanilla") is lstm_jax.lstm("vanilla")
+    assert lstm_jax.lstm_options("nIg", peepholes=False) == lstm_jax.lstm_options(
+        "NIG", peepholes=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        ({"forget_bias": "1"}, r"forget_bias must be a finite number, got str '1'"),
+        ({"forget_bias": float("nan")}, r"forget_bias must be a finite number, got nan"),
+        ({"input_bias": float("inf")}, r"input_bias must be a finite number, got inf"),
+        ({"output_bias": (1.0, "a")}, r"output_bias\[1\] must be a finite number, got str 'a'"),
+        ({"forget_bias": True}, r"forget_bias must be a finite number, got bool True"),
+        ({"init_range": float("inf")}, r"init_range must be a finite number, got inf"),
+        ({"init_range": "0.1"}, r"init_range must be a finite number, got str '0.1'"),
+        ({"chrono": 2.5}, r"chrono .*must be an int >= 3 or None, got 2.5"),
+        ({"chrono": True}, r"chrono .*must be an int >= 3 or None, got True"),
+        ({"chrono": 2}, r"chrono .*must be an int >= 3 or None, got 2"),
+        ({"peepholes": "no"}, r"peepholes must be a bool \(True or False\), got str 'no'"),
+        ({"coupled": 1}, r"coupled must be a bool \(True or False\), got int 1"),
+    ],
+)
+def test_lstm_option_values_are_checked_when_the_cell_is_built(overrides, pattern):
+    """`forget_bias="1"` once failed inside `init` ("data type '' not understood") and a NaN
+    bias or a truthy string flag was taken."""
+    with pytest.raises(ValueError, match=pattern):
+        lstm_jax.lstm(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("build", "pattern"),
+    [
+        (
+            lambda: lstm_jax.rnn(recurrent_scale=float("inf")),
+            r"recurrent_scale must be a finite number, got inf",
+        ),
+        (
+            lambda: lstm_jax.rnn(recurrent_scale="1"),
+            r"recurrent_scale must be a finite number, got str '1'",
+        ),
+        (lambda: lstm_jax.rnn(input_scale=float("inf")), r"input_scale must be a finite number"),
+        (lambda: lstm_jax.rnn(alpha="0.5"), r"alpha \(the leak\) must be in \(0, 1\], got '0.5'"),
+        (lambda: lstm_jax.gru(reset_after="no"), r"reset_after must be a bool .*got str 'no'"),
+        (
+            lambda: lstm_jax.slstm(forget_bias=(float("nan"), 6.0)),
+            r"forget_bias\[0\] must be a finite number, got nan",
+        ),
+        (
+            lambda: lstm_jax.mlstm(forget_bias=3.0),
+            r"forget_bias must be a pair \(low, high\) of finite numbers, got float 3.0",
+        ),
+        (
+            lambda: lstm_jax.slstm(forget_bias="ab"),
+            r"forget_bias must be a pair \(low, high\) of finite numbers, got str 'ab'",
+        ),
+    ],
+    ids=[
+        "rnn-scale-inf",
+        "rnn-scale-str",
+        "rnn-input-scale-inf",
+        "rnn-alpha-str",
+        "gru-reset-after-str",
+        "slstm-bias-nan",
+        "mlstm-bias-number",
+        "slstm-bias-str",
+    ],
+)
+def test_other_cells_option_values_are_checked_when_the_cell_is_built(build, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        build()
+
+
+_CELL_BUILDERS = [
+    lstm_jax.lstm,
+    lstm_jax.gru,
+    lstm_jax.rnn,
+    lstm_jax.slstm,
+    lstm_jax.mlstm,
+    lstm_jax.mingru,
+]
+_CELL_IDS = ["lstm", "gru", "rnn", "slstm", "mlstm", "mingru"]
+
+
+@pytest.mark.parametrize("build", _CELL_BUILDERS, ids=_CELL_IDS)
+def test_init_sizes_that_cannot_fit_in_memory_are_refused_before_xla(build, monkeypatch):
+    """`cell.init(key, 8, 10**9)` aborted the process inside XLA (heap_simulator.cc, rc 134).
+
+    Under `jax.eval_shape` nothing reaches XLA, so without the check this test fails by not
+    raising instead of killing pytest; the direct call is checked against a lowered limit."""
+    cell = build()
+    pattern = (
+        r"input_size=8, hidden_size=1000000000: the parameters would take .* GiB in float32, "
+        r"more than this machine's memory"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        jax.eval_shape(lambda: cell.init(jax.random.key(0), 8, 10**9))
+    monkeypatch.setattr(lstm_jax.cells.checks, "memory_limit_bytes", lambda: 100)
+    with pytest.raises(ValueError, match=r"hidden_size=8: the parameters would take"):
+        cell.init(jax.random.key(0), 3, 8)
+    with pytest.raises(TypeError, match=r"dtype must be a floating-point dtype .*got int32"):
+        cell.init(jax.random.key(0), 3, 8, jnp.int32)
+
+
+@pytest.mark.parametrize("build", _CELL_BUILDERS, ids=_CELL_IDS)
+@pytest.mark.parametrize(
+    ("args", "error", "pattern"),
+    [
+        ((4, H), TypeError, r"batch_shape must be a tuple of ints, e.g. \(4,\) .*got int 4"),
+        (((B,), 4.0), TypeError, r"hidden_size must be a positive int, got float 4.0"),
+        (((B,), 0), ValueError, r"hidden_size must be a positive int, got 0"),
+        (((-1,), H), TypeError, r"batch_shape must be a tuple of ints.*got tuple \(-1,\)"),
+    ],
+    ids=["int-batch", "float-hidden", "zero-hidden", "negative-batch"],
+)
+def test_initial_carry_arguments(build, args, error, pattern):
+    """`cell.initial_carry(4, 32)` failed with "'int' object is not iterable"; the signature is
+    `initial_carry(batch_shape, hidden_size, dtype)`, and the message says so."""
+    with pytest.raises(error, match=r"^initial_carry\(batch_shape, hidden_size, dtype=float32\): "):
+        build().initial_carry(*args)
+    with pytest.raises(error, match=pattern):
+        build().initial_carry(*args)
 
 
 def test_lstm_unknown_override():
@@ -443,6 +635,16 @@ def test_stacked_bidirectional_layer_not_a_pair():
         ValueError, match=r"params must be a \(forward, backward\) pair, got LSTMParams"
     ):
         lstm_jax.stacked(cell, (params,), _xs(), bidirectional=True)
+
+
+def test_stacked_dropout_with_one_layer_is_refused():
+    """`dropout` acts between layers: with one layer it was silently a no-op (the trainer's
+    config refuses it, PyTorch warns); an error, as the trainer's."""
+    cell, params = _lstm()
+    with pytest.raises(
+        ValueError, match=r"dropout=0.5 acts between stacked layers, but params has 1 layer"
+    ):
+        lstm_jax.stacked(cell, (params,), _xs(), dropout=0.5, key=jax.random.key(0))
 
 
 def test_stacked_wrong_number_of_carries():
@@ -559,3 +761,51 @@ def test_layer_and_direction_errors_name_where_they_happened(real_scan):
     pair = (cell.init(jax.random.key(0), I, H), cell.init(jax.random.key(1), I + 2, H))
     with pytest.raises(ValueError, match=r"^backward direction: xs has input size 3"):
         lstm_jax.bidirectional(cell, pair, _xs())
+
+
+# online algorithms -----------------------------------------------------------------------------
+
+
+def _online_setup():
+    from lstm_jax.gradients.rtrl import rtrl
+
+    cell, params = _lstm()
+    return rtrl(cell), params, cell.initial_carry((B,), H)
+
+
+def _square(y, target):
+    return jnp.sum((y - target) ** 2)
+
+
+def test_accumulate_params_of_another_cell():
+    """GRU params for an LSTM's RTRL raised "mul got incompatible shapes" from inside the scan."""
+    from lstm_jax.gradients.online_protocol import accumulate
+
+    algorithm, _, carry = _online_setup()
+    gru_params = lstm_jax.gru().init(jax.random.key(0), I, H)
+    pattern = (
+        r"params GRUParams\(w=\(3, 12\).*carry LSTMCarry\(h=\(2, 4\).* and xs \(5, 2, 3\) do "
+        r"not fit this algorithm's cell: the params must come from its `init\(key, I, H\)`"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        accumulate(algorithm, gru_params, _xs(), jnp.zeros((T, B, H)), _square, carry)
+
+
+@pytest.mark.parametrize(
+    ("targets", "shown"),
+    [
+        (jnp.zeros((T - 1, B, H)), r"targets has shape \(4, 2, 4\)"),
+        ((jnp.zeros((T, B, H)), jnp.ones(T + 1)), r"targets\[1\] has shape \(6,\)"),
+        ((jnp.zeros((T, B, H)), 1.0), r"targets\[1\] has shape \(\)"),
+    ],
+    ids=["short", "weight-too-long", "scalar-leaf"],
+)
+def test_accumulate_targets_of_another_length(targets, shown):
+    """A target with the wrong T raised "scan got values with different leading axis sizes"."""
+    from lstm_jax.gradients.online_protocol import accumulate
+
+    algorithm, params, carry = _online_setup()
+    with pytest.raises(
+        ValueError, match=rf"{shown}: its leading \(time\) axis must be T=5, the steps of xs"
+    ):
+        accumulate(algorithm, params, _xs(), targets, lambda y, t: _square(y, t[0]), carry)

@@ -186,3 +186,17 @@ def test_resets_restart_each_segment_from_zeros(x64, kind, cell):
         lstm_jax.unroll(cell, params, xs, resets=jnp.zeros((T, B)))
     with pytest.raises(ValueError, match=r"resets must have the shape .*\(7, 4\).*got \(4, 7\)"):
         lstm_jax.unroll(cell, params, xs, resets=jnp.zeros((B, T), bool))
+
+
+def test_docstring_examples_run():
+    """The `>>>` examples of the driver, the cells' shared checks and the online interface."""
+    import doctest
+    import importlib
+
+    names = ["driver.scan", "driver.layers", "driver.checks", "cells.checks", "cells.protocol"]
+    names += ["cells.elman", "cells.exp_gating", "cells.gru", "cells.lstm", "cells.lstm.options"]
+    names += ["gradients.fused", "gradients.online_protocol", "gradients.rtrl"]
+    for name in names:
+        module = importlib.import_module(f"lstm_jax.{name}")  # `cells.gru` is also a function
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, name

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from lstm_jax.cells import initializers
 from lstm_jax.cells.activations import ACTIVATIONS, Activation, sigmoid
+from lstm_jax.cells.checks import check_number, is_real
 from lstm_jax.cells.protocol import (
     Cell,
     Derivation,
@@ -80,8 +81,11 @@ class ElmanOptions:
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.recurrent_scale > 0:
-            raise ValueError(f"recurrent_scale must be > 0, got {self.recurrent_scale!r}")
+        scale = check_number("recurrent_scale", self.recurrent_scale, positive=True)
+        object.__setattr__(self, "recurrent_scale", scale)
+        if self.input_scale is not None:
+            scale = check_number("input_scale", self.input_scale, positive=True)
+            object.__setattr__(self, "input_scale", scale)
         if self.recurrent_init not in RECURRENT_INITS:
             raise ValueError(
                 f"recurrent_init must be one of {list(RECURRENT_INITS)}, got "
@@ -89,14 +93,13 @@ class ElmanOptions:
             )
         if self.activation not in _UNITS:
             raise ValueError(f"activation must be 'tanh' or 'sigmoid', got {self.activation!r}")
-        if self.input_scale is not None and not self.input_scale > 0:
-            raise ValueError(f"input_scale must be > 0 or None, got {self.input_scale!r}")
         if isinstance(self.connections, bool) or not isinstance(self.connections, int):
             raise ValueError(f"connections must be a positive int, got {self.connections!r}")
         if self.connections < 1:
             raise ValueError(f"connections must be >= 1, got {self.connections}")
-        if isinstance(self.alpha, bool) or not 0 < self.alpha <= 1:
+        if not is_real(self.alpha) or not 0 < self.alpha <= 1:  # NaN fails the comparison
             raise ValueError(f"alpha (the leak) must be in (0, 1], got {self.alpha!r}")
+        object.__setattr__(self, "alpha", float(self.alpha))
 
 
 def rnn(
@@ -115,11 +118,17 @@ def rnn(
     recurrent_scale=0.01, input_scale=0.01)`, `rnn(recurrent_init="normal",
     recurrent_scale=0.1, input_scale=0.1)` and `rnn(recurrent_init="sparse",
     recurrent_scale=0.95)`. Murray's (2019) leaky RNN: `rnn(alpha=0.1)` (τ = 10 steps).
+
+    >>> import jax, jax.numpy as jnp
+    >>> cell = rnn(alpha=0.5)
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> h, y = cell.step(params, cell.initial_carry((2,), 4), jnp.ones((2, 3)))
+    >>> y.shape
+    (2, 4)
     """
-    scale = float(recurrent_scale) if isinstance(recurrent_scale, int | float) else recurrent_scale
-    in_scale = float(input_scale) if isinstance(input_scale, int | float) else input_scale
-    leak = float(alpha) if isinstance(alpha, int | float) and not isinstance(alpha, bool) else alpha
-    options = ElmanOptions(scale, recurrent_init, activation, in_scale, connections, leak)
+    options = ElmanOptions(
+        recurrent_scale, recurrent_init, activation, input_scale, connections, alpha
+    )
     return _rnn_cell(options)
 
 

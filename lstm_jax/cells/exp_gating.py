@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import jax
 
+from lstm_jax.cells.checks import check_number, shown
+
 Array = jax.Array
 
 FORGET_GATES: dict[str, Callable[[Array], Array]] = {
@@ -20,12 +22,24 @@ def checked_options(
     heads: int, forget_gate: str, forget_bias: tuple[float, float]
 ) -> tuple[int, str, tuple[float, float]]:
     """`(heads, forget_gate, (low, high))` as a builder's options, or a ValueError naming the bad
-    one: heads a positive int, forget_gate a key of `FORGET_GATES`."""
+    one: heads a positive int, forget_gate a key of `FORGET_GATES`, forget_bias a pair of
+    finite numbers.
+
+    >>> checked_options(2, "exp", [3, 6])
+    (2, 'exp', (3.0, 6.0))
+    >>> checked_options(1, "sigmoid", 3.0)
+    Traceback (most recent call last):
+    ValueError: forget_bias must be a pair (low, high) of finite numbers, got float 3.0
+    """
     if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
         raise ValueError(f"heads must be a positive int, got {heads!r}")
-    if forget_gate not in FORGET_GATES:
+    if not isinstance(forget_gate, str) or forget_gate not in FORGET_GATES:
         raise ValueError(f"forget_gate must be one of {sorted(FORGET_GATES)}, got {forget_gate!r}")
-    low, high = (float(v) for v in forget_bias)
+    if not isinstance(forget_bias, tuple | list) or len(forget_bias) != 2:
+        raise ValueError(
+            f"forget_bias must be a pair (low, high) of finite numbers, got {shown(forget_bias)}"
+        )
+    low, high = (check_number(f"forget_bias[{k}]", v) for k, v in enumerate(forget_bias))
     return heads, forget_gate, (low, high)
 
 

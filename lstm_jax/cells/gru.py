@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from lstm_jax.cells import initializers
 from lstm_jax.cells.activations import sigmoid
+from lstm_jax.cells.checks import check_flag
 from lstm_jax.cells.protocol import (
     Cell,
     Derivation,
@@ -82,8 +83,15 @@ def gru(*, reset_after: bool = True) -> Cell:
     """A GRU `Cell`. The carry is `h: [*batch, H]`; `y_t = h_t`.
 
     Under `Gradient.TRUNCATED` only the linear path `(1 - u_t) ⊙ h_{t-1}` carries error back.
+
+    >>> import jax, jax.numpy as jnp
+    >>> cell = gru(reset_after=False)
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> h, y = cell.step(params, cell.initial_carry((2,), 4), jnp.ones((2, 3)))
+    >>> y.shape
+    (2, 4)
     """
-    return _gru_cell(GRUOptions(reset_after=bool(reset_after)))
+    return _gru_cell(GRUOptions(reset_after=check_flag("reset_after", reset_after)))
 
 
 @functools.cache

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.cells import checks
 from lstm_jax.gradients.modes import Gradient, cut_gate_recurrence, keep
 
 Array = jax.Array
@@ -151,6 +152,41 @@ def zero_state(batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.
     return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
 
 
+def checked_init(init: InitFn) -> InitFn:
+    """`init` behind `cells.checks.check_init`: sizes, dtype and the parameters' memory are
+    checked before XLA sees them (the builders here wrap every cell's `init`; a cell built
+    directly as `Cell(...)` can wrap its own).
+
+    >>> import jax
+    >>> from lstm_jax.cells.elman import rnn
+    >>> init = checked_init(rnn().init)
+    >>> init(jax.random.key(0), 3, 0)
+    Traceback (most recent call last):
+    ValueError: hidden_size must be a positive int, got 0
+    """
+
+    def checked(key: Array, input_size: int, hidden_size: int, dtype: Any = jnp.float32) -> Params:
+        checks.check_init(init, input_size, hidden_size, dtype)
+        return init(key, input_size, hidden_size, dtype)
+
+    return checked
+
+
+def checked_initial_carry(initial_carry: InitialCarryFn) -> InitialCarryFn:
+    """`initial_carry` behind `cells.checks.check_batch_shape` (a bare int as `batch_shape`
+    would otherwise fail inside with "'int' object is not iterable").
+
+    >>> checked_initial_carry(zero_state)((2,), 3).shape
+    (2, 3)
+    """
+
+    def checked(batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32) -> Carry:
+        checks.check_batch_shape(batch_shape, hidden_size)
+        return initial_carry(batch_shape, hidden_size, dtype)
+
+    return checked
+
+
 def cell_from_step(
     options: Hashable,
     init: InitFn,
@@ -160,10 +196,11 @@ def cell_from_step(
 ) -> Cell:
     """A `Cell` from a step `step(params, carry, x, cut=...)`: `step` cuts nothing
     (`modes.keep`), `truncated_step` cuts with `modes.cut_gate_recurrence`. `fields` are the
-    optional `Cell` fields (`sizes`, `output`, `derivation`)."""
+    optional `Cell` fields (`sizes`, `output`, `derivation`); `init` and `initial_carry` are
+    wrapped in their argument checks (`checked_init`, `checked_initial_carry`)."""
     return Cell(
-        init=init,
-        initial_carry=initial_carry,
+        init=checked_init(init),
+        initial_carry=checked_initial_carry(initial_carry),
         step=functools.partial(step, cut=keep),
         truncated_step=functools.partial(step, cut=cut_gate_recurrence),
         options=options,
@@ -180,10 +217,11 @@ def cell_without_cuts(
 ) -> Cell:
     """A `Cell` whose step has no recurrent input into a nonlinear pre-activation (the mLSTM,
     the min-RNNs): TRUNCATED has nothing to cut, so `truncated_step is step` — the identity the
-    driver reads to let TRUNCATED use the cell's parallel form. `fields` as `cell_from_step`."""
+    driver reads to let TRUNCATED use the cell's parallel form. `fields` and the checks as
+    `cell_from_step`."""
     return Cell(
-        init=init,
-        initial_carry=initial_carry,
+        init=checked_init(init),
+        initial_carry=checked_initial_carry(initial_carry),
         step=step,
         truncated_step=step,
         options=options,

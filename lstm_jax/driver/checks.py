@@ -178,13 +178,75 @@ def check_resets(resets: Any, shape: tuple[int, ...]) -> None:
         )
 
 
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= 1
+
+
 def check_window(window: Any) -> None:
-    if window is not None and (
-        isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1
-    ):
+    """window must be None or a positive int.
+
+    >>> check_window(0)
+    Traceback (most recent call last):
+    ValueError: window must be a positive int (steps per window) or None, got 0
+    """
+    if window is not None and not _is_positive_int(window):
         raise ValueError(
             f"window must be a positive int (steps per window) or None, got {window!r}"
         )
+
+
+def check_cell(cell: Any) -> None:
+    """TypeError unless `cell` is a `Cell`, the NamedTuple every cell builder returns.
+
+    >>> check_cell("lstm")
+    Traceback (most recent call last):
+    TypeError: cell must be a lstm_jax.Cell, e.g. lstm_jax.lstm(); got str 'lstm'
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            f"cell must be a lstm_jax.Cell, e.g. lstm_jax.lstm(); got {type(cell).__name__} "
+            f"{_shown(cell)}"
+        )
+
+
+def check_bool(name: str, value: Any) -> None:
+    """TypeError unless `value` is a bool: any object is truthy, so `"no"` would read as True.
+
+    >>> check_bool("time_major", "no")
+    Traceback (most recent call last):
+    TypeError: time_major must be a bool (True or False), got str 'no'
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(
+            f"{name} must be a bool (True or False), got {type(value).__name__} {_shown(value)}"
+        )
+
+
+def check_options(
+    cell: Any, window: Any, scan_unroll: Any, time_major: Any, reverse: Any, remat: Any
+) -> None:
+    """`unroll`'s static arguments: a `Cell`, `window` None or a positive int, `scan_unroll` a
+    positive int (bools refused: `lax.scan` reads True as "unroll fully"), three bools.
+
+    >>> import lstm_jax
+    >>> check_options(lstm_jax.lstm(), None, 2.5, True, False, False)
+    Traceback (most recent call last):
+    ValueError: scan_unroll must be a positive int (steps per scan iteration), got 2.5
+    """
+    check_cell(cell)
+    check_window(window)
+    if not _is_positive_int(scan_unroll):
+        raise ValueError(
+            f"scan_unroll must be a positive int (steps per scan iteration), got {scan_unroll!r}"
+        )
+    for name, value in (("time_major", time_major), ("reverse", reverse), ("remat", remat)):
+        check_bool(name, value)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters (a message quotes the value, not a dump)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def prepare(

@@ -75,7 +75,7 @@ def stacked(
       dropout: the probability of zeroing each output of every layer but the last, element by
         element and step by step, before the next layer reads it (`torch.nn.LSTM`'s `dropout`);
         the kept values are scaled by `1 / (1 - dropout)`, so evaluation (rate 0) needs no
-        rescaling.
+        rescaling. Above 0 with one layer it would drop nothing: a ValueError.
       input_dropout: the same on the inputs `xs` before the first layer.
       key: the PRNG key of the masks, needed when a rate is above 0: the input mask draws from
         `fold_in(key, 0)`, the mask after layer `l` from `fold_in(key, l + 1)`; the same key
@@ -84,6 +84,13 @@ def stacked(
 
     Returns:
       `(final_carries, ys)`: a tuple with one final carry per layer, and the last layer's outputs.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> cell = lstm_jax.gru()
+    >>> params = lstm_jax.init_stacked(cell, jax.random.key(0), 3, 8, num_layers=2)
+    >>> finals, ys = stacked(cell, params, jnp.ones((5, 4, 3)), dropout=0.1, key=jax.random.key(1))
+    >>> len(finals), ys.shape
+    (2, (5, 4, 8))
     """
     if type(params) not in (tuple, list) or len(params) == 0:
         raise ValueError(
@@ -102,6 +109,11 @@ def stacked(
             raise ValueError(f"{name} must be in [0, 1), got {rate}")
         if rate > 0.0 and key is None:
             raise ValueError(f"{name}={rate} needs a key (for evaluation, use rate 0)")
+    if dropout and len(params) < 2:  # refused, not ignored: torch.nn.LSTM only warns
+        raise ValueError(
+            f"dropout={dropout} acts between stacked layers, but params has 1 layer: pass two "
+            "or more (init_stacked), or drop the inputs with input_dropout"
+        )
     finals, ys = [], xs
     if input_dropout:
         ys = _dropout(ys, input_dropout, jax.random.fold_in(key, 0))

@@ -105,7 +105,11 @@ def unroll(
     remat: bool = False,
     impl: Impl | str = Impl.AUTO,
 ) -> tuple[Carry, Array]:
-    """Runs `cell` over a sequence with one `jax.lax.scan`.
+    """Runs `cell` over a sequence: `carry_t, y_t = cell.step(params, carry_{t-1}, x_t)`.
+
+    Every argument is checked before anything is traced (a ValueError or TypeError naming the
+    argument, what was expected and what was received); each path is compiled once per static
+    configuration (cell, options, shapes and dtypes), so eager calls after the first only run.
 
     Args:
       cell: a `Cell` (`lstm_jax.rnn()`, `lstm_jax.lstm(...)`, `lstm_jax.gru(...)`, or your own).
@@ -119,14 +123,16 @@ def unroll(
         Combines with either `gradient`.
       lengths: `[B]` ints (a scalar for unbatched xs): steps at or past a sequence's length
         leave its carry unchanged and output zeros, so the final carry is the carry after
-        its last valid step.
+        its last valid step. Concrete lengths outside `[0, T]` are a ValueError; traced ones
+        (under `jax.jit`, where no value can be checked) are clamped to `[0, T]`.
       resets: `[T, B]` bools (laid out like `xs` without its last axis): where true, the carry
         is set to zeros before that step, as at the start of a new sequence (e.g. the external
         reset at string boundaries of Gers et al. 2000). No gradient crosses a reset.
       reverse: process each sequence from its last valid step back to its first; outputs stay
         in input order (`ys[t]` belongs to `xs[t]`).
-      time_major: layout of `xs` and `ys`.
-      scan_unroll: steps per scan iteration (`lax.scan(unroll=...)`, scan path only).
+      time_major: layout of `xs` and `ys` (a bool).
+      scan_unroll: steps per scan iteration, a positive int (`lax.scan(unroll=...)`, scan path
+        only).
       remat: recompute in the backward pass instead of storing: on the scan path each step
         (`jax.checkpoint`; the scan then stores only the carries), on the fused path segments
         of ⌈√T⌉ steps (only the carry entering each segment is stored).
@@ -135,9 +141,16 @@ def unroll(
 
     Returns:
       `(final_carry, ys)` with `ys` laid out like `xs`, last axis `H`.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> cell = lstm_jax.lstm()
+    >>> params = cell.init(jax.random.key(0), 3, 8)
+    >>> final, ys = lstm_jax.unroll(cell, params, jnp.ones((10, 4, 3)), gradient="truncated")
+    >>> ys.shape, final.c.shape
+    ((10, 4, 8), (4, 8))
     """
     mode = resolve_gradient(gradient)
-    checks.check_window(window)
+    checks.check_options(cell, window, scan_unroll, time_major, reverse, remat)
     xs, carry = checks.prepare(cell, params, xs, carry, time_major)
     batch_shape = tuple(xs.shape[1:-1])
     if lengths is not None:
@@ -166,35 +179,29 @@ def unroll(
             valid = None if lengths is None else _valid_steps(lengths, xs.shape[0])
             carry, ys = _parallel(cell.parallel, params, xs, carry, valid)
     elif resolved is Impl.FUSED:
-        try:
-            if reverse:
-                carry, ys = fused.fused_unroll(cell, params, xs[::-1], carry, mode, remat)
-                ys = ys[::-1]
-            else:
-                carry, ys = fused.fused_unroll(cell, params, xs, carry, mode, remat)
-        except TypeError as err:  # jax.jvp / jacfwd / hessian reach the custom_vjp
-            if "forward-mode" not in str(err):
-                raise
-            raise TypeError(
-                "forward-mode autodiff (jax.jvp, jax.jacfwd, jax.hessian) cannot go through "
-                f"impl='fused' (a custom_vjp, reverse mode only); pass impl='scan' ({err})"
-            ) from None
+        carry, ys = _fused(cell, params, xs, carry, mode, bool(remat), bool(reverse))
     else:
-        carry, ys = scan_steps(
-            cell.step_for(mode),
-            params,
-            xs,
-            carry,
-            lengths,
-            window,
-            reverse,
-            scan_unroll,
-            remat,
-            resets,
-        )
+        step = cell.step_for(mode)
+        args = (lengths, window, bool(reverse), int(scan_unroll), bool(remat), resets)
+        carry, ys = scan_steps(step, params, xs, carry, *args)
     if not time_major and ys.ndim == 3:
         ys = jnp.swapaxes(ys, 0, 1)
     return carry, ys
+
+
+def _fused(
+    cell: Cell, params: Params, xs: Array, carry: Carry, mode: Gradient, remat: bool, reverse: bool
+) -> tuple[Carry, Array]:
+    """`fused.fused_unroll`, its forward-mode error restated with the way out."""
+    try:
+        return fused.fused_unroll(cell, params, xs, carry, mode, remat, reverse)
+    except TypeError as err:  # jax.jvp / jacfwd reach the custom_vjp (not hessian: jacfwd∘jacrev)
+        if "forward-mode" not in str(err):
+            raise
+        raise TypeError(
+            "forward-mode autodiff (jax.jvp, jax.jacfwd, jax.linearize) cannot go through "
+            f"impl='fused' (a custom_vjp, reverse mode only); pass impl='scan' ({err})"
+        ) from None
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 8))
@@ -216,6 +223,10 @@ def scan_steps(
     diagnostics pass `(x_t, probe_t)` pairs). Returns `(final_carry, ys)`.
     """
     num_steps = jax.tree.leaves(xs)[0].shape[0]
+    if lengths is not None:
+        # `unroll` refuses concrete lengths outside [0, T]; traced ones are clamped, so that
+        # `window` counts a sequence's steps from min(length, T) as documented.
+        lengths = jnp.clip(lengths, 0, num_steps)
     if remat:
         step = jax.checkpoint(step)
 

@@ -58,18 +58,46 @@ class Residuals(NamedTuple):
     extras: Any  # [T, ...] each step's extra residuals, or None
 
 
+@functools.partial(jax.jit, static_argnames=("cell", "mode", "remat", "reverse"))
 def fused_unroll(
-    cell: Cell, params: Params, xs: Array, carry: Carry, mode: Gradient, remat: bool = False
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    mode: Gradient,
+    remat: bool = False,
+    reverse: bool = False,
 ) -> tuple[Carry, Array]:
     """`(final_carry, ys)` of `cell` (which must have a `derivation`) over time-major
     `xs: [T, *batch, I]`: forward values those of `unroll(impl="scan")`, gradients by the
-    hand-derived backward pass in `mode`.
+    hand-derived backward pass in `mode`. Jitted, compiled once per `(cell, mode, remat,
+    reverse)` and shapes: an eager call or `jax.grad` after the first one only runs.
 
+    `reverse`: run from the last step back to the first; `ys` stay in input order.
     `remat`: segments of `S = ⌈√T⌉` steps, each a fused unroll under `jax.checkpoint`, scanned
     over: the forward pass keeps only the carry entering each segment, and the backward pass
     recomputes one segment's forward (its buffer and carries) just before running its backward.
     Residual memory O((T/S + S)·B·G) instead of O(T·B·G), for one more forward pass; the
-    gradients are the same."""
+    gradients are the same.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.gradients.modes import Gradient
+    >>> cell = lstm_jax.rnn()
+    >>> params = cell.init(jax.random.key(0), 3, 5)
+    >>> h, ys = fused_unroll(cell, params, jnp.ones((7, 2, 3)), jnp.zeros((2, 5)), Gradient.FULL)
+    >>> ys.shape
+    (7, 2, 5)
+    """
+    if reverse:
+        carry, ys = _segments(cell, params, xs[::-1], carry, mode, remat)
+        return carry, ys[::-1]
+    return _segments(cell, params, xs, carry, mode, remat)
+
+
+def _segments(
+    cell: Cell, params: Params, xs: Array, carry: Carry, mode: Gradient, remat: bool
+) -> tuple[Carry, Array]:
+    """The fused unroll, in ⌈√T⌉-step checkpointed segments under `remat`."""
     steps = xs.shape[0]
     size = math.isqrt(max(steps - 1, 0)) + 1  # ⌈√T⌉
     if not remat or steps <= size:

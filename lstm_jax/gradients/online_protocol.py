@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Params
+from lstm_jax.driver import checks
 
 Array = jax.Array
 StepLoss = Callable[[Array], Array]  # y_t [*batch, H] -> the step's loss, a scalar
@@ -70,7 +71,21 @@ def accumulate(
 ) -> Accumulated:
     """Runs `algorithm` over time-major `xs: [T, *batch, I]` from `carry` in one `lax.scan`,
     with `ℓ_t = loss_fn(y_t, target_t)`, `targets` a pytree of `[T, ...]` leaves (a weight
-    inside it puts the loss at chosen steps only). Returns Σ ℓ_t, Σ dℓ_t/dθ and the state."""
+    inside it puts the loss at chosen steps only). Returns Σ ℓ_t, Σ dℓ_t/dθ and the state.
+
+    The inputs are checked first (`check_inputs`): a ValueError or TypeError names the bad one.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.gradients.rtrl import rtrl
+    >>> cell = lstm_jax.rnn()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> xs, targets = jnp.ones((6, 2, 3)), jnp.zeros((6, 2, 4))
+    >>> out = accumulate(rtrl(cell), params, xs, targets, lambda y, t: jnp.sum((y - t) ** 2),
+    ...                  cell.initial_carry((2,), 4))
+    >>> out.grads.r.shape, out.loss.shape
+    ((4, 4), ())
+    """
+    check_inputs(algorithm, params, xs, targets, carry)
 
     def body(loop, inputs):
         state, loss, grads = loop
@@ -82,3 +97,52 @@ def accumulate(
     first = (algorithm.init(params, carry), jnp.zeros((), xs.dtype), zeros)
     (state, loss, grads), _ = jax.lax.scan(body, first, (xs, targets))
     return Accumulated(loss, grads, state)
+
+
+def check_inputs(
+    algorithm: OnlineAlgorithm, params: Params, xs: Any, targets: Any, carry: Carry
+) -> None:
+    """`accumulate`'s inputs, before its scan is traced: `xs` a float `[T, *batch, I]` array,
+    every leaf of `targets` `[T, ...]`, and `params`, `carry` and `xs` fit for one step of
+    `algorithm` (abstract evaluation of its `init` and `step` with a sum as the loss, so
+    `loss_fn`'s own errors stay its own). The algorithm holds no cell to compare with, so a
+    failing step is reported with the shapes received.
+
+    >>> import jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.gradients.rtrl import rtrl
+    >>> cell = lstm_jax.rnn()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> check_inputs(rtrl(cell), params, jnp.ones((6, 3)), jnp.zeros((5, 4)), jnp.zeros(4))
+    Traceback (most recent call last):
+    ValueError: targets has shape (5, 4): its leading (time) axis must be T=6, the steps of xs
+    """
+    checks.check_float_array("xs", xs)
+    if xs.ndim < 2 or xs.shape[0] == 0:
+        raise ValueError(f"xs must be time-major [T, *batch, I] with T >= 1, got shape {xs.shape}")
+    steps = xs.shape[0]
+    for path, leaf in jax.tree_util.tree_flatten_with_path(targets)[0]:
+        shape = tuple(getattr(leaf, "shape", ()))
+        if not shape or shape[0] != steps:
+            raise ValueError(
+                f"targets{jax.tree_util.keystr(path)} has shape {shape}: its leading (time) "
+                f"axis must be T={steps}, the steps of xs"
+            )
+
+    def one_step(params: Params, carry: Carry, x: Array) -> Any:
+        state = algorithm.init(params, carry)
+        return algorithm.step(params, state, x, jnp.sum)
+
+    try:
+        jax.eval_shape(one_step, params, carry, xs[0])
+    except (TypeError, ValueError, AttributeError, IndexError) as err:
+        raise ValueError(
+            f"params {_shapes(params)}, carry {_shapes(carry)} and xs {tuple(xs.shape)} do not "
+            "fit this algorithm's cell: the params must come from its `init(key, I, H)`, the "
+            "carry from its `initial_carry((B,), H)`, and xs be [T, B, I]; one step failed "
+            f"with {type(err).__name__}: {err}"
+        ) from err
+
+
+def _shapes(tree: Any) -> str:
+    """`tree` with each array replaced by its shape: what a message shows of params or carry."""
+    return repr(jax.tree.map(lambda a: tuple(getattr(a, "shape", ())), tree))

@@ -55,7 +55,21 @@ class RTRLState(NamedTuple):
 
 def rtrl(cell: Cell, gradient: Gradient | str = Gradient.FULL) -> OnlineAlgorithm:
     """Exact RTRL for `cell` (module docstring): `FULL` gives the BPTT gradient, `TRUNCATED`
-    the 1997 truncated gradient of that cell."""
+    the 1997 truncated gradient of that cell.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.gradients.online_protocol import accumulate
+    >>> cell = lstm_jax.lstm()
+    >>> params = cell.init(jax.random.key(0), 2, 3)
+    >>> xs, targets = jnp.ones((4, 2)), jnp.zeros((4, 3))
+    >>> def loss(y, target):
+    ...     return jnp.sum((y - target) ** 2)
+    >>> out = accumulate(rtrl(cell), params, xs, targets, loss, cell.initial_carry((), 3))
+    >>> def bptt(p):
+    ...     return jnp.sum((lstm_jax.unroll(cell, p, xs)[1] - targets) ** 2)
+    >>> bool(jnp.allclose(out.grads.w, jax.grad(bptt)(params).w, atol=1e-5))
+    True
+    """
     return _influence_algorithm(cell, resolve_gradient(gradient), None)
 
 

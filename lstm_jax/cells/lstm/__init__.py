@@ -44,11 +44,19 @@ def lstm(variant: str = "standard", **overrides: Any) -> Cell:
       variant: "standard" (no peepholes, as PyTorch/flax/cuDNN; the default), "vanilla" (Greff
         et al. 2015: with peepholes), "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR"
         (each vanilla with one change) or "1997" (no forget gate, no peepholes, scaled
-        squashing functions).
+        squashing functions), in any case ("cifg" is "CIFG").
       **overrides: any `LSTMOptions` field, e.g. `peepholes=True`, `forget_bias=0.0`,
-        `chrono=100`, or the 1997 net's `block_size=2, init_range=0.1, input_bias=(-3, -6)`.
+        `chrono=100`, or the 1997 net's `block_size=2, init_range=0.1, input_bias=(-3, -6)`;
+        a value of the wrong type, or a non-finite number, is a ValueError here.
 
     The carry is `LSTMCarry(h, c)` (plus the previous gate activations for FGR); `y_t = h_t`.
+
+    >>> import jax, jax.numpy as jnp
+    >>> cell = lstm("CIFG", forget_bias=2.0)
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> carry, y = cell.step(params, cell.initial_carry((2,), 4), jnp.ones((2, 3)))
+    >>> y.shape, carry.c.shape, lstm("cifg") is lstm("CIFG")
+    ((2, 4), (2, 4), True)
     """
     return _lstm_cell(lstm_options(variant, **overrides))
 

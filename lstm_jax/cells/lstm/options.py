@@ -6,11 +6,26 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from lstm_jax.cells.activations import activation
+from lstm_jax.cells.checks import check_flag, check_number
 
 LSTM_GATE_ORDER: tuple[str, ...] = ("i", "f", "z", "o")
 """Order of the gate blocks along the last axis of `w`, `r` and `b`: input gate, forget gate,
 cell input (block input), output gate. Absent gates are skipped, the rest keep this order."""
+
+
+_FLAGS = (
+    "input_gate",
+    "forget_gate",
+    "output_gate",
+    "coupled",
+    "peepholes",
+    "gate_recurrence",
+    "gate_inputs",
+)
+"""The boolean `LSTMOptions` fields."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,16 +79,7 @@ class LSTMOptions:
     chrono: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("forget_bias", "input_bias", "output_bias"):
-            value = getattr(self, name)
-            if isinstance(value, list):  # from YAML; options must stay hashable
-                object.__setattr__(self, name, value := tuple(value))
-            if isinstance(value, tuple) and not value:
-                raise ValueError(f"{name} must be a number or one number per block, got ()")
-        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int):
-            raise ValueError(f"block_size must be a positive int, got {self.block_size!r}")
-        if self.block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        self._check_values()
         if self.block_size > 1 and (self.peepholes or self.gate_recurrence):
             # The 1997 and 2000 blocks had neither; a peephole from S cells into one shared gate
             # (Gers et al. 2002) is not implemented.
@@ -87,8 +93,6 @@ class LSTMOptions:
                 "gate_inputs=True (gate activations into every unit, 1997) and "
                 "gate_recurrence=True (FGR: into the gates only) are exclusive; choose one"
             )
-        if self.init_range is not None and not self.init_range > 0:
-            raise ValueError(f"init_range must be > 0 (weights ~ U(-a, a)), got {self.init_range}")
         activation(self.input_activation, "input_activation")
         activation(self.output_activation, "output_activation")
         if self.coupled and not (self.input_gate and self.forget_gate):
@@ -103,6 +107,39 @@ class LSTMOptions:
                 "chrono initialisation sets b_f and b_i = -b_f, so it needs free input and "
                 f"forget gates; got input_gate={self.input_gate}, "
                 f"forget_gate={self.forget_gate}, coupled={self.coupled}"
+            )
+
+    def _check_values(self) -> None:
+        """Each field's type and range (the combinations are checked after): flags bools,
+        numbers finite, so that a string or NaN never reaches `init`."""
+        for name in _FLAGS:
+            object.__setattr__(self, name, check_flag(name, getattr(self, name)))
+        for name in ("forget_bias", "input_bias", "output_bias"):
+            value = getattr(self, name)
+            if isinstance(value, list | tuple):  # a list from YAML; options must stay hashable
+                if not value:
+                    raise ValueError(f"{name} must be a number or one number per block, got ()")
+                value = tuple(check_number(f"{name}[{k}]", v) for k, v in enumerate(value))
+            elif value is not None:
+                value = check_number(name, value)
+            object.__setattr__(self, name, value)
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int):
+            raise ValueError(f"block_size must be a positive int, got {self.block_size!r}")
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if self.init_range is not None:
+            a = check_number("init_range", self.init_range)
+            if not a > 0:
+                raise ValueError(f"init_range must be > 0 (weights ~ U(-a, a)), got {a}")
+            object.__setattr__(self, "init_range", a)
+        if self.chrono is not None and (
+            isinstance(self.chrono, bool)
+            or not isinstance(self.chrono, int | np.integer)
+            or self.chrono < 3
+        ):
+            raise ValueError(
+                f"chrono (T_max, b_f ~ log U(1, T_max - 1)) must be an int >= 3 or None, got "
+                f"{self.chrono!r}"
             )
 
     @property
@@ -174,9 +211,18 @@ LSTM_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def lstm_options(variant: str = "standard", **overrides: Any) -> LSTMOptions:
-    """Options of a named variant (see `LSTM_VARIANTS`), with keyword overrides applied."""
-    if variant not in LSTM_VARIANTS:
-        raise ValueError(f"variant must be one of {list(LSTM_VARIANTS)}, got {variant!r}")
+    """Options of a named variant (see `LSTM_VARIANTS`; any case, as gradient names), with
+    keyword overrides applied.
+
+    >>> lstm_options("cifg") == lstm_options("CIFG", coupled=True)
+    True
+    """
+    names = {name.lower(): name for name in LSTM_VARIANTS}
+    if not isinstance(variant, str) or variant.lower() not in names:
+        raise ValueError(
+            f"variant must be one of {list(LSTM_VARIANTS)} (any case), got {variant!r}"
+        )
+    variant = names[variant.lower()]
     fields = {f.name for f in dataclasses.fields(LSTMOptions)}
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     unknown = sorted(set(overrides) - fields)
