@@ -120,17 +120,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lstm_jax.diagnostics.plotting import plot_curves
-    from lstm_jax.training import run_log
 
+    if args.sequences < 1:
+        raise runs.RunError(
+            f"--sequences must be a whole number >= 1 (test sequences), got {args.sequences}"
+        )
     run = runs.read(args.run)
     rows = runs.summary_rows(run)
     width = max(map(len, rows))
     print("\n".join(f"{key:<{width}}  {value}" for key, value in rows.items()))
     out = Path(args.out) if args.out else run.path
-    solved = (run.summary or {}).get("solved_at_step")
-    curve = run_log.plot_learning_curve(
-        run.train, run.evals, out / "learning_curve.png", title=run.path.name, solved_at=solved
-    )
+    curve = runs.plot_learning_curve(run, out / "learning_curve.png")
     if curve is not None:
         print(f"learning curve: {curve}")
     if args.no_gradients:
@@ -156,17 +156,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from lstm_jax.diagnostics.plotting import plot_runs
-
     found = [runs.read(path) for path in args.runs]
     print(runs.format_table([runs.summary_rows(run) for run in found]))
-    names = [str(run.path) for run in found]
-    path = plot_runs(
-        {name: (run.train, run.evals) for name, run in zip(names, found, strict=True)},
-        args.out,
-        title=f"{len(found)} runs",
-    )
-    print(f"curves: {path}")
+    print(f"curves: {runs.plot_compare(found, args.out)}")
     return 0
 
 

@@ -5,8 +5,9 @@ Records are `{"step", "loss", "grad_norm", ...}` once per training step and `{"s
 written by `tensorboardX` (the `tensorboard` extra: `pip install "lstm-jax[tensorboard]"`) to
 `<run>/tensorboard/` as scalars `train/<key>` and `test/<metric>`; `tensorboard --logdir runs`
 shows them. A resumed run purges the events logged after its checkpoint, as it trims
-`metrics.jsonl`, so no step appears twice. `records` / `parsed` read the file back (a last line
-cut short by a kill is dropped), `curves` and `plot_learning_curve` draw it.
+`metrics.jsonl`, so no step appears twice. `records` / `parsed` / `numbered` read the file back
+(a last line cut short by a kill is dropped), `malformed` checks a record's types, `curves` and
+`plot_learning_curve` draw it.
 """
 
 from __future__ import annotations
@@ -84,23 +85,52 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 def parsed(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """`(line, record)` pairs of a `metrics.jsonl`. A last line cut short (a run killed
-    mid-write) is dropped; a bad line before it is a CheckpointError."""
+    """`(line, record)` pairs of a `metrics.jsonl`, as `numbered` reads them."""
+    return [(line, record) for _, line, record in numbered(path)]
+
+
+def numbered(path: Path) -> list[tuple[int, str, Any]]:
+    """`(line number, line, record)` of each non-blank line of a `metrics.jsonl` (none when it
+    does not exist). A last line cut short (a run killed mid-write) is dropped; a bad line
+    before it is a CheckpointError."""
     if not path.exists():
         return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    pairs = []
-    for number, line in enumerate(lines, 1):
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    found = []
+    for number, line in lines:
         try:
-            pairs.append((line, json.loads(line)))
+            found.append((number, line, json.loads(line)))
         except json.JSONDecodeError as err:
-            if number == len(lines):
+            if number == lines[-1][0]:
                 break
             raise CheckpointError(
                 f"{path} line {number} is not a JSON record ({err}); the run's metrics are "
                 "corrupt: restore the file or start a new run"
             ) from None
-    return pairs
+    return found
+
+
+def malformed(record: Any) -> str | None:
+    """What a parsed record should have been, or None when it is one the trainer writes: a
+    JSON object with an integer "step" and a number for every other key (or, in an evaluation
+    record, for every key of its "eval" object)."""
+    if type(record) is not dict:
+        return f"a JSON object, got {_shown(record)}"
+    if type(record.get("step")) is not int:
+        return f'"step" to be an integer, got {_shown(record.get("step"))}'
+    values = record.get("eval", {k: v for k, v in record.items() if k != "step"})
+    if type(values) is not dict:
+        return f'"eval" to be an object of metrics, got {_shown(values)}'
+    for key, value in values.items():
+        if type(value) not in (int, float):  # bool is an int subclass, and no metric
+            return f'"{key}" to be a number, got {_shown(value)}'
+    return None
+
+
+def _shown(value: Any) -> str:
+    """`value` as JSON, cut to 40 characters."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def curves(found: list[dict[str, Any]]) -> tuple[list, list]:

@@ -300,7 +300,12 @@ def train(
     ):
         if not resume and run_dir.holds_run(out):  # a run that finished while we waited
             run_dir.check_new(out)
-        return _train(exp, out, resume, progress and writer, log if writer else None, requests)
+        try:
+            return _train(exp, out, resume, progress and writer, log if writer else None, requests)
+        except Diverged:
+            if writer:  # the curve up to the last good step, the divergence marked
+                _plot(out)
+            raise
 
 
 def _train(
@@ -399,13 +404,13 @@ def _train(
             _write_summary(
                 out, "interrupted", step, t, final_eval, solved_at, message, clock, source
             )
-            _plot(out, solved_at)
+            _plot(out)
         raise interrupt.Interrupted(message)
     status = "solved" if solved_at is not None else "budget"
     summary = Summary(status, step, step * t.batch_size, final_eval, solved_at, out)
     if writer:
         _write_summary(out, status, step, t, final_eval, solved_at, None, clock, source)
-        _plot(out, solved_at)
+        _plot(out)
         log(summary_line(summary, t.batch_size))
     return summary
 
@@ -422,11 +427,10 @@ def _agreed_signal(requests: interrupt.Requests, step: int, every: int) -> str |
     return "SIGINT" if distributed.any_process(requests.requested) else None
 
 
-def _plot(out: Path, solved_at: int | None) -> None:
-    train_curve, evals = run_log.curves(run_log.records(out / METRICS))
-    run_log.plot_learning_curve(
-        train_curve, evals, out / "learning_curve.png", title=out.name, solved_at=solved_at
-    )
+def _plot(out: Path) -> None:
+    from lstm_jax.training import runs  # runs loads models through this module
+
+    runs.plot_learning_curve(runs.read(out), out / "learning_curve.png")
 
 
 class _Clock:

@@ -56,8 +56,7 @@ def _cache_file(max_files: int | None) -> Path:
 
 
 MISSING_MUSIC21 = (
-    "bach_chorales needs music21 (its corpus holds the chorales): "
-    "pip install 'lstm-jax[music]'"
+    "bach_chorales needs music21 (its corpus holds the chorales): pip install 'lstm-jax[music]'"
 )
 
 
