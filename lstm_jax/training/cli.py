@@ -1,9 +1,12 @@
 """The lstm-jax command line (`python -m lstm_jax` is the same program).
 
 lstm-jax run CONFIG [--variant V] [--set key=value ...] [--out DIR] [--resume]
-             [--coordinator HOST:PORT --num-processes N --process-id K]
-    train from a YAML config: a path, or the name of one in configs/ (`lstm-jax run
-    quickstart`); with the last three, as process K of N (`training.distributed`);
+             [--coordinator HOST:PORT --num-processes N --process-id K
+              --distributed-timeout S]
+    train from a YAML config: a path, or the name of one shipped with the package
+    (`lstm-jax run quickstart`); with the process flags, as process K of N
+    (`training.distributed`). Ctrl-C saves a checkpoint and exits 130; --resume continues
+    (with --set training.steps=N, for longer);
 lstm-jax show RUN [--out DIR]
     a run's summary, its learning curve and the per-lag gradient norms of its newest
     checkpoint (full vs truncated);
