@@ -22,7 +22,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstm_jax.training.sweep import Suite, compare, experiment_parser, run_check, write_report
+from lstm_jax.training.paired import describe, paired_test
+from lstm_jax.training.sweep import (
+    Outcome,
+    Suite,
+    compare,
+    experiment_parser,
+    run_check,
+    write_report,
+)
 
 TASKS = {
     "adding T=100": (
@@ -59,13 +67,28 @@ def main() -> None:
                 workers=args.workers,
             )
         )
+    analysis = {name: paired(name, outcomes) for name, outcomes in results.items()}
     write_report(
         results,
         {name: TASKS[name][0] for name in results},
         args.out,
         title=f"Training sequences until the 1997 rule, truncated vs full ({args.seeds} seeds)",
         variant=args.variant,
+        analysis={"paired truncated - full": analysis},
     )
+
+
+def paired(task: str, outcomes: list[Outcome]) -> dict:
+    """The paired test of the task's truncated setting against its full one (same seeds, same
+    data, same initial weights): sequences until the 1997 rule, truncated minus full."""
+    truncated, full = TASKS[task][1]  # each task lists its truncated setting first
+    runs = {
+        label: {o.seed: o.solved_at_sequences for o in outcomes if o.label == label}
+        for label in (truncated, full)
+    }
+    test = paired_test(runs[truncated], runs[full])
+    print(f"{task}: {describe(test, 'truncated', 'full', 'sequences')}")
+    return test._asdict()
 
 
 if __name__ == "__main__":

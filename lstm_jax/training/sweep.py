@@ -331,13 +331,15 @@ def write_report(
     title: str,
     unit: str = "training sequences",
     variant: str | None = None,
+    analysis: Mapping[str, Any] | None = None,
 ) -> None:
     """`results.json` (provenance, every outcome and the per-setting stats) and
     `sequences_to_success.png` (one panel per task, one point per run) in `out`.
 
     The provenance names the commit and package versions writing the report, the commits that
     trained the runs (a run read back from its directory keeps its own), the config variant,
-    and the runs' summed training wall and CPU time."""
+    and the runs' summed training wall and CPU time. `analysis` (e.g. paired tests) is stored
+    as it is under its own key."""
     from lstm_jax.diagnostics.plotting import plot_strips
 
     out = Path(out)
@@ -352,6 +354,8 @@ def write_report(
         }
         for name, outcomes in results.items()
     }
+    if analysis:
+        record["analysis"] = dict(analysis)
     # compact, metrics to 5 significant digits: a committed record, not a checkpoint
     (out / "results.json").write_text(json.dumps(_rounded(record)))
     panels = {}
