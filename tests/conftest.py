@@ -29,6 +29,10 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
         os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false"
     ).strip()
 
+# The suite's experiment runs write their records into temporary directories: they may run
+# from a checkout with uncommitted changes (`training.provenance.record_provenance`).
+os.environ.setdefault("LSTM_JAX_ALLOW_DIRTY", "1")
+
 import jax
 import jax.numpy as jnp
 import pytest

@@ -157,3 +157,34 @@ def test_sweep_rejects_bad_runs_before_training(tmp_path):
     with pytest.raises(ValueError, match="distinct"):
         sweep.sweep(QUICKSTART, [Run("x", 0), Run("x", 0)], out_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_records_refuse_a_dirty_checkout_unless_allowed(tmp_path, monkeypatch):
+    from lstm_jax.training import provenance
+
+    monkeypatch.setattr(provenance, "git_commit", lambda: "abc123+dirty")
+    monkeypatch.setattr(provenance, "_git", lambda *args: "lstm_jax/cells/gru.py")
+    monkeypatch.delenv(provenance.ALLOW_DIRTY, raising=False)
+    with pytest.raises(provenance.DirtyTreeError, match=r"uncommitted changes \(lstm_jax/cells"):
+        provenance.record_provenance("writing results.json")
+    with pytest.raises(provenance.DirtyTreeError, match="training runs into"):
+        sweep.sweep(QUICKSTART, [Run("x", 0)], variant="tiny", out_dir=tmp_path, workers=1)
+    assert not (tmp_path / "x-seed0").exists()  # refused before any training
+    monkeypatch.setenv(provenance.ALLOW_DIRTY, "1")
+    recorded = provenance.record_provenance()
+    assert recorded["commit"] == "abc123+dirty" and recorded["diff_sha256"] is not None
+    # a report of runs trained from a dirty tree is refused too, naming a run
+    dirty_run = sweep.Outcome("x", 0, "solved", 1, 1, 1, 1, {}, [], None, 0.0, "runs/x-seed0")
+    monkeypatch.delenv(provenance.ALLOW_DIRTY)
+    monkeypatch.setattr(provenance, "git_commit", lambda: "abc123")
+    with pytest.raises(provenance.DirtyTreeError, match=r"1 of 1 runs were trained from a"):
+        sweep.report_provenance({"t": [dirty_run._replace(commit="abc123+dirty")]}, None)
+    assert sweep.report_provenance({"t": [dirty_run._replace(commit="abc123")]}, None)
+
+
+def test_an_interrupted_run_is_not_finished(tmp_path):
+    # Ctrl-C leaves a summary with status "interrupted": the sweep resumes it, not reads it
+    (tmp_path / "summary.json").write_text('{"status": "interrupted"}')
+    assert not sweep.finished(tmp_path)
+    (tmp_path / "summary.json").write_text('{"status": "budget"}')
+    assert sweep.finished(tmp_path)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from benchmark import CELLS, interleaved_medians
 
 import lstm_jax
-from lstm_jax.training.provenance import provenance
+from lstm_jax.training.provenance import record_provenance
 
 SHAPES = [(50, 4, 32, 32), (100, 32, 128, 128)]  # (T, B, I, H)
 TARGET = 3.0  # a second eager unroll call of the default path, at most this x the scan path's
@@ -109,7 +109,7 @@ def main() -> None:
     print(f"eager unroll fused/scan at most {worst:.2f} (target <= {TARGET}): {verdict}")
     record = {
         "provenance": {
-            **provenance(),
+            **record_provenance(),
             "wall_s": time.perf_counter() - start,
             "cpu_s": time.process_time() - cpu_start,
         },

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from benchmark import interleaved_medians
 
 import lstm_jax
-from lstm_jax.training.provenance import provenance
+from lstm_jax.training.provenance import record_provenance
 
 CELLS = {
     "mlstm": lambda heads: lstm_jax.mlstm(heads=heads),
@@ -79,7 +79,7 @@ def main() -> None:
             rows.append({"cell": name, "T": steps, **{f"{k}_s": v for k, v in med.items()}})
     record = {
         "provenance": {
-            **provenance(),
+            **record_provenance(),
             "wall_s": time.perf_counter() - start,
             "cpu_s": time.process_time() - cpu_start,
         },

@@ -24,7 +24,7 @@ import lstm_jax
 from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
 from lstm_jax.diagnostics.plotting import plot_curves
-from lstm_jax.training.provenance import provenance
+from lstm_jax.training.provenance import record_provenance
 
 jax.config.update("jax_enable_x64", True)  # products of 200 forget gates underflow float32
 
@@ -75,7 +75,7 @@ def main() -> None:
     if args.check:
         raise SystemExit(0 if _check(args.out / "results.json") else 1)
     clock = (time.perf_counter(), time.process_time())
-    source = provenance()  # before this run writes its own (tracked) outputs
+    source = record_provenance()  # before this run writes its own (tracked) outputs
 
     key_x, key_p = jax.random.split(jax.random.key(args.seed))
     xs = jax.random.normal(key_x, (args.seq_len, args.batch, args.inputs), jnp.float64)

@@ -29,7 +29,7 @@ from lstm_jax import diagnostics
 from lstm_jax.diagnostics.plotting import plot_curves
 from lstm_jax.training import checkpoint
 from lstm_jax.training.config import load
-from lstm_jax.training.provenance import provenance
+from lstm_jax.training.provenance import record_provenance
 from lstm_jax.training.tasks import ParityCheck
 from lstm_jax.training.trainer import build, init_state
 
@@ -88,7 +88,7 @@ def main() -> None:
     if args.check:
         raise SystemExit(0 if _check(args.out / "slstm_results.json") else 1)
     clock = (time.perf_counter(), time.process_time())
-    source = provenance()
+    source = record_provenance()
 
     key_x, key_p = jax.random.split(jax.random.key(args.seed))
     xs = jax.random.normal(key_x, (args.seq_len, args.batch, args.inputs), jnp.float64)

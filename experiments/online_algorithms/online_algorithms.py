@@ -323,7 +323,7 @@ def main() -> None:
     record = json.loads(path.read_text()) if path.exists() else {}
     if args.check:
         raise SystemExit(0 if _check(record) else 1)
-    from lstm_jax.training.provenance import provenance
+    from lstm_jax.training.provenance import record_provenance
 
     for part in ("alignment", "learning", "cost"):
         if part in record and part not in args.parts:
@@ -337,7 +337,7 @@ def main() -> None:
         else:
             record[part] = cost((4,), 5) if args.tiny else cost()
         record[part]["provenance"] = {
-            **provenance(),
+            **record_provenance(),
             "wall_s": time.perf_counter() - start,
             "cpu_s": time.process_time() - cpu,
         }

@@ -27,7 +27,7 @@ from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
 from lstm_jax.diagnostics.plotting import plot_curves
 from lstm_jax.training.config import load
-from lstm_jax.training.provenance import provenance
+from lstm_jax.training.provenance import record_provenance
 from lstm_jax.training.trainer import build, evaluate, init_state, shard_batch
 
 SETUPS = {
@@ -134,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.check:
         raise SystemExit(0 if _check(args.out / "results.json") else 1)
-    source, clock = provenance(), (time.perf_counter(), time.process_time())
+    source, clock = record_provenance(), (time.perf_counter(), time.process_time())
     runs = [
         {
             "seed": seed,

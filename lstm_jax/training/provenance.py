@@ -2,10 +2,17 @@
 
 Every run's `summary.json` and every experiment's `results.json` carry this record, so a
 figure can be traced to the code that produced it and re-run (`sweep.check_report`).
+
+A committed record must name code that exists: `record_provenance()` (what experiments call before
+writing results) refuses a checkout with uncommitted changes to tracked files, unless the
+environment sets `LSTM_JAX_ALLOW_DIRTY=1` (the test suite does; its records go to temporary
+directories); the record then carries the sha256 of `git diff HEAD`, so what ran can be told
+apart from the commit it names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -14,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("lstm-jax", "jax", "jaxlib", "numpy", "optax", "flax")
+ALLOW_DIRTY = "LSTM_JAX_ALLOW_DIRTY"  # "1": record from a checkout with uncommitted changes
 _SOURCE = Path(__file__).resolve().parents[2]  # the checkout holding the lstm_jax package
 
 
@@ -26,6 +34,40 @@ def git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
+
+
+def diff_sha256() -> str | None:
+    """sha256 of `git diff HEAD` (tracked files; None when they match HEAD or no checkout)."""
+    try:
+        diff = _git("diff", "HEAD", "--binary")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return hashlib.sha256(diff.encode()).hexdigest() if diff else None
+
+
+class DirtyTreeError(RuntimeError):
+    """A record was about to be written from a checkout with uncommitted changes."""
+
+
+def require_clean(what: str) -> None:
+    """Raises DirtyTreeError naming the changed files, unless the checkout is clean or
+    `LSTM_JAX_ALLOW_DIRTY=1`."""
+    commit = git_commit()
+    if not commit or not commit.endswith("+dirty") or os.environ.get(ALLOW_DIRTY) == "1":
+        return
+    changed = _git("diff", "HEAD", "--name-only").splitlines()
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    raise DirtyTreeError(
+        f"{what}: the checkout {_SOURCE} has uncommitted changes ({shown}); records come from "
+        f"a clean tree, so commit them first, or set {ALLOW_DIRTY}=1 to record anyway (the "
+        "diff's sha256 is stored beside the commit)"
+    )
+
+
+def record_provenance(what: str = "writing a record") -> dict[str, Any]:
+    """`provenance()` for a committed record: refuses a dirty checkout (`require_clean`)."""
+    require_clean(what)
+    return provenance()
 
 
 def _git(*args: str) -> str:
@@ -48,8 +90,10 @@ def versions() -> dict[str, str | None]:
 
 def provenance() -> dict[str, Any]:
     """`{"commit", "versions", "machine"}` for the current process."""
+    commit = git_commit()
     return {
-        "commit": git_commit(),
+        "commit": commit,
+        **({"diff_sha256": diff_sha256()} if commit and commit.endswith("+dirty") else {}),
         "versions": versions(),
         "machine": {
             "platform": platform.platform(),

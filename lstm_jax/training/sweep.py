@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import re
 import statistics
 import time
@@ -23,6 +24,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from lstm_jax.training.provenance import (
+    ALLOW_DIRTY,
+    DirtyTreeError,
+    record_provenance,
+    require_clean,
+)
 
 
 class Run(NamedTuple):
@@ -82,7 +90,7 @@ def run_one(
     out = run_dir(out_dir, run)
     start = time.perf_counter()
     config = load(config_path, variant, run.overrides)
-    if (out / "summary.json").exists():
+    if finished(out):
         # read back through the schema, so fields added since (at their defaults) still match
         if load(out / "config.yaml") != config:
             raise FileExistsError(
@@ -91,7 +99,7 @@ def run_one(
             )
     else:
         # a diverged run is an outcome: train() wrote summary.json with status "diverged";
-        # a run cut short (a checkpoint, no summary) continues from its checkpoint
+        # a run cut short (a checkpoint; no summary, or an "interrupted" one) continues
         resume = checkpoint.exists(out)
         with contextlib.suppress(Diverged):
             train(config, out, resume=resume, progress=False, log=lambda _: None)
@@ -121,6 +129,13 @@ def run_one(
     )
 
 
+def finished(out: Path) -> bool:
+    """Whether the run directory `out` holds a run that ended (solved, budget or diverged);
+    an interrupted run is not finished: the sweep resumes it."""
+    summary = out / "summary.json"
+    return summary.exists() and json.loads(summary.read_text()).get("status") != "interrupted"
+
+
 def sweep(
     config_path: str | Path,
     runs: Sequence[Run],
@@ -141,6 +156,8 @@ def sweep(
         raise ValueError(f"runs must have distinct (label, seed) pairs, got {labels}")
     for run in runs:  # every config error before any process starts
         load(config_path, variant, run.overrides)
+    if not all(finished(run_dir(out_dir, run)) for run in runs):
+        require_clean(f"training runs into {out_dir}")  # before hours of training, not after
     args = [(str(config_path), variant, run, str(out_dir), keep_grad_norms) for run in runs]
     outcomes: dict[int, Outcome] = {}
     if workers <= 1:
@@ -311,11 +328,16 @@ def report_provenance(
     """A report's provenance: the commit and package versions writing it, the config variant,
     the commits that trained its runs (a run read back keeps its own) and their summed training
     wall and CPU time."""
-    from lstm_jax.training.provenance import provenance
-
     every = [o for outcomes in results.values() for o in outcomes]
+    dirty = sorted({o.out_dir for o in every if str(o.commit).endswith("+dirty")})
+    if dirty and os.environ.get(ALLOW_DIRTY) != "1":
+        raise DirtyTreeError(
+            f"{len(dirty)} of {len(every)} runs were trained from a checkout with uncommitted "
+            f"changes (e.g. {dirty[0]}); re-train them from a clean tree, or set "
+            f"{ALLOW_DIRTY}=1 to record them anyway"
+        )
     return {
-        **provenance(),
+        **record_provenance("writing results.json"),
         "variant": variant,
         "commits_of_runs": sorted({str(o.commit) for o in every}),
         "train_wall_s": sum(o.train_wall_s or 0.0 for o in every),
