@@ -2,11 +2,17 @@
 TRUNCATED BPTT (jax.grad) and the online eligibility-trace algorithm.
 
     python experiments/online_memory/benchmark.py [--lengths 1000 10000 100000]
+    python experiments/online_memory/benchmark.py --check
+
 
 Each (method, T) runs in a fresh subprocess, which reports its peak resident memory
 (`resource.getrusage(...).ru_maxrss`) after one jit-compiled gradient computation, and XLA's
 own count of the temporary buffers the compiled computation needs (arguments excluded).
-B = 8, H = 64, I = 4, one output, squared error at every step, float32.
+B = 8, H = 64, I = 4, one output, squared error at every step, float32. The inputs and
+targets themselves grow with T (`inputs_mib`, part of the RSS). Writes results.json beside
+this script (or in --out) with its provenance; `--check` re-measures T = 1000 and compares:
+XLA's temporary bytes exactly (they are a property of the compiled program), the peak RSS
+within 15% (it depends on the allocator and the machine).
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
+
+from lstm_jax.training.provenance import record_provenance
 
 METHODS = ("full", "full_remat", "truncated", "online")
 B, H, I, O = 8, 64, 4, 1
@@ -58,23 +67,18 @@ def worker(method: str, num_steps: int) -> dict[str, float]:
     stats = compiled.memory_analysis()
     jax.block_until_ready(compiled(params, readout, xs, targets))
     return {
+        "inputs_mib": (xs.nbytes + targets.nbytes) / 2**20,
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "xla_temp_mib": stats.temp_size_in_bytes / 2**20,
         "xla_args_mib": stats.argument_size_in_bytes / 2**20,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 10000, 100000])
-    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
-        return
+def measure(lengths: list[int]) -> dict[tuple[str, int], dict[str, float]]:
+    """Every (method, T), each in a fresh process."""
     results = {}
     for method in METHODS:
-        for num_steps in args.lengths:
+        for num_steps in lengths:
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", method, str(num_steps)],
                 capture_output=True,
@@ -82,24 +86,73 @@ def main() -> None:
                 check=True,
             )
             results[method, num_steps] = json.loads(out.stdout.strip().splitlines()[-1])
-    first = args.lengths[0]
-    print(
-        f"LSTM gradient, B={B}, H={H}, I={I}, float32; "
-        "peak RSS of a fresh process and XLA temp buffers"
-    )
-    print(
+    return results
+
+
+def table(results: dict[tuple[str, int], dict[str, float]], lengths: list[int]) -> str:
+    first = lengths[0]
+    lines = [
+        f"LSTM gradient, B={B}, H={H}, I={I}, float32; peak RSS of a fresh process (and net of "
+        "the inputs, which grow with T) and XLA temp buffers",
         f"{'method':<12}{'T':>8}{'max RSS MiB':>13}{'vs T=' + str(first):>10}"
-        f"{'XLA temp MiB':>14}{'vs T=' + str(first):>10}"
-    )
+        f"{'net of inputs':>15}{'XLA temp MiB':>14}{'vs T=' + str(first):>10}",
+    ]
     for method in METHODS:
-        for num_steps in args.lengths:
-            r, base = results[method, num_steps], results[method, first]
-            print(
+        base = results[method, first]
+        for num_steps in lengths:
+            r = results[method, num_steps]
+            net = (r["max_rss_mib"] - r["inputs_mib"]) / (base["max_rss_mib"] - base["inputs_mib"])
+            lines.append(
                 f"{method:<12}{num_steps:>8}{r['max_rss_mib']:>13.1f}"
-                f"{r['max_rss_mib'] / base['max_rss_mib']:>10.2f}"
+                f"{r['max_rss_mib'] / base['max_rss_mib']:>10.3f}{net:>15.3f}"
                 f"{r['xla_temp_mib']:>14.2f}"
                 f"{r['xla_temp_mib'] / max(base['xla_temp_mib'], 1e-9):>10.2f}"
             )
+    return "\n".join(lines)
+
+
+def check(path: Path) -> bool:
+    """Re-measures T = 1000 against the record: XLA temp bytes exactly, RSS within 15%."""
+    recorded = {(r["method"], r["T"]): r for r in json.loads(path.read_text())["rows"]}
+    now = measure([1000])
+    ok = True
+    for (method, num_steps), r in now.items():
+        was = recorded[method, num_steps]
+        same_temp = round(r["xla_temp_mib"], 4) == was["xla_temp_mib"]
+        close_rss = abs(r["max_rss_mib"] / was["max_rss_mib"] - 1) <= 0.15
+        ok &= same_temp and close_rss
+        print(
+            f"{method:<12}{num_steps:>7}  XLA temp {was['xla_temp_mib']:.4f} -> "
+            f"{r['xla_temp_mib']:.4f} MiB{'' if same_temp else '  <- differs'};  RSS "
+            f"{was['max_rss_mib']:.1f} -> {r['max_rss_mib']:.1f} MiB"
+            f"{'' if close_rss else '  <- more than 15% apart'}"
+        )
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument("--check", action="store_true", help="re-measure T=1000; exit 1 if off")
+    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        return
+    if args.check:
+        raise SystemExit(0 if check(args.out / "results.json") else 1)
+    source = record_provenance("writing results.json")
+    results = measure(args.lengths)
+    print(table(results, args.lengths))
+    rows = [
+        {"method": m, "T": t, **{k: round(v, 4) for k, v in r.items()}}
+        for (m, t), r in results.items()
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(
+        json.dumps({"provenance": source, "B": B, "H": H, "I": I, "rows": rows}, indent=1)
+    )
 
 
 if __name__ == "__main__":
