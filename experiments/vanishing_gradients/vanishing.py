@@ -92,14 +92,22 @@ def run(
     return {"setup": name, "overrides": list(overrides), "test": final, "history": history}
 
 
+# The run `--check` re-trains: one that learns. The Elman RNN's and the GRU's trajectories
+# amplify float rounding over 1,500 steps (Elman seed 0 at one commit, on one machine: 290 of
+# 512 wrong with XLA's default code generation, 417 at --xla_backend_optimization_level=0),
+# so they cannot check the code from another machine; the LSTM rows have not moved in any re-run.
+CHECK_SETUP = "LSTM bias 1"
+
+
 def _check(path: Path) -> bool:
-    """Re-trains the first recorded run (setup and seed) with the recorded arguments and
+    """Re-trains the recorded `CHECK_SETUP` run of seed 0 with the recorded arguments and
     compares its final test metrics and last probe (to 1e-6 relative: float32 training)."""
     record = json.loads(path.read_text())
     if not isinstance(record, dict) or "args" not in record:
         print(f"{path} was written before results recorded their arguments; re-run the script")
         return False
-    args, first = record["args"], record["runs"][0]
+    args = record["args"]
+    first = next(r for r in record["runs"] if r["setup"] == CHECK_SETUP and r["seed"] == 0)
     again = run(
         args["config"],
         args["variant"],
