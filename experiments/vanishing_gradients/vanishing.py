@@ -95,13 +95,16 @@ def run(
 # The run `--check` re-trains: one that learns. The Elman RNN's and the GRU's trajectories
 # amplify float rounding over 1,500 steps (Elman seed 0 at one commit, on one machine: 290 of
 # 512 wrong with XLA's default code generation, 417 at --xla_backend_optimization_level=0),
-# so they cannot check the code from another machine; the LSTM rows have not moved in any re-run.
+# so they cannot check the code from another machine. The LSTM's drift is small: its seed-0
+# rows moved by at most 8e-5 (relative) between the record of 2026-12-02 and a re-run on
+# another machine at 2026-12-07's code, hence the tolerance.
 CHECK_SETUP = "LSTM bias 1"
+CHECK_TOLERANCE = 1e-3
 
 
 def _check(path: Path) -> bool:
     """Re-trains the recorded `CHECK_SETUP` run of seed 0 with the recorded arguments and
-    compares its final test metrics and last probe (to 1e-6 relative: float32 training)."""
+    compares its final test metrics and last probe (to `CHECK_TOLERANCE`, relative)."""
     record = json.loads(path.read_text())
     if not isinstance(record, dict) or "args" not in record:
         print(f"{path} was written before results recorded their arguments; re-run the script")
@@ -122,7 +125,7 @@ def _check(path: Path) -> bool:
         ("last probe", first["history"][-1], again["history"][-1]),
     ):
         pairs = zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True)
-        ok = all(math.isclose(a, b, rel_tol=1e-6) for a, b in pairs)
+        ok = all(math.isclose(a, b, rel_tol=CHECK_TOLERANCE, abs_tol=1e-12) for a, b in pairs)
         same = same and ok
         print(f"{first['setup']} seed {first['seed']}, {key}: {'same' if ok else 'differs'}")
     return same
