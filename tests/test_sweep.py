@@ -188,3 +188,13 @@ def test_an_interrupted_run_is_not_finished(tmp_path):
     assert not sweep.finished(tmp_path)
     (tmp_path / "summary.json").write_text('{"status": "budget"}')
     assert sweep.finished(tmp_path)
+
+
+def test_check_tolerates_rounding_drift_but_not_a_different_result():
+    recorded = {"loss": 0.35597, "accuracy": 0.9994, "wrong": 6.0, "sequences": 10000.0}
+    # the same code on two other machines (float rounding amplified by training)
+    assert sweep._close(recorded, {**recorded, "loss": 0.35583})
+    assert sweep._close(recorded, {**recorded, "loss": 0.3545, "wrong": 4.0, "accuracy": 0.9996})
+    assert not sweep._close(recorded, {**recorded, "wrong": 17.0})  # 0.11% of 10,000
+    assert not sweep._close(recorded, {**recorded, "loss": 0.36})  # 1.1%
+    assert not sweep._close(recorded, {"loss": 0.35597})  # metrics missing

@@ -393,8 +393,12 @@ def write_report(
 def check_report(path: str | Path, *, log: Callable[[str], None] = print) -> bool:
     """Re-trains the cheapest recorded run of the `results.json` at `path` (fewest steps) in a
     temporary directory and compares it with the record: status, steps and the step it was
-    solved at exactly, the final test metrics to 5 significant digits (as recorded). True if
-    it matches (each experiment script's `--check`)."""
+    solved at exactly, the final test metrics within `CHECK_RTOL` (counts: within
+    `CHECK_COUNT_FRACTION` of the test sequences). True if it matches (each experiment
+    script's `--check`). Exact equality would hold on one machine only: float rounding
+    differs between CPUs and XLA's code generation, and training an RNN amplifies it (the
+    exploding-gradients check run ends at loss 0.35597 / 6 wrong on one machine, 0.35583 / 6
+    and 0.3545 / 4 of 10,000 on two others, at the same code)."""
     import tempfile
 
     from lstm_jax.training.config import load
@@ -430,10 +434,28 @@ def check_report(path: str | Path, *, log: Callable[[str], None] = print) -> boo
         "final_eval": _rounded(summary["final_eval"] or {}),
     }
     want = {key: _rounded(run[key]) for key in got}
+    matches = []
     for key in got:
-        same = got[key] == want[key]
+        same = _close(want[key], got[key]) if key == "final_eval" else got[key] == want[key]
+        matches.append(same)
         log(f"  {key}: recorded {want[key]}, now {got[key]}{'' if same else '   <- differs'}")
-    return got == want
+    return all(matches)
+
+
+CHECK_RTOL = 0.01  # final test metrics, relative
+CHECK_COUNT_FRACTION = 0.001  # counts ("wrong"): of the test set's sequences
+
+
+def _close(want: dict[str, float], got: dict[str, float]) -> bool:
+    """The recorded and re-run final test metrics agree, to `CHECK_RTOL` or, for the count
+    of wrong sequences, to `CHECK_COUNT_FRACTION` of the test set."""
+    if set(want) != set(got):
+        return False
+    slack = CHECK_COUNT_FRACTION * float(want.get("sequences", 0))
+    return all(
+        abs(got[k] - want[k]) <= (slack if k == "wrong" else CHECK_RTOL * abs(want[k]))
+        for k in want
+    )
 
 
 def experiment_parser(doc: str, here: Path, runs: str, seeds: int) -> argparse.ArgumentParser:
