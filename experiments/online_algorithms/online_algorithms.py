@@ -358,7 +358,9 @@ def _make_tiny() -> None:
 
 def _check(record: dict[str, Any]) -> bool:
     """Re-runs the alignment of the first seed's initial weights for the Elman RNN and compares
-    the recorded cosines of the deterministic algorithms (5 digits: they are exact for RTRL)."""
+    the recorded cosines of the deterministic algorithms to 1e-5 absolute (cosines lie in
+    [-1, 1]; a near-zero one, e.g. random-feedback e-prop's -0.0011481, cannot keep 5
+    significant digits through another machine's rounding: it re-ran at -0.0011482)."""
     if "alignment" not in record:
         print("results.json has no alignment part to check")
         return False
@@ -371,7 +373,7 @@ def _check(record: dict[str, Any]) -> bool:
     for old, new in zip(recorded, rows, strict=True):
         if old["algorithm"] == "uoro":
             continue
-        same = f"{old['cos@0']:.5g}" == f"{new['cos@0']:.5g}"
+        same = abs(old["cos@0"] - new["cos@0"]) <= 1e-5
         ok &= same
         print(
             f"{old['algorithm']:<18} recorded {old['cos@0']:.5g} now {new['cos@0']:.5g}"
