@@ -136,3 +136,15 @@ def test_resume_extends_the_budget_and_names_other_changes(tmp_path):
     changed = _cfg("training.steps=40", "model.hidden_size=16")
     with pytest.raises(ConfigError, match=r"model.hidden_size: 8 in the run, 16 now\)"):
         train(changed, out, resume=True, **QUIET)
+
+
+def test_resume_names_a_mistyped_metrics_record(tmp_path):
+    out = tmp_path / "run"
+    train(_cfg("training.steps=10"), out, **QUIET)
+    metrics = out / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([lines[0], '{"step": "3", "loss": 0.1}', *lines[1:]]) + "\n")
+    before = files_under(out)
+    with pytest.raises(checkpoint.CheckpointError, match=r'line 2: expected "step" to be an int'):
+        train(_cfg("training.steps=20"), out, resume=True, **QUIET)
+    assert files_under(out) == before

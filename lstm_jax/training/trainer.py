@@ -476,6 +476,13 @@ def _resume(
         float(meta.get("wall_s", 0.0)),
         float(meta.get("cpu_s", 0.0)),
     )
+    for number, _, record in run_log.numbered(out / METRICS):
+        problem = run_log.malformed(record)
+        if problem:  # else a KeyError or TypeError from deep in the resume
+            raise checkpoint.CheckpointError(
+                f"{out / METRICS} line {number}: expected {problem}; the run's metrics are "
+                "damaged: restore the file or start a new run (nothing was changed)"
+            )
     if trim:
         kept = [line for line, r in run_log.parsed(out / METRICS) if r["step"] <= done.step]
         (out / METRICS).write_text("".join(line + "\n" for line in kept))
