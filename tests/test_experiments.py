@@ -160,7 +160,7 @@ def test_adding_1997(tmp_path):
     assert "differs" not in done.stdout
     record = json.loads((tmp_path / "out" / "results.json").read_text())
     for run in record["suites"]["adding T=100"]["runs"]:
-        run["final_eval"]["mse"] *= 1.01  # a figure the code no longer produces
+        run["final_eval"]["mse"] *= 1.05  # a figure the code no longer produces (tolerance 1%)
     (tmp_path / "out" / "results.json").write_text(json.dumps(record))
     done = _check_command("experiments/adding_1997/adding_1997.py", tmp_path / "out")
     assert done.returncode == 1 and "final_eval" in done.stdout and "differs" in done.stdout

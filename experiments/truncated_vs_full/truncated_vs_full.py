@@ -86,7 +86,11 @@ def paired(task: str, outcomes: list[Outcome]) -> dict:
         label: {o.seed: o.solved_at_sequences for o in outcomes if o.label == label}
         for label in (truncated, full)
     }
-    test = paired_test(runs[truncated], runs[full])
+    try:
+        test = paired_test(runs[truncated], runs[full])
+    except ValueError as err:  # fewer than 3 seeds where both met the rule (tiny variants)
+        print(f"{task}: no paired test: {err}")
+        return {"error": str(err)}
     print(f"{task}: {describe(test, 'truncated', 'full', 'sequences')}")
     return test._asdict()
 
