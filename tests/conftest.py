@@ -140,3 +140,18 @@ def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
         text=True,
         **kwargs,
     )
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures saved while the test runs, in order, still open to inspection."""
+    from matplotlib.figure import Figure
+
+    figures, save = [], Figure.savefig
+
+    def record(self, *args, **kwargs):
+        figures.append(self)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    return figures

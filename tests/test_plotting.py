@@ -67,21 +67,6 @@ def test_learning_curve_has_one_panel_per_kind_of_metric(tmp_path):
     )
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures saved while the test runs, in order, still open to inspection."""
-    from matplotlib.figure import Figure
-
-    figures, save = [], Figure.savefig
-
-    def record(self, *args, **kwargs):
-        figures.append(self)
-        return save(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", record)
-    return figures
-
-
 def _lines(ax) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """`{label: (x, y)}` of the data lines of `ax` (not the vertical marks)."""
     return {

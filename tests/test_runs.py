@@ -76,21 +76,6 @@ def diverged(tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures saved while the test runs, in order, still open to inspection."""
-    from matplotlib.figure import Figure
-
-    figures, save = [], Figure.savefig
-
-    def record(self, *args, **kwargs):
-        figures.append(self)
-        return save(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", record)
-    return figures
-
-
 @pytest.mark.parametrize("which", [0, 1])
 def test_load_run_predicts_what_the_trainer_evaluated(two_runs, which):
     """The loaded net's outputs on the test set give the metrics of the trainer's last

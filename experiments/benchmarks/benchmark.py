@@ -14,8 +14,10 @@ never a dependency.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -42,6 +44,26 @@ def matmul_flops(cell_name: str, shape: tuple[int, int, int, int], full: bool) -
     T, B, I, H = shape
     per_gate_row = 2 * T * B * GATES[cell_name] * H
     return per_gate_row * (2 * (I + H) + (H if full else 0))
+
+
+def write_record(
+    path: Path, rows: list, args: argparse.Namespace, start: tuple[float, float]
+) -> None:
+    """A benchmark's JSON record at `path`: provenance (from a clean tree), wall and CPU time
+    since `start` (`(perf_counter, process_time)`), the arguments and the measured rows."""
+    from lstm_jax.training.provenance import record_provenance
+
+    record = {
+        "provenance": {
+            **record_provenance(),
+            "wall_s": time.perf_counter() - start[0],
+            "cpu_s": time.process_time() - start[1],
+        },
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "rows": rows,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
 
 
 def interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:

@@ -16,17 +16,15 @@ eager `unroll` call at most 3x the scan path's). Writes eager.json beside this s
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from benchmark import CELLS, interleaved_medians
+from benchmark import CELLS, interleaved_medians, write_record
 
 import lstm_jax
-from lstm_jax.training.provenance import record_provenance
 
 SHAPES = [(50, 4, 32, 32), (100, 32, 128, 128)]  # (T, B, I, H)
 TARGET = 3.0  # a second eager unroll call of the default path, at most this x the scan path's
@@ -107,17 +105,7 @@ def main() -> None:
     worst = max(unroll_ratios)
     verdict = "met" if worst <= TARGET else "NOT met"
     print(f"eager unroll fused/scan at most {worst:.2f} (target <= {TARGET}): {verdict}")
-    record = {
-        "provenance": {
-            **record_provenance(),
-            "wall_s": time.perf_counter() - start,
-            "cpu_s": time.process_time() - cpu_start,
-        },
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "rows": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eager.json").write_text(json.dumps(record, indent=1))
+    write_record(args.out / "eager.json", rows, args, (start, cpu_start))
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ so). Writes parallel_forms.json beside this script (or to --out).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from benchmark import interleaved_medians
+from benchmark import interleaved_medians, write_record
 
 import lstm_jax
-from lstm_jax.training.provenance import record_provenance
 
 CELLS = {
     "mlstm": lambda heads: lstm_jax.mlstm(heads=heads),
@@ -77,17 +75,7 @@ def main() -> None:
                 f" {ratio:14.2f}"
             )
             rows.append({"cell": name, "T": steps, **{f"{k}_s": v for k, v in med.items()}})
-    record = {
-        "provenance": {
-            **record_provenance(),
-            "wall_s": time.perf_counter() - start,
-            "cpu_s": time.process_time() - cpu_start,
-        },
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "rows": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "parallel_forms.json").write_text(json.dumps(record, indent=1))
+    write_record(args.out / "parallel_forms.json", rows, args, (start, cpu_start))
 
 
 if __name__ == "__main__":

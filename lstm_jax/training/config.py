@@ -192,6 +192,21 @@ def override(config: Config, key: str, value: Any) -> Config:
     return dataclasses.replace(config, **{section: new})
 
 
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"model.gradient": "full", ...}` of a nested config dict (empty dicts kept as values).
+
+    >>> flatten({"model": {"gradient": "full", "options": {}}})
+    {'model.gradient': 'full', 'model.options': {}}
+    """
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def dump(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.training import run_log
-from lstm_jax.training.config import Config, ConfigError, load
+from lstm_jax.training.config import Config, ConfigError, flatten, load
 
 
 class RunError(ValueError):
@@ -235,7 +235,7 @@ def labels(found: Sequence[Run]) -> list[str]:
     >>> labels([read("runs/full"), read("runs/truncated")])  # doctest: +SKIP
     ['gradient: full', 'gradient: truncated']
     """
-    flat = [_flatten(run.config.to_dict()) for run in found]
+    flat = [flatten(run.config.to_dict()) for run in found]
     keys = [k for k in dict.fromkeys(k for f in flat for k in f) if _differs(flat, k)]
     ends = [_short(key) for key in keys]
     names = [end if ends.count(end) == 1 else key for key, end in zip(keys, ends, strict=True)]
@@ -255,17 +255,6 @@ def _short(key: str) -> str:
     """The last part of a dotted key; a section's "name" reads as the section (optimizer)."""
     *sections, last = key.split(".")
     return sections[-1] if last == "name" and sections else last
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"model.gradient": "full", ...}` of a nested dict (empty dicts kept as values)."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _differs(flat: Sequence[dict[str, Any]], key: str) -> bool:

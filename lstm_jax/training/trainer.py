@@ -39,7 +39,14 @@ from lstm_jax.training import (
     run_log,
     validation,
 )
-from lstm_jax.training.config import Config, ConfigError, TrainingConfig, dump, from_dict
+from lstm_jax.training.config import (
+    Config,
+    ConfigError,
+    TrainingConfig,
+    dump,
+    flatten,
+    from_dict,
+)
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
 from lstm_jax.training.run_log import RunLog, check_tensorboard
@@ -451,8 +458,8 @@ def _resume(
     # The config first: a changed size would otherwise surface as a shape mismatch.
     meta = checkpoint.read_meta(out)
     stored = _as_config(meta.get("config"))  # fields added since take their defaults
-    theirs = _flatten(stored.to_dict() if stored else meta.get("config") or {})
-    ours = _flatten(exp.config.to_dict())
+    theirs = flatten(stored.to_dict() if stored else meta.get("config") or {})
+    ours = flatten(exp.config.to_dict())
     # a longer budget continues the run; the schedule, data and checkpoints do not depend on it
     # (but a cosine schedule, stretched to the new budget, does: it is a difference then)
     extendable = {"training.steps"} if exp.config.optimizer.schedule != "cosine" else set()
@@ -494,16 +501,6 @@ def _as_config(raw: Any) -> Config | None:
         return from_dict(raw) if isinstance(raw, dict) else None
     except ConfigError:
         return None
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _headline(metrics: dict[str, float]) -> dict[str, str]:
