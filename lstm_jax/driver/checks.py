@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lstm_jax.cells.checks import shown
 from lstm_jax.cells.protocol import Cell
 
 
@@ -203,10 +204,7 @@ def check_cell(cell: Any) -> None:
     TypeError: cell must be a lstm_jax.Cell, e.g. lstm_jax.lstm(); got str 'lstm'
     """
     if not isinstance(cell, Cell):
-        raise TypeError(
-            f"cell must be a lstm_jax.Cell, e.g. lstm_jax.lstm(); got {type(cell).__name__} "
-            f"{_shown(cell)}"
-        )
+        raise TypeError(f"cell must be a lstm_jax.Cell, e.g. lstm_jax.lstm(); got {shown(cell)}")
 
 
 def check_bool(name: str, value: Any) -> None:
@@ -217,9 +215,7 @@ def check_bool(name: str, value: Any) -> None:
     TypeError: time_major must be a bool (True or False), got str 'no'
     """
     if not isinstance(value, bool | np.bool_):
-        raise TypeError(
-            f"{name} must be a bool (True or False), got {type(value).__name__} {_shown(value)}"
-        )
+        raise TypeError(f"{name} must be a bool (True or False), got {shown(value)}")
 
 
 def check_options(
@@ -241,12 +237,6 @@ def check_options(
         )
     for name, value in (("time_major", time_major), ("reverse", reverse), ("remat", remat)):
         check_bool(name, value)
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """`repr(value)`, cut to `limit` characters (a message quotes the value, not a dump)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def prepare(

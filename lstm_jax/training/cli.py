@@ -124,10 +124,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from lstm_jax.diagnostics.plotting import plot_curves
 
-    if args.sequences < 1:
-        raise runs.RunError(
-            f"--sequences must be a whole number >= 1 (test sequences), got {args.sequences}"
-        )
+    runs.check_sequences(args.sequences)  # before anything is printed or drawn
     run = runs.read(args.run)
     rows = runs.summary_rows(run)
     width = max(map(len, rows))

@@ -141,6 +141,18 @@ def format_table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def check_sequences(sequences: int) -> None:
+    """A RunError unless `sequences` (`show --sequences`, the test sequences of the per-lag
+    view) is at least 1.
+
+    >>> check_sequences(0)
+    Traceback (most recent call last):
+    lstm_jax.training.runs.RunError: --sequences must be a whole number >= 1 ..., got 0
+    """
+    if sequences < 1:
+        raise RunError(f"--sequences must be a whole number >= 1 (test sequences), got {sequences}")
+
+
 def per_lag_norms(
     run: Run, sequences: int = 16, max_steps: int = 1000
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -157,8 +169,7 @@ def per_lag_norms(
     >>> sorted(norms)  # doctest: +SKIP
     ['∂L/∂c (full)', '∂L/∂c (truncated)', '∂L/∂h (full)', '∂L/∂h (truncated)']
     """
-    if sequences < 1:  # `show --sequences` is where the number comes from
-        raise RunError(f"--sequences must be a whole number >= 1 (test sequences), got {sequences}")
+    check_sequences(sequences)
     from lstm_jax.diagnostics.gradient_flow import per_lag_norms as norms_of
     from lstm_jax.driver.layers import stacked
     from lstm_jax.training import model

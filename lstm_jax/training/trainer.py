@@ -431,7 +431,9 @@ def _agreed_signal(requests: interrupt.Requests, step: int, every: int) -> str |
         return requests.received[0] if requests.requested else None
     if step % every:
         return None
-    return "SIGINT" if distributed.any_process(requests.requested) else None
+    if not distributed.any_process(requests.requested):
+        return None
+    return requests.received[0] if requests.requested else "a signal to another process"
 
 
 def _plot(out: Path) -> None:
