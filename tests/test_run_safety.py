@@ -148,3 +148,18 @@ def test_resume_names_a_mistyped_metrics_record(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=r'line 2: expected "step" to be an int'):
         train(_cfg("training.steps=20"), out, resume=True, **QUIET)
     assert files_under(out) == before
+
+
+def test_docstring_examples_run():
+    """The `>>>` examples of the training tools and the flax wrappers."""
+    import doctest
+    import importlib
+
+    names = ["training.run_dir", "training.interrupt", "training.rendezvous"]
+    names += ["training.distributed", "training.provenance", "training.paired", "training.sweep"]
+    names += ["training.tasks.chorales", "training.config", "training.runs"]
+    names += ["nn.flax_options", "nn.nnx", "nn.linen"]
+    for name in names:
+        module = importlib.import_module(f"lstm_jax.{name}")
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, name

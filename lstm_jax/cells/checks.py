@@ -25,7 +25,11 @@ _REAL = int | float | np.integer | np.floating
 
 
 def shown(value: Any, limit: int = 60) -> str:
-    """`type value`, the repr cut to `limit` characters: what a message says it received."""
+    """`type value`, the repr cut to `limit` characters: what a message says it received.
+
+    >>> shown("a" * 100, limit=8)
+    "str 'aaaa..."
+    """
     text = repr(value)
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"{type(value).__name__} {text}"
@@ -139,7 +143,11 @@ def _param_bytes(init: Any, input_size: int, hidden_size: int, dtype: np.dtype) 
 def memory_limit_bytes() -> int:
     """The most memory a cell's parameters may take: the host's physical memory, or all this
     process's devices' memory together where that is more (parameters sharded over
-    accelerators; another process's devices cannot be asked)."""
+    accelerators; another process's devices cannot be asked).
+
+    >>> memory_limit_bytes() > 2**20
+    True
+    """
     try:
         host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):  # not POSIX

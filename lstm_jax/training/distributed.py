@@ -100,7 +100,11 @@ def is_writer() -> bool:
 
 
 def any_process(flag: bool) -> bool:
-    """Whether `flag` is true on any process (a collective: every process must call it)."""
+    """Whether `flag` is true on any process (a collective: every process must call it).
+
+    >>> any_process(True), any_process(False)  # one process: its own flag
+    (True, False)
+    """
     import jax
     import numpy as np
     from jax.experimental import multihost_utils

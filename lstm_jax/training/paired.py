@@ -83,7 +83,12 @@ def paired_test(a: Mapping[int, float | None], b: Mapping[int, float | None]) ->
 
 
 def describe(test: PairedTest, a: str, b: str, unit: str = "") -> str:
-    """One line: the mean difference with its CI, both p-values and the sign counts."""
+    """One line: the mean difference with its CI, both p-values and the sign counts.
+
+    >>> test = paired_test({0: 100, 1: 120, 2: 150}, {0: 80, 1: 110, 2: 120})
+    >>> describe(test, "truncated", "full").split(";")[0]
+    'truncated − full: mean 20 (95% CI -5 to 45), paired t = 3.46, p = 0.074'
+    """
     unit = f" {unit}" if unit else ""
     left = f" ({test.unpaired} seeds with a failed run left out)" if test.unpaired else ""
     return (

@@ -37,7 +37,12 @@ def git_commit() -> str | None:
 
 
 def diff_sha256() -> str | None:
-    """sha256 of `git diff HEAD` (tracked files; None when they match HEAD or no checkout)."""
+    """sha256 of `git diff HEAD` (tracked files; None when they match HEAD or no checkout).
+
+    >>> digest = diff_sha256()
+    >>> digest is None or len(digest) == 64
+    True
+    """
     try:
         diff = _git("diff", "HEAD", "--binary")
     except (OSError, subprocess.CalledProcessError):
@@ -51,7 +56,12 @@ class DirtyTreeError(RuntimeError):
 
 def require_clean(what: str) -> None:
     """Raises DirtyTreeError naming the changed files, unless the checkout is clean or
-    `LSTM_JAX_ALLOW_DIRTY=1`."""
+    `LSTM_JAX_ALLOW_DIRTY=1`.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {ALLOW_DIRTY: "1"}):  # as the test suite sets it
+    ...     require_clean("writing results.json")
+    """
     commit = git_commit()
     if not commit or not commit.endswith("+dirty") or os.environ.get(ALLOW_DIRTY) == "1":
         return
@@ -65,7 +75,13 @@ def require_clean(what: str) -> None:
 
 
 def record_provenance(what: str = "writing a record") -> dict[str, Any]:
-    """`provenance()` for a committed record: refuses a dirty checkout (`require_clean`)."""
+    """`provenance()` for a committed record: refuses a dirty checkout (`require_clean`).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {ALLOW_DIRTY: "1"}):
+    ...     "commit" in record_provenance()
+    True
+    """
     require_clean(what)
     return provenance()
 

@@ -34,7 +34,13 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def meet(address: str, count: int, index: int, timeout_s: float) -> None:
-    """Returns once all `count` processes have met at `address`; process `index` of them."""
+    """Returns once all `count` processes have met at `address`; process `index` of them.
+
+    >>> meet("localhost:12345", count=1, index=0, timeout_s=1.0)  # alone: nothing to wait for
+    >>> meet("localhost:1", count=2, index=1, timeout_s=0.5)
+    Traceback (most recent call last):
+    lstm_jax.training.rendezvous.RendezvousError: process 0 did not answer at the coordinator ...
+    """
     if count == 1:
         return
     host, port = split_address(address)

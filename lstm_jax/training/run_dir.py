@@ -27,12 +27,27 @@ class RunDirError(ValueError):
 
 
 def holds_run(out: Path) -> bool:
-    """Whether `out` holds a run this trainer started (a checkpoint or a metrics log)."""
+    """Whether `out` holds a run this trainer started (a checkpoint or a metrics log).
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> holds_run(out), (out / "metrics.jsonl").touch(), holds_run(out)
+    (False, None, True)
+    """
     return any((out / name).exists() for name in RUN_MARKERS)
 
 
 def check_new(out: Path) -> None:
-    """Refuses `out` for a new run unless it is missing or empty; names what is there."""
+    """Refuses `out` for a new run unless it is missing or empty; names what is there.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> check_new(out / "new"), (out / "notes.txt").touch()
+    (None, None)
+    >>> check_new(out)
+    Traceback (most recent call last):
+    lstm_jax.training.run_dir.RunDirError: --out ... is not empty and holds no run (notes.txt); ...
+    """
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} is a file, not a directory; choose a directory")
     if not out.is_dir():
@@ -59,6 +74,14 @@ def claimed(out: Path) -> Iterator[Path]:
 
     A RunDirError names the problem: `out` (or a parent) is a file, is not writable, or
     another live process holds the lock (its pid, as it wrote it).
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "run"
+    >>> with claimed(out):
+    ...     with claimed(out):  # a second writer, as another process would be
+    ...         pass
+    Traceback (most recent call last):
+    lstm_jax.training.run_dir.RunDirError: ... is in use by another lstm-jax process (pid ...
     """
     try:
         out.mkdir(parents=True, exist_ok=True)

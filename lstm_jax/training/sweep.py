@@ -131,7 +131,14 @@ def run_one(
 
 def finished(out: Path) -> bool:
     """Whether the run directory `out` holds a run that ended (solved, budget or diverged);
-    an interrupted run is not finished: the sweep resumes it."""
+    an interrupted run is not finished: the sweep resumes it.
+
+    >>> import json, tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = (out / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    >>> finished(out)
+    False
+    """
     summary = out / "summary.json"
     return summary.exists() and json.loads(summary.read_text()).get("status") != "interrupted"
 

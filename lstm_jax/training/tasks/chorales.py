@@ -62,7 +62,13 @@ MISSING_MUSIC21 = (
 
 def check_available(max_files: int | None) -> None:
     """A ValueError saying how to install music21 when neither it nor the parsed rolls'
-    cache is there: raised when the task is made, before a run directory is touched."""
+    cache is there: raised when the task is made, before a run directory is touched.
+
+    >>> try:  # silent where music21 or the parsed rolls are there
+    ...     check_available(5)
+    ... except ValueError as err:
+    ...     assert str(err).startswith("bach_chorales needs music21"), err
+    """
     if not _cache_file(max_files).is_file() and importlib.util.find_spec("music21") is None:
         raise ValueError(MISSING_MUSIC21)
 
