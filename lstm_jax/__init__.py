@@ -2,11 +2,12 @@
 
 Cells are NamedTuples of pure functions (`Cell`) that carry their own derivation, unrolled by one
 `lax.scan` driver (`unroll`), with full BPTT, the original truncated LSTM gradient, and windowed
-truncated BPTT. The layers, bottom up: `gradients.modes` → `cells` → `gradients.analytic` /
-`gradients.fused` → `driver` → `gradients.online`, `diagnostics`, `nn` → `training`.
+truncated BPTT. The layers, bottom up: `modes` → `cells` → `backward.analytic` /
+`backward.fused` → `driver` → `online.traces`, `diagnostics`, `nn` → `training`.
 """
 
-from lstm_jax import diagnostics
+from lstm_jax import diagnostics, online
+from lstm_jax.backward import analytic, fused
 from lstm_jax.cells import (
     GRU_GATE_ORDER,
     LSTM_GATE_ORDER,
@@ -30,8 +31,9 @@ from lstm_jax.cells import (
 from lstm_jax.cells.lstm import lstm
 from lstm_jax.cells.mlstm import mlstm
 from lstm_jax.cells.slstm import slstm
-from lstm_jax.driver import Impl, Readout, bidirectional, init_stacked, stacked, unroll
-from lstm_jax.gradients import Gradient, analytic, cut_gate_recurrence, cut_window, fused, online
+from lstm_jax.driver import Impl, bidirectional, init_stacked, stacked, unroll
+from lstm_jax.modes import Gradient, cut_gate_recurrence, cut_window
+from lstm_jax.online import Readout
 
 __all__ = [
     "GRU_GATE_ORDER",

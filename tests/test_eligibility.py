@@ -1,5 +1,5 @@
 """e-prop, RFLO, the 1997 traces on the common interface, random feedback and the algorithm
-registry (`gradients.eligibility`, `gradients.online`, `gradients.online_algorithms`), in
+registry (`online.eligibility`, `online.traces`, `online.registry`), in
 float64 against `jax.grad` of the scan unroll."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from jax.flatten_util import ravel_pytree
 from test_online_algorithms import B, H, _bptt, _check, _loss, _setup
 
 import lstm_jax
-from lstm_jax.gradients.eligibility import eprop, feedback_readout, random_feedback, rflo
-from lstm_jax.gradients.online import traces_1997
-from lstm_jax.gradients.online_algorithms import (
+from lstm_jax.online.eligibility import eprop, feedback_readout, random_feedback, rflo
+from lstm_jax.online.protocol import accumulate
+from lstm_jax.online.registry import (
     ONLINE_ALGORITHMS,
     online_algorithm,
     valid_algorithms,
 )
-from lstm_jax.gradients.online_protocol import accumulate
+from lstm_jax.online.traces import traces_1997
 
 ALL = {c[0]: c[2] for c in CELLS + EXTRA_CELLS}
 # the plain and leaky Elman nets are in the RFLO test, through the same e-prop identity

@@ -767,7 +767,7 @@ def test_layer_and_direction_errors_name_where_they_happened(real_scan):
 
 
 def _online_setup():
-    from lstm_jax.gradients.rtrl import rtrl
+    from lstm_jax.online.rtrl import rtrl
 
     cell, params = _lstm()
     return rtrl(cell), params, cell.initial_carry((B,), H)
@@ -779,7 +779,7 @@ def _square(y, target):
 
 def test_accumulate_params_of_another_cell():
     """GRU params for an LSTM's RTRL raised "mul got incompatible shapes" from inside the scan."""
-    from lstm_jax.gradients.online_protocol import accumulate
+    from lstm_jax.online.protocol import accumulate
 
     algorithm, _, carry = _online_setup()
     gru_params = lstm_jax.gru().init(jax.random.key(0), I, H)
@@ -802,7 +802,7 @@ def test_accumulate_params_of_another_cell():
 )
 def test_accumulate_targets_of_another_length(targets, shown):
     """A target with the wrong T raised "scan got values with different leading axis sizes"."""
-    from lstm_jax.gradients.online_protocol import accumulate
+    from lstm_jax.online.protocol import accumulate
 
     algorithm, params, carry = _online_setup()
     with pytest.raises(

@@ -1,4 +1,4 @@
-"""Gradient modes and their cuts (`lstm_jax.gradients.modes`): the identity forward, exactly the
+"""Gradient modes and their cuts (`lstm_jax.modes`): the identity forward, exactly the
 named paths removed backward, and one resolution of the mode's name."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lstm_jax
-from lstm_jax.gradients import Gradient, cut_gate_recurrence, cut_window, keep, resolve_gradient
+from lstm_jax.modes import Gradient, cut_gate_recurrence, cut_window, keep, resolve_gradient
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`driver.host_memory`: the malloc settings apply on Linux with glibc and leave JAX working."""
+"""`training.host_memory`: the malloc settings apply on Linux with glibc and leave JAX working."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_keep_freed_host_memory_applies_before_jax_starts():
     code = (
-        "from lstm_jax.driver.host_memory import keep_freed_host_memory\n"
+        "from lstm_jax.training.host_memory import keep_freed_host_memory\n"
         "assert keep_freed_host_memory() and keep_freed_host_memory()\n"  # idempotent
         "import jax.numpy as jnp\n"
         "print(float(jnp.arange(4.0).sum()))\n"

@@ -31,7 +31,7 @@ import lstm_jax
 from lstm_jax import analytic, diagnostics
 from lstm_jax.cells import registry
 from lstm_jax.cells.protocol import outer_sum, sum_leading, zero_state
-from lstm_jax.gradients import Gradient, keep
+from lstm_jax.modes import Gradient, keep
 from lstm_jax.nn import linen as lj
 
 T, B, I, H = 6, 3, 4, 5

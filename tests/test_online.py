@@ -9,8 +9,8 @@ import pytest
 from conftest import random_carry, random_params
 
 import lstm_jax
-from lstm_jax.driver import Readout
-from lstm_jax.gradients.online import online_gradient
+from lstm_jax.online import Readout
+from lstm_jax.online.traces import online_gradient
 
 I, H, O = 3, 4, 2
 VARIANTS = {

@@ -1,8 +1,8 @@
-"""Online algorithms through their one interface (`gradients.online_protocol`), in float64:
-exact RTRL (`gradients.rtrl`) equals `jax.grad` of the scan unroll (FULL, and TRUNCATED for
+"""Online algorithms through their one interface (`online.protocol`), in float64:
+exact RTRL (`online.rtrl`) equals `jax.grad` of the scan unroll (FULL, and TRUNCATED for
 its truncated form) for every cell, with the loss at chosen steps and at the end, batched and
 unbatched, from a non-zero initial carry; SnAp-n equals it where its mask drops nothing; UORO
-(`gradients.uoro`) is unbiased."""
+(`online.uoro`) is unbiased."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from conftest import (
 from jax.flatten_util import ravel_pytree
 
 import lstm_jax
-from lstm_jax.gradients.online_protocol import accumulate
-from lstm_jax.gradients.rtrl import rtrl, snap
-from lstm_jax.gradients.uoro import uoro
+from lstm_jax.online.protocol import accumulate
+from lstm_jax.online.rtrl import rtrl, snap
+from lstm_jax.online.uoro import uoro
 
 T, B, I, H = 5, 2, 3, 4
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lstm_jax.diagnostics.plotting import plot_curves, plot_learning_curve, plot_runs, plot_strips
+from lstm_jax.reporting.plotting import plot_curves, plot_learning_curve, plot_runs, plot_strips
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -43,7 +43,7 @@ def test_plot_strips_draws_every_run_and_the_unsolved_ones(tmp_path):
 def test_learning_curve_has_one_panel_per_kind_of_metric(tmp_path):
     """Losses, fractions and counts each get a panel (counts only when there are any), so the
     figure is as wide as its panels; the end-of-run line prints counts as integers."""
-    from lstm_jax.diagnostics.plotting import plot_learning_curve
+    from lstm_jax.reporting.plotting import plot_learning_curve
     from lstm_jax.training.trainer import Summary, summary_line
 
     train = (list(range(1, 101)), list(np.linspace(1.0, 0.01, 100)))

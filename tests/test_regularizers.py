@@ -1,4 +1,4 @@
-"""Pascanu et al. (2013)'s Ω (`gradients.regularizers.omega`) against its formula written with the
+"""Pascanu et al. (2013)'s Ω (`backward.regularizers.omega`) against its formula written with the
 closed-form Elman Jacobian `diag(φ'_t) R` and an explicit backward recursion (float64)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from conftest import random_params
 
 import lstm_jax
+from lstm_jax.backward.regularizers import omega, resolve_omega_form
 from lstm_jax.cells import elman
-from lstm_jax.gradients.regularizers import omega, resolve_omega_form
 
 T, B, I, H = 7, 2, 3, 5
 

@@ -195,7 +195,7 @@ def test_docstring_examples_run():
 
     names = ["driver.scan", "driver.layers", "driver.checks", "cells.checks", "cells.protocol"]
     names += ["cells.elman", "cells.exp_gating", "cells.gru", "cells.lstm", "cells.lstm.options"]
-    names += ["gradients.fused", "gradients.online_protocol", "gradients.rtrl"]
+    names += ["backward.fused", "online.protocol", "online.rtrl"]
     for name in names:
         module = importlib.import_module(f"lstm_jax.{name}")  # `cells.gru` is also a function
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax
-from lstm_jax.driver.host_memory import keep_freed_host_memory
+from lstm_jax.training.host_memory import keep_freed_host_memory
 
 SHAPES = [(100, 32, 128, 128), (100, 64, 256, 256), (1000, 16, 64, 64), (50, 128, 512, 512)]
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument(
         "--malloc-default",
         action="store_true",
-        help="leave glibc's malloc as it is (default: lstm_jax.driver.host_memory's settings)",
+        help="leave glibc's malloc as it is (default: lstm_jax.training.host_memory's settings)",
     )
     args = parser.parse_args()
     kept = False if args.malloc_default else keep_freed_host_memory()
@@ -172,7 +172,7 @@ def main() -> None:
         torch_version = None
     peak = matmul_peak(args.repeats)
     print(f"jax {jax.__version__}, devices {jax.devices()}, torch {torch_version}")
-    print(f"freed host memory kept for reuse (driver.host_memory): {kept}")
+    print(f"freed host memory kept for reuse (training.host_memory): {kept}")
     print(f"measured f32 GEMM peak: {peak / 1e9:.1f} GFLOP/s (2048^3 product)")
     for cell_name in args.cells:
         flax_name = FLAX_CELLS[cell_name][0]

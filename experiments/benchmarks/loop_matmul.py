@@ -21,7 +21,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import interleaved_medians
 
-from lstm_jax.driver.host_memory import keep_freed_host_memory
+from lstm_jax.training.host_memory import keep_freed_host_memory
 
 
 def main() -> None:

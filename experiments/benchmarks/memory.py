@@ -1,6 +1,6 @@
 """Memory of one forward + backward of mean(h²) on CPU: peak memory of lstm_jax's fused and
 scan paths against flax and PyTorch's `nn.LSTM` at the benchmark shapes; with `--faults`, the
-page faults a pass takes with glibc's defaults and with `driver.host_memory`'s settings; with
+page faults a pass takes with glibc's defaults and with `training.host_memory`'s settings; with
 `--remat`, what `remat=True` costs and saves on long sequences.
 
     python experiments/benchmarks/memory.py [--cells lstm] [--faults] [--remat]
@@ -75,7 +75,7 @@ REMAT_LENGTHS = (1000, 10000)
 def faults(keep: bool, shape: tuple[int, int, int, int], passes: int = 5) -> dict:
     """In this (fresh) process: median seconds and minor page faults per fused LSTM FULL pass."""
     if keep:  # before JAX starts its threads, as the trainer does
-        from lstm_jax.driver.host_memory import keep_freed_host_memory
+        from lstm_jax.training.host_memory import keep_freed_host_memory
 
         assert keep_freed_host_memory(), "mallopt refused (not glibc?)"
     import resource
@@ -115,7 +115,7 @@ def faults_table(rounds: int) -> None:
 def remat_table(repeats: int) -> None:
     from benchmark import interleaved_medians, ours
 
-    from lstm_jax.driver.host_memory import keep_freed_host_memory
+    from lstm_jax.training.host_memory import keep_freed_host_memory
 
     keep_freed_host_memory()
     print("\nLSTM, B = 16, I = H = 64: ms per forward + backward, XLA temporary buffer (MiB)")

@@ -22,7 +22,7 @@ import math
 import statistics
 from pathlib import Path
 
-from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.reporting.plotting import plot_curves
 from lstm_jax.training.sweep import (
     Outcome,
     experiment_parser,

@@ -24,7 +24,7 @@ import numpy as np
 import lstm_jax
 from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
-from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.reporting.plotting import plot_curves
 from lstm_jax.training.provenance import ALLOW_DIRTY, record_provenance
 
 jax.config.update("jax_enable_x64", True)  # products of 200 forget gates underflow float32

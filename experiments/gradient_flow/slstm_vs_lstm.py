@@ -26,7 +26,7 @@ from gradient_flow import batch_mean, rerun_and_compare  # this folder's script,
 
 import lstm_jax
 from lstm_jax import diagnostics
-from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.reporting.plotting import plot_curves
 from lstm_jax.training import checkpoint
 from lstm_jax.training.config import load
 from lstm_jax.training.provenance import record_provenance

@@ -26,7 +26,7 @@ import math
 import statistics
 from pathlib import Path
 
-from lstm_jax.diagnostics.plotting import plot_strips
+from lstm_jax.reporting.plotting import plot_strips
 from lstm_jax.training.run_log import curves, records
 from lstm_jax.training.sweep import (
     Outcome,

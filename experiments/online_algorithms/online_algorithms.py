@@ -36,9 +36,9 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import lstm_jax
-from lstm_jax.gradients.eligibility import feedback_readout, random_feedback
-from lstm_jax.gradients.online_algorithms import online_algorithm, valid_algorithms
-from lstm_jax.gradients.online_protocol import accumulate
+from lstm_jax.online.eligibility import feedback_readout, random_feedback
+from lstm_jax.online.protocol import accumulate
+from lstm_jax.online.registry import online_algorithm, valid_algorithms
 from lstm_jax.training import model
 from lstm_jax.training.sweep import Suite, compare
 from lstm_jax.training.tasks import make_task

@@ -35,8 +35,8 @@ def worker(method: str, num_steps: int) -> dict[str, float]:
     import jax.numpy as jnp
 
     import lstm_jax
-    from lstm_jax.driver import Readout
-    from lstm_jax.gradients.online import online_gradient
+    from lstm_jax.online import Readout
+    from lstm_jax.online.traces import online_gradient
 
     cell = lstm_jax.lstm()
     k_p, k_r, k_x, k_y = jax.random.split(jax.random.key(0), 4)

@@ -2,7 +2,7 @@
 
 For a loss on the last output only, L = Σ_j h_T[j], prints ‖∂L/∂x_{T-lag}‖ (mean over the
 batch) for several lags, for an Elman RNN, an LSTM (forget-gate bias 0 and 1) and a GRU, each
-under full BPTT and the truncated gradient of `lstm_jax/gradients/modes.py`.
+under full BPTT and the truncated gradient of `lstm_jax/modes.py`.
 
     python experiments/quickstart/per_lag_gradients.py [--seq-len 100] [--hidden 32]
 """

@@ -1,7 +1,7 @@
 """Truncated vs full gradient under the 1997 paper's protocol: sequences until success.
 
 Each task's paper-protocol config is trained with `model.gradient=truncated` (the 1997 LSTM
-gradient, `lstm_jax/gradients/modes.py`: error flows back through time only along the cell
+gradient, `lstm_jax/modes.py`: error flows back through time only along the cell
 state) and `model.gradient=full` (BPTT through every path), everything else equal, over
 `--seeds` seeds. A run succeeds at the paper's training-set rule (the 2,000 most recent
 training sequences right); a run that never does counts as infinite.

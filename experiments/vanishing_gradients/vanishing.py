@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
-from lstm_jax.diagnostics.plotting import plot_curves
+from lstm_jax.reporting.plotting import plot_curves
 from lstm_jax.training.config import load
 from lstm_jax.training.provenance import record_provenance
 from lstm_jax.training.trainer import build, evaluate, init_state, shard_batch

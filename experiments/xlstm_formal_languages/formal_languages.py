@@ -100,7 +100,7 @@ def main() -> None:
         title="Formal languages: training strings until every test string is right",
         variant=args.variant,
     )
-    from lstm_jax.diagnostics.plotting import plot_strips
+    from lstm_jax.reporting.plotting import plot_strips
 
     panels = {
         name: {

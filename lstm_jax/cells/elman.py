@@ -41,7 +41,7 @@ from lstm_jax.cells.protocol import (
     sum_leading,
     zero_state,
 )
-from lstm_jax.gradients.modes import Gradient, keep, resolve_gradient
+from lstm_jax.modes import Gradient, keep, resolve_gradient
 
 Array = jax.Array
 

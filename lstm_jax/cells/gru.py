@@ -41,7 +41,7 @@ from lstm_jax.cells.protocol import (
     sum_leading,
     zero_state,
 )
-from lstm_jax.gradients.modes import Gradient, keep
+from lstm_jax.modes import Gradient, keep
 
 Array = jax.Array
 

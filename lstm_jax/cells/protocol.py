@@ -4,7 +4,7 @@
 Modelled on `optax.GradientTransformation`: no classes with hidden state, only functions of
 explicit params and carry, so that `jax.grad`, `jax.vmap`, `jax.jit` and `lax.scan` compose. A
 richer capability is a richer NamedTuple (`Cell.derivation`), never a type switch: the generic
-code (`lstm_jax.driver`, `lstm_jax.gradients`, `lstm_jax.diagnostics`) reads only these fields
+code (`lstm_jax.driver`, `lstm_jax.backward`, `lstm_jax.online`, `lstm_jax.diagnostics`) reads only these fields
 and never asks which cell it holds. A cell without a derivation runs everywhere through the
 scan path (autodiff through `step`).
 
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import checks
-from lstm_jax.gradients.modes import Gradient, cut_gate_recurrence, keep
+from lstm_jax.modes import Gradient, cut_gate_recurrence, keep
 
 Array = jax.Array
 Params = Any  # a pytree, one NamedTuple per cell kind
@@ -114,7 +114,7 @@ class Cell(NamedTuple):
       step: `step(params, carry, x) -> (carry, y)` with `x: [*batch, I]`, `y: [*batch, H]`. The
         body signature of `jax.lax.scan`; differentiating through it gives the full gradient.
       truncated_step: the same forward computation as `step`, with the truncation through the
-        gates (`lstm_jax.gradients.modes`): every recurrent input into a nonlinear
+        gates (`lstm_jax.modes`): every recurrent input into a nonlinear
         pre-activation goes through `cut_gate_recurrence`, so only the linear carry paths (the
         LSTM cell state, the GRU's `(1 - u) ⊙ h`) carry error back in time.
       options: the hashable, frozen options the cell was built from (read only by the cell's
@@ -143,7 +143,7 @@ class Cell(NamedTuple):
 
     def step_for(self, mode: Gradient) -> StepFn:
         """`step` for `Gradient.FULL`, `truncated_step` for `Gradient.TRUNCATED` (resolve a
-        string first with `gradients.modes.resolve_gradient`)."""
+        string first with `modes.resolve_gradient`)."""
         return self.step if mode is Gradient.FULL else self.truncated_step
 
 

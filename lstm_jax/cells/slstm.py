@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from lstm_jax.cells import exp_gating, initializers
 from lstm_jax.cells.exp_gating import FORGET_GATES, checked_options
 from lstm_jax.cells.protocol import Cell, carry_h, cell_from_step
-from lstm_jax.gradients.modes import keep
+from lstm_jax.modes import keep
 
 Array = jax.Array
 

@@ -1,6 +1,6 @@
 """Gradient-flow diagnostics (`gradient_flow`: per-lag gradient norms for any cell, the LSTM's
 cell-state Jacobian terms and their products, the sLSTM's closed-form truncated path) and
-plots of them (`plotting`)."""
+the LSTM- and sLSTM-specific views of them."""
 
 from lstm_jax.diagnostics.gradient_flow import (
     cell_state_jacobians,

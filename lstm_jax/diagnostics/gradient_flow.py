@@ -25,7 +25,7 @@ from lstm_jax.cells.lstm.derivation import CellStateJacobian
 from lstm_jax.cells.protocol import Carry, Cell, Params, StepFn
 from lstm_jax.driver import checks
 from lstm_jax.driver.scan import scan_steps
-from lstm_jax.gradients.modes import Gradient, resolve_gradient
+from lstm_jax.modes import Gradient, resolve_gradient
 
 Array = jax.Array
 

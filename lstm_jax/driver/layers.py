@@ -1,12 +1,11 @@
-"""Layers composed from `unroll`: `bidirectional`, `stacked` and `init_stacked`, and the linear
-`Readout` the sequence model and the online algorithms put on top of a cell."""
+"""Layers composed from `unroll`: `bidirectional`, `stacked` and `init_stacked`."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -15,13 +14,6 @@ from lstm_jax.cells.protocol import Carry, Cell, Params
 from lstm_jax.driver.scan import unroll
 
 Array = jax.Array
-
-
-class Readout(NamedTuple):
-    """A linear readout `prediction_t = y_t @ w + b`."""
-
-    w: Array  # [H, O]
-    b: Array  # [O]
 
 
 def bidirectional(

@@ -11,10 +11,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.backward import fused
 from lstm_jax.cells.protocol import Carry, Cell, Params, StepFn
 from lstm_jax.driver import checks
-from lstm_jax.gradients import fused
-from lstm_jax.gradients.modes import Gradient, cut_window, resolve_gradient
+from lstm_jax.modes import Gradient, cut_window, resolve_gradient
 
 Array = jax.Array
 
@@ -24,7 +24,7 @@ class Impl(enum.Enum):
 
     SCAN: autodiff through the `lax.scan` of `cell.step` (any order, forward and reverse mode,
       every option).
-    FUSED: `gradients.fused`, a `custom_vjp` over the cell's `Derivation` with the input and
+    FUSED: `backward.fused`, a `custom_vjp` over the cell's `Derivation` with the input and
       weight-gradient matmuls hoisted out of the loops: reverse mode only, no `lengths`,
       `window` or `resets`; `remat` checkpoints segments of ⌈√T⌉ steps.
     PARALLEL: the cell's whole-sequence form (`Cell.parallel`: the mLSTM's quadratic form, the
@@ -117,9 +117,9 @@ def unroll(
       xs: `[T, B, I]` (time-major), `[B, T, I]` (`time_major=False`) or `[T, I]` (unbatched).
       carry: initial carry for batch shape `[B]` (or `()`); zeros when None.
       gradient: `Gradient.FULL` / "full" (exact BPTT) or `Gradient.TRUNCATED` / "truncated"
-        (truncation through the gates, `gradients.modes`). Forward values are the same in both.
+        (truncation through the gates, `modes`). Forward values are the same in both.
       window: windowed truncated BPTT: the gradient through the carry is cut every `window`
-        steps of each sequence (`gradients.modes.cut_window`); the forward state flows on.
+        steps of each sequence (`modes.cut_window`); the forward state flows on.
         Combines with either `gradient`.
       lengths: `[B]` ints (a scalar for unbatched xs): steps at or past a sequence's length
         leave its carry unchanged and output zeros, so the final carry is the carry after

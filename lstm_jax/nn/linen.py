@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell
 from lstm_jax.driver.layers import init_stacked
-from lstm_jax.gradients.modes import Gradient, resolve_gradient
+from lstm_jax.modes import Gradient, resolve_gradient
 from lstm_jax.nn.batching import stacked_any_batch
 from lstm_jax.nn.flax_options import Initializer, cast, with_inits
 

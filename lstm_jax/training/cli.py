@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lstm_jax.diagnostics.plotting import plot_curves
+    from lstm_jax.reporting.plotting import plot_curves
 
     runs.check_sequences(args.sequences)  # before anything is printed or drawn
     run = runs.read(args.run)

@@ -77,7 +77,7 @@ class TrainingConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3  # the newest checkpoints kept (Orbax deletes older steps)
     tensorboard: bool = False  # also log to <run>/tensorboard/ (the `tensorboard` extra)
-    keep_host_memory: bool = True  # reuse freed host memory (driver.host_memory): fewer page
+    keep_host_memory: bool = True  # reuse freed host memory (training.host_memory): fewer page
     #                                faults per step on CPU; the process keeps its peak heap
     stop_when_solved: bool = True  # stop once the stopping rule (`stop_on`) is met
     stop_on: str = "test"  # "test": the task's criterion at an evaluation; "train": the 1997
@@ -86,10 +86,10 @@ class TrainingConfig:
     train_loss: float = 0.01  # "train": ... and the bound on their mean training loss
     update_every: int = 1  # model.gradient=online: steps between weight updates (1: every symbol)
     online_algorithm: str = "traces_1997"  # model.gradient=online: a name in
-    #                  gradients.online_algorithms.ONLINE_ALGORITHMS (rtrl, uoro, eprop, rflo...)
+    #                  online.registry.ONLINE_ALGORITHMS (rtrl, uoro, eprop, rflo...)
     feedback: str = "symmetric"  # online: the error reaches the layer through the readout's
     #                              transpose ("symmetric") or a fixed random matrix ("random")
-    omega: float = 0.0  # weight α of Pascanu et al.'s (2013) regulariser Ω (gradients.regularizers)
+    omega: float = 0.0  # weight α of Pascanu et al.'s (2013) regulariser Ω (backward.regularizers)
     omega_form: str = "paper"  # "paper": eq. 9 as printed; "released": as their code computes
     #                            it (squared norms, mean over steps, R only), the form α=4 weighs
     reset_on_error: bool = False  # online: a stream ends at its first error, the net is reset

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import optax
 
 from lstm_jax.cells.protocol import Carry, Cell
-from lstm_jax.driver.layers import Readout, init_stacked, stacked
+from lstm_jax.driver.layers import init_stacked, stacked
+from lstm_jax.online.readout import Readout
 
 Array = jax.Array
 

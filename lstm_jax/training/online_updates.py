@@ -1,6 +1,6 @@
 """Online learning in the trainer (`model.gradient: online`): SGD applied while the stream runs,
 from any online gradient algorithm (`training.online_algorithm`, a name of
-`gradients.online_algorithms.ONLINE_ALGORITHMS`; default the 1997 eligibility traces, the way
+`online.registry.ONLINE_ALGORITHMS`; default the 1997 eligibility traces, the way
 Hochreiter & Schmidhuber (1997) and Gers et al. (2000) trained).
 
 Each batch is a `[T, B, ...]` chunk of B streams (or of B sequences). At every step t the
@@ -13,7 +13,7 @@ memory is independent of the stream length. When the weights move during a seque
 is computed with the weights of its step (real-time recurrent learning's approximation).
 
 `training.feedback: random` (random e-prop, RFLO as Murray states it): the error reaches the
-recurrent layer through a fixed random matrix `B` (`gradients.eligibility.feedback_readout`)
+recurrent layer through a fixed random matrix `B` (`online.eligibility.feedback_readout`)
 drawn once from the seed, instead of the readout's transpose.
 
 `training.reset_on_error` (Gers et al. 2000): a training stream ends at its first wrong
@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import optax
 
 from lstm_jax.cells.protocol import Cell
-from lstm_jax.gradients.eligibility import feedback_readout, random_feedback
-from lstm_jax.gradients.online_protocol import OnlineAlgorithm
+from lstm_jax.online.eligibility import feedback_readout, random_feedback
+from lstm_jax.online.protocol import OnlineAlgorithm
 from lstm_jax.training import model
 
 Array = jax.Array

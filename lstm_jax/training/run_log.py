@@ -144,7 +144,7 @@ def plot_learning_curve(
     train: list, evals: list, png: Path, *, title: str, solved_at: int | None
 ) -> Path | None:
     """The learning curve of `curves`' output as `png`; None when nothing was logged."""
-    from lstm_jax.diagnostics.plotting import plot_learning_curve as plot
+    from lstm_jax.reporting.plotting import plot_learning_curve as plot
 
     if not (train or evals):
         return None

@@ -214,8 +214,8 @@ def plot_learning_curve(run: Run, png: str | Path) -> Path | None:
     >>> plot_learning_curve(read("runs/quickstart"), "/tmp/curve.png")  # doctest: +SKIP
     PosixPath('/tmp/curve.png')
     """
-    from lstm_jax.diagnostics.plotting import Mark
-    from lstm_jax.diagnostics.plotting import plot_learning_curve as plot
+    from lstm_jax.reporting.plotting import Mark
+    from lstm_jax.reporting.plotting import plot_learning_curve as plot
 
     if not (run.per_step or run.evals):
         return None
@@ -280,7 +280,7 @@ def plot_compare(found: Sequence[Run], png: str | Path) -> Path:
     >>> plot_compare([read("runs/full"), read("runs/truncated")], "cmp.png")  # doctest: +SKIP
     PosixPath('cmp.png')
     """
-    from lstm_jax.diagnostics.plotting import plot_runs
+    from lstm_jax.reporting.plotting import plot_runs
 
     png = Path(png) / "compare.png" if Path(png).is_dir() else Path(png)
     rows = [summary_rows(run) for run in found]

@@ -369,7 +369,7 @@ def write_report(
     trained the runs (a run read back from its directory keeps its own), the config variant,
     and the runs' summed training wall and CPU time. `analysis` (e.g. paired tests) is stored
     as it is under its own key."""
-    from lstm_jax.diagnostics.plotting import plot_strips
+    from lstm_jax.reporting.plotting import plot_strips
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,12 +23,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from lstm_jax.backward.regularizers import omega
 from lstm_jax.cells.registry import build_cell
-from lstm_jax.driver.host_memory import keep_freed_host_memory
 from lstm_jax.driver.scan import resolve_impl
-from lstm_jax.gradients.modes import resolve_gradient
-from lstm_jax.gradients.online_algorithms import online_algorithm
-from lstm_jax.gradients.regularizers import omega
+from lstm_jax.modes import resolve_gradient
+from lstm_jax.online.registry import online_algorithm
 from lstm_jax.training import (
     checkpoint,
     distributed,
@@ -47,6 +46,7 @@ from lstm_jax.training.config import (
     flatten,
     from_dict,
 )
+from lstm_jax.training.host_memory import keep_freed_host_memory
 from lstm_jax.training.optimizers import make_optimizer
 from lstm_jax.training.provenance import provenance
 from lstm_jax.training.run_log import RunLog, check_tensorboard

@@ -7,8 +7,8 @@ from typing import Any
 
 import jax
 
-from lstm_jax.gradients.online_algorithms import online_algorithm
-from lstm_jax.gradients.regularizers import OmegaForm, resolve_omega_form
+from lstm_jax.backward.regularizers import OmegaForm, resolve_omega_form
+from lstm_jax.online.registry import online_algorithm
 from lstm_jax.training import model
 from lstm_jax.training.config import Config, ConfigError
 from lstm_jax.training.online_updates import FEEDBACK

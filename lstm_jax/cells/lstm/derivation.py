@@ -51,7 +51,7 @@ from lstm_jax.cells.lstm.step import (
     sum_blocks,
 )
 from lstm_jax.cells.protocol import outer_sum, sum_leading
-from lstm_jax.gradients.modes import Gradient, keep, resolve_gradient
+from lstm_jax.modes import Gradient, keep, resolve_gradient
 
 Array = jax.Array
 

@@ -34,7 +34,7 @@ from lstm_jax.cells import initializers
 from lstm_jax.cells.activations import activation, sigmoid
 from lstm_jax.cells.lstm.options import LSTMOptions
 from lstm_jax.cells.protocol import zero_state
-from lstm_jax.gradients.modes import keep
+from lstm_jax.modes import keep
 
 Array = jax.Array
 

@@ -1,10 +1,10 @@
 """Eligibility-trace algorithms that keep only each unit's own dynamics: e-prop (Bellec et al.
 2020) and RFLO (Murray 2019), and the random feedback both may use.
 
-Both drop from RTRL's Jacobian `J_t = ∂s_t/∂s_{t-1}` (`gradients.rtrl`) every path through the
+Both drop from RTRL's Jacobian `J_t = ∂s_t/∂s_{t-1}` (`online.rtrl`) every path through the
 recurrent weights — the other units' outputs `h_{t-1}` are treated as inputs — and keep the
 unit's own, linear state dynamics. That is the Jacobian of the cell's `truncated_step`
-(`gradients.modes`): `diag(f_t)` on the LSTM cell state (the constant error carousel), the leak
+(`modes`): `diag(f_t)` on the LSTM cell state (the constant error carousel), the leak
 `(1 - α) I` of a leaky RNN, `diag(1 - u_t)` for the GRU, nothing for a plain Elman RNN. It is
 block-diagonal per unit, so the influence matrix keeps the sparsity of the immediate influence
 `M̄_t` (SnAp-1's pattern) and the traces are one per weight::
@@ -13,7 +13,7 @@ block-diagonal per unit, so the influence matrix keeps the sparsity of the immed
     RFLO     P_t = (1 - α) P_{t-1} + α φ'(a_t) ⊗ [x_t, h_{t-1}, 1]        (leaky RNN)
 
 (Bellec et al. eq. 13-14: for the LSTM `ε_t = f_t ε_{t-1} + ∂c_t/∂θ|local`, the 1997 trace of
-`gradients.online.traces_1997`; Murray eq. 14-16.) e-prop here is the generic form, for any
+`online.traces.traces_1997`; Murray eq. 14-16.) e-prop here is the generic form, for any
 cell: SnAp-1 on the truncated Jacobian, which this structure makes exact (tests pin e-prop =
 truncated RTRL for every cell, and = the 1997 traces for the LSTM without peepholes — with
 peepholes the truncation also cuts the unit's own `c_{t-1} → ī_t, f̄_t` paths, which Bellec et
@@ -36,9 +36,9 @@ import jax.numpy as jnp
 
 from lstm_jax.cells import elman
 from lstm_jax.cells.protocol import Cell, sum_leading
-from lstm_jax.gradients.modes import Gradient
-from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
-from lstm_jax.gradients.rtrl import snap
+from lstm_jax.modes import Gradient
+from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.rtrl import snap
 
 Array = jax.Array
 

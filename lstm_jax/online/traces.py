@@ -1,6 +1,6 @@
 """The online truncated gradient of Hochreiter & Schmidhuber (1997): truncated RTRL.
 
-Under the truncated gradient (`gradients.modes`) error flows back in time only along
+Under the truncated gradient (`modes`) error flows back in time only along
 `c_{t-1} → c_t`, scaled by `f_t`. So for any weight θ that feeds the cell state,
 
     dL/dθ = Σ_t δc_t^local · e_t,    e_t = f_t ⊙ e_{t-1} + ∂c_t/∂θ|local,
@@ -35,8 +35,8 @@ from lstm_jax.cells import lstm as lstm_lib
 from lstm_jax.cells.activations import activation, sigmoid
 from lstm_jax.cells.protocol import Cell, sum_leading
 from lstm_jax.driver import checks
-from lstm_jax.driver.layers import Readout
-from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.readout import Readout
 
 Array = jax.Array
 LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> scalar
@@ -209,10 +209,10 @@ def trace_step(
 
 
 def traces_1997(cell: Cell) -> OnlineAlgorithm:
-    """The 1997 algorithm on the common interface (`gradients.online_protocol`): the
+    """The 1997 algorithm on the common interface (`online.protocol`): the
     eligibility traces of the module docstring for an LSTM `cell` of any variant, memory
     `O(B·H·(I + H))`; `grads` is the TRUNCATED `dℓ_t/dθ` as `LSTMParams`. The same traces
-    are e-prop's for the LSTM (Bellec et al. 2020; `gradients.eligibility`)."""
+    are e-prop's for the LSTM (Bellec et al. 2020; `online.eligibility`)."""
     options = lstm_lib.options_of(cell, "the 1997 eligibility traces (derived for the LSTM)")
 
     def init(params: lstm_lib.LSTMParams, carry: lstm_lib.LSTMCarry) -> OnlineState:

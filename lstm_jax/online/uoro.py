@@ -1,6 +1,6 @@
 """Unbiased Online Recurrent Optimization (Tallec & Ollivier 2018) for any cell.
 
-UORO replaces RTRL's influence matrix `M_t = ds_t/dθ` (`gradients.rtrl`) by a rank-one
+UORO replaces RTRL's influence matrix `M_t = ds_t/dθ` (`online.rtrl`) by a rank-one
 estimate `s̃_t θ̃_tᵀ`, updated with fresh random signs `ν ∈ {±1}^S` at every step::
 
     s̃_t = ρ₀ J_t s̃_{t-1} + ρ₁ ν,        θ̃_t = θ̃_{t-1} / ρ₀ + (νᵀ M̄_t) / ρ₁
@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell, Params
-from lstm_jax.gradients.modes import Gradient, resolve_gradient
-from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
-from lstm_jax.gradients.rtrl import flatten
+from lstm_jax.modes import Gradient, resolve_gradient
+from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.rtrl import flatten
 
 Array = jax.Array
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 import jax
 
 from lstm_jax.cells.protocol import Cell
-from lstm_jax.gradients import eligibility, online, rtrl, uoro
-from lstm_jax.gradients.modes import Gradient
-from lstm_jax.gradients.online_protocol import OnlineAlgorithm
+from lstm_jax.modes import Gradient
+from lstm_jax.online import eligibility, rtrl, traces, uoro
+from lstm_jax.online.protocol import OnlineAlgorithm
 
 Array = jax.Array
 
@@ -36,7 +36,7 @@ Array = jax.Array
 ONLINE_ALGORITHMS: dict[str, Callable[[Cell, Array], OnlineAlgorithm]] = {
     "rtrl": lambda cell, key: rtrl.rtrl(cell),
     "rtrl_truncated": lambda cell, key: rtrl.rtrl(cell, Gradient.TRUNCATED),
-    "traces_1997": lambda cell, key: online.traces_1997(cell),
+    "traces_1997": lambda cell, key: traces.traces_1997(cell),
     "snap1": lambda cell, key: rtrl.snap(cell, 1),
     "snap2": lambda cell, key: rtrl.snap(cell, 2),
     "uoro": lambda cell, key: uoro.uoro(cell, key),

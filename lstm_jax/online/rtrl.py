@@ -18,7 +18,7 @@ variant, memory blocks, a user's cell) gets it with nothing cell-specific.
 only the paths the truncation keeps (for the LSTM `J_t` reduces to `diag(f_t)` on the cell
 state and zero elsewhere), and the result is the truncated gradient of Hochreiter &
 Schmidhuber (1997) for any cell — the general form of the eligibility traces of
-`gradients.online`, at RTRL's cost.
+`online.traces`, at RTRL's cost.
 
 **SnAp-n** keeps `M_t = P_n ⊙ (J_t M_{t-1} + M̄_t)`, where the mask `P_n` holds the (state
 unit, parameter) pairs through which the parameter can reach the unit within n steps: `P_1` is
@@ -41,8 +41,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from lstm_jax.cells.protocol import Carry, Cell, Params
-from lstm_jax.gradients.modes import Gradient, resolve_gradient
-from lstm_jax.gradients.online_protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.modes import Gradient, resolve_gradient
+from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
 
 Array = jax.Array
 
@@ -58,7 +58,7 @@ def rtrl(cell: Cell, gradient: Gradient | str = Gradient.FULL) -> OnlineAlgorith
     the 1997 truncated gradient of that cell.
 
     >>> import jax, jax.numpy as jnp, lstm_jax
-    >>> from lstm_jax.gradients.online_protocol import accumulate
+    >>> from lstm_jax.online.protocol import accumulate
     >>> cell = lstm_jax.lstm()
     >>> params = cell.init(jax.random.key(0), 2, 3)
     >>> xs, targets = jnp.ones((4, 2)), jnp.zeros((4, 3))

@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lstm_jax.backward.analytic import entering_carries
 from lstm_jax.cells.protocol import Carry, Cell, Params
-from lstm_jax.gradients.analytic import entering_carries
-from lstm_jax.gradients.modes import Gradient
+from lstm_jax.modes import Gradient
 
 Array = jax.Array
 
@@ -81,7 +81,7 @@ def fused_unroll(
     gradients are the same.
 
     >>> import jax, jax.numpy as jnp, lstm_jax
-    >>> from lstm_jax.gradients.modes import Gradient
+    >>> from lstm_jax.modes import Gradient
     >>> cell = lstm_jax.rnn()
     >>> params = cell.init(jax.random.key(0), 3, 5)
     >>> h, ys = fused_unroll(cell, params, jnp.ones((7, 2, 3)), jnp.zeros((2, 5)), Gradient.FULL)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Cell, Params
-from lstm_jax.gradients.modes import Gradient
+from lstm_jax.modes import Gradient
 
 Array = jax.Array
 

@@ -76,7 +76,7 @@ def accumulate(
     The inputs are checked first (`check_inputs`): a ValueError or TypeError names the bad one.
 
     >>> import jax, jax.numpy as jnp, lstm_jax
-    >>> from lstm_jax.gradients.rtrl import rtrl
+    >>> from lstm_jax.online.rtrl import rtrl
     >>> cell = lstm_jax.rnn()
     >>> params = cell.init(jax.random.key(0), 3, 4)
     >>> xs, targets = jnp.ones((6, 2, 3)), jnp.zeros((6, 2, 4))
@@ -109,7 +109,7 @@ def check_inputs(
     failing step is reported with the shapes received.
 
     >>> import jax.numpy as jnp, lstm_jax
-    >>> from lstm_jax.gradients.rtrl import rtrl
+    >>> from lstm_jax.online.rtrl import rtrl
     >>> cell = lstm_jax.rnn()
     >>> params = cell.init(jax.random.key(0), 3, 4)
     >>> check_inputs(rtrl(cell), params, jnp.ones((6, 3)), jnp.zeros((5, 4)), jnp.zeros(4))

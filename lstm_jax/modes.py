@@ -16,7 +16,7 @@ Forward values never depend on the gradient mode.
 - **Windowed truncated BPTT** (`cut_window`, `unroll(window=k)`): the forward state flows through
   the whole sequence, the gradient through the carry is cut every `k` steps (TensorFlow's
   `num_steps`); a stateful trainer hands one batch's final carry, gradient-free, to the next.
-- **Online truncated gradient**: the 1997 algorithm, forward in time (`gradients.online`).
+- **Online truncated gradient**: the 1997 algorithm, forward in time (`online.traces`).
 """
 
 from __future__ import annotations

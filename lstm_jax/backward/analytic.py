@@ -4,7 +4,7 @@ step backwards (`Derivation.delta`, then the step's weight and input gradients).
 inside; the tests hold it to `jax.vjp` of the scan path (`unroll(impl="scan")`) at 1e-10 in
 float64, for every cell, variant and gradient mode.
 
-The fused unroll (`gradients.fused`) runs the same derivation with the input and weight-gradient
+The fused unroll (`backward.fused`) runs the same derivation with the input and weight-gradient
 matmuls hoisted out of its loops; this module keeps them inside, one step at a time, as the
 equations read. The equations themselves live beside each cell: `cells.elman`, `cells.gru`,
 `cells.lstm.derivation`.
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell, Derivation, Params
-from lstm_jax.gradients.modes import Gradient, resolve_gradient
+from lstm_jax.modes import Gradient, resolve_gradient
 
 Array = jax.Array
 
