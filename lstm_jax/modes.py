@@ -52,8 +52,12 @@ def resolve_gradient(mode: Gradient | str) -> Gradient:
     raise ValueError(f"gradient must be one of {valid} or a lstm_jax.Gradient, got {mode!r}")
 
 
-def keep(x: Any) -> Any:
-    """The full-gradient 'cut': cuts nothing (identity forward and backward)."""
+def cut_nothing(x: Any) -> Any:
+    """The full-gradient 'cut': cuts nothing (identity forward and backward).
+
+    >>> cut_nothing(3.0)
+    3.0
+    """
     return x
 
 

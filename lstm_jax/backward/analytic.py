@@ -36,8 +36,8 @@ class Trace(NamedTuple):
 
     carries_prev: Carry  # [T, ...] the carry entering each step
     carries: Carry  # [T, ...] the carry each step hands on
-    rows: Array  # [T, *batch, G] each step's row (`Derivation.forward`)
-    extras: Any  # [T, ...] each step's extra residuals, or None
+    acts: Array  # [T, *batch, G] each step's activations (`Derivation.forward`)
+    saved: Any  # [T, ...] what else each step saved for its backward pass, or None
     final: Carry  # the carry after the last step
 
 
@@ -63,11 +63,11 @@ def trace(cell: Cell, params: Params, xs: Array, carry: Carry) -> Trace:
     d = derivation_of(cell)
 
     def body(carry: Carry, x: Array):
-        new, row, extra = d.forward(params, carry, d.project(params, x))
-        return new, (new, row, extra)
+        new, acts, saved = d.forward(params, carry, d.project(params, x))
+        return new, (new, acts, saved)
 
-    final, (carries, rows, extras) = jax.lax.scan(body, carry, xs)
-    return Trace(entering_carries(carry, carries), carries, rows, extras, final)
+    final, (carries, acts, saved) = jax.lax.scan(body, carry, xs)
+    return Trace(entering_carries(carry, carries), carries, acts, saved, final)
 
 
 def backward(
@@ -99,14 +99,14 @@ def backward(
 
     def body(acc, inputs):
         dcarry_t, dparams = acc
-        carry_prev, carry_t, row, extra, x, dy = inputs
-        dcarry_prev, drow, dextra = d.delta(
-            params, carry_prev, carry_t, row, extra, dcarry_t, dy, mode
+        carry_prev, carry_t, acts, saved, x, dy = inputs
+        dcarry_prev, dpre, dsaved = d.delta(
+            params, carry_prev, carry_t, acts, saved, dcarry_t, dy, mode
         )
-        dparams_t = d.grads(params, x, carry_prev, carry_t, drow, dextra)
-        return (dcarry_prev, jax.tree.map(jnp.add, dparams, dparams_t)), d.input_grad(params, drow)
+        dparams_t = d.grads(params, x, carry_prev, carry_t, dpre, dsaved)
+        return (dcarry_prev, jax.tree.map(jnp.add, dparams, dparams_t)), d.input_grad(params, dpre)
 
     zeros = jax.tree.map(jnp.zeros_like, params)
-    inputs = (tr.carries_prev, tr.carries, tr.rows, tr.extras, xs, dys)
+    inputs = (tr.carries_prev, tr.carries, tr.acts, tr.saved, xs, dys)
     (dcarry0, dparams), dxs = jax.lax.scan(body, (dcarry, zeros), inputs, reverse=True)
     return Cotangents(params=dparams, xs=dxs, carry=dcarry0)

@@ -8,17 +8,18 @@ the recurrence needs, `dh_{t-1} = d_t Rᵀ`. Here only the recurrent products st
 everything else is one large matmul over all `T·B` rows::
 
     forward:   XW = project(params, X)                      one [T·B, I] × [I, G] matmul
-               loop:    carry_t, row_t, extra_t = forward(params, carry_{t-1}, XW[t])
-    backward:  loop (reverse): dcarry_{t-1}, drow_t, dextra_t = delta(...)
-               dparams = grads(params, X, carries_prev, carries, DROW, DEXTRA)
-               dX = input_grad(params, DROW)                one matmul each
+               loop:    carry_t, acts_t, saved_t = forward(params, carry_{t-1}, XW[t])
+    backward:  loop (reverse): dcarry_{t-1}, dpre_t, dsaved_t = delta(...)
+               dparams = grads(params, X, carries_prev, carries, DPRE, DSAVED)
+               dX = input_grad(params, DPRE)                one matmul each
 
 Under TRUNCATED the cell's `delta` drops the recurrent product `dh_{t-1} = d_t Rᵀ` (it is cut):
 for the LSTM and the Elman RNN only elementwise work remains.
 
 One `[T, *batch, G]` buffer goes through both loops: it holds `X W`, each forward step
-overwrites its row with `row_t` and each backward step overwrites that with `drow_t`, in place
-(the `extra` residuals are overwritten by `dextra` the same way). Every temporary buffer costs
+overwrites its row with `acts_t` and each backward step overwrites that with `dpre_t`, in place
+(the `saved` residuals are overwritten by `dsaved` the same way, unless the cell's
+`Derivation.delta_keeps_saved` says they are handed on unchanged). Every temporary buffer costs
 twice on CPU (XLA fills it, and the pages of a large one are faulted in afresh on each call),
 so this saves the forward pass's gate buffers and the backward pass's zero-filled `D`
 (`experiments/benchmarks/`). XLA updates a loop's buffer in place only if every read of it is
@@ -54,8 +55,8 @@ class Residuals(NamedTuple):
     xs: Array  # [T, *batch, I]
     carry0: Carry  # the initial carry
     carries: Carry  # [T, ...] the carry each step hands on
-    rows: Array  # [T, *batch, G] the buffer of X W, now each step's row
-    extras: Any  # [T, ...] each step's extra residuals, or None
+    acts: Array  # [T, *batch, G] the buffer of X W, now each step's activations
+    saved: Any  # [T, ...] what else each step saved for its backward pass, or None
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "mode", "remat", "reverse"))
@@ -131,53 +132,53 @@ def _fused_fwd(
 
     def step(state, _):
         t, carry, buffer = state
-        carry, row, extra = d.forward(params, carry, _row(buffer, t))
-        buffer = jax.lax.dynamic_update_index_in_dim(buffer, row.astype(dtype), t, 0)
-        return (t + 1, carry, buffer), (carry, extra)
+        carry, acts, saved = d.forward(params, carry, _row(buffer, t))
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, acts.astype(dtype), t, 0)
+        return (t + 1, carry, buffer), (carry, saved)
 
-    (_, final, rows), (carries, extras) = jax.lax.scan(
+    (_, final, buffer), (carries, saved) = jax.lax.scan(
         step, (0, carry0, buffer), length=xs.shape[0]
     )
     ys = jax.vmap(cell.output)(carries)
-    return (final, ys), Residuals(params, xs, carry0, carries, rows, extras)
+    return (final, ys), Residuals(params, xs, carry0, carries, buffer, saved)
 
 
 def _fused_bwd(cell: Cell, mode: Gradient, res: Residuals, cotangents: tuple[Carry, Array]):
     d = cell.derivation
     dfinal, dys = cotangents
     params = res.params
-    last = res.rows.shape[0] - 1
+    last = res.acts.shape[0] - 1
 
     def step(state, _):
-        t, dcarry, row, extra, rows, extras = state
+        t, dcarry, acts, saved, buffer, saved_buffer = state
         carry_prev = jax.tree.map(functools.partial(_entering, t=t), res.carries, res.carry0)
         carry_t = jax.tree.map(functools.partial(_row, t=t), res.carries)
-        dcarry, drow, dextra = d.delta(
-            params, carry_prev, carry_t, row, extra, dcarry, _row(dys, t), mode
+        dcarry, dpre, dsaved = d.delta(
+            params, carry_prev, carry_t, acts, saved, dcarry, _row(dys, t), mode
         )
-        rows = jax.lax.dynamic_update_index_in_dim(rows, drow.astype(rows.dtype), t, 0)
-        if dextra is not extra:  # a cell that passes `extra` through needs no write
-            extras = jax.tree.map(
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, dpre.astype(buffer.dtype), t, 0)
+        if not d.delta_keeps_saved:  # else `dsaved` is `saved`, already in the buffer
+            saved_buffer = jax.tree.map(
                 lambda buf, new: jax.lax.dynamic_update_index_in_dim(
                     buf, new.astype(buf.dtype), t, 0
                 ),
-                extras,
-                dextra,
+                saved_buffer,
+                dsaved,
             )
         previous = jnp.maximum(t - 1, 0)  # read after the writes: see the module docstring
-        row = _row(rows, previous)
-        extra = jax.tree.map(functools.partial(_row, t=previous), extras)
-        return (t - 1, dcarry, row, extra, rows, extras), None
+        acts = _row(buffer, previous)
+        saved = jax.tree.map(functools.partial(_row, t=previous), saved_buffer)
+        return (t - 1, dcarry, acts, saved, buffer, saved_buffer), None
 
-    first_extra = jax.tree.map(functools.partial(_row, t=last), res.extras)
-    state = (last, dfinal, _row(res.rows, last), first_extra, res.rows, res.extras)
-    (_, dcarry0, _, _, drows, dextras), _ = jax.lax.scan(step, state, length=last + 1)
+    first_saved = jax.tree.map(functools.partial(_row, t=last), res.saved)
+    state = (last, dfinal, _row(res.acts, last), first_saved, res.acts, res.saved)
+    (_, dcarry0, _, _, dpres, dsaved), _ = jax.lax.scan(step, state, length=last + 1)
     carries_prev = entering_carries(res.carry0, res.carries)
-    dparams = d.grads(params, res.xs, carries_prev, res.carries, drows, dextras)
+    dparams = d.grads(params, res.xs, carries_prev, res.carries, dpres, dsaved)
     # Cotangents take their primals' dtypes (the hoisted matmuls promote, e.g. bf16 xs).
     return (
         _cast_like(dparams, params),
-        d.input_grad(params, drows).astype(res.xs.dtype),
+        d.input_grad(params, dpres).astype(res.xs.dtype),
         _cast_like(dcarry0, dfinal),
     )
 

@@ -115,10 +115,10 @@ def _released(
     previous = jnp.concatenate([carry[None], states[:-1]])  # s_{t-1}, t = 0..T-1
 
     def carried_back(s_prev: Array, s: Array, x: Array, delta: Array) -> Array:
-        _, row, extra = derivation.forward(fixed, s_prev, derivation.project(fixed, x))
-        row, extra = jax.lax.stop_gradient((row, extra))
+        _, acts, saved = derivation.forward(fixed, s_prev, derivation.project(fixed, x))
+        acts, saved = jax.lax.stop_gradient((acts, saved))
         zero = jnp.zeros_like(delta)
-        return derivation.delta(params, s_prev, s, row, extra, delta, zero, Gradient.FULL)[0]
+        return derivation.delta(params, s_prev, s, acts, saved, delta, zero, Gradient.FULL)[0]
 
     back = jax.vmap(carried_back)(previous, states, xs, deltas)
     norm_in = jnp.sum(deltas**2, axis=-1)  # [T, B]

@@ -34,6 +34,7 @@ from lstm_jax.cells.checks import check_number, is_real
 from lstm_jax.cells.protocol import (
     Cell,
     Derivation,
+    Family,
     cell_from_step,
     kernel_input_grad,
     kernel_project,
@@ -41,7 +42,7 @@ from lstm_jax.cells.protocol import (
     sum_leading,
     zero_state,
 )
-from lstm_jax.modes import Gradient, keep, resolve_gradient
+from lstm_jax.modes import Gradient, cut_nothing, resolve_gradient
 
 Array = jax.Array
 
@@ -132,11 +133,16 @@ def rnn(
     return _rnn_cell(options)
 
 
+FAMILY = Family("elman", "an Elman RNN")  # what code derived for the Elman RNN checks
+
+
 def options_of(cell: Cell, purpose: str) -> ElmanOptions:
-    """The `ElmanOptions` of an Elman cell; a TypeError naming `purpose` for any other cell."""
-    if not isinstance(cell.options, ElmanOptions):
-        raise TypeError(f"{purpose} needs an Elman RNN, got {type(cell.options).__name__}")
-    return cell.options
+    """The `ElmanOptions` of an Elman cell; a TypeError naming `purpose` for any other cell.
+
+    >>> options_of(rnn(alpha=0.5), "RFLO").alpha
+    0.5
+    """
+    return FAMILY.options(cell, purpose)
 
 
 @functools.cache
@@ -154,14 +160,19 @@ def _rnn_cell(options: ElmanOptions) -> Cell:
         zero_state,
         functools.partial(step, options),
         derivation=derivation,
+        family=FAMILY.name,
     )
 
 
 _UNITS = {"tanh": ACTIVATIONS["tanh"], "sigmoid": sigmoid}
 
 
-def unit(options: ElmanOptions) -> Activation:
-    """The units' `φ` (tanh or the logistic sigmoid), value and derivative."""
+def unit_activation(options: ElmanOptions) -> Activation:
+    """The units' `φ` (tanh or the logistic sigmoid), value and derivative.
+
+    >>> float(unit_activation(ElmanOptions(activation="sigmoid")).fn(0.0))
+    0.5
+    """
     return _UNITS[options.activation]
 
 
@@ -193,11 +204,10 @@ def step(
     params: ElmanParams,
     carry: Array,
     x: Array,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
 ) -> tuple[Array, Array]:
     """`h_t = (1 - α) h_{t-1} + α φ(x_t @ w + b + cut(h_{t-1}) @ r)`; returns `(h_t, h_t)`."""
-    a = unit(options).fn(x @ params.w + params.b + cut(carry) @ params.r)
-    h = _leak(options, carry, a)
+    h, _, _ = forward(options, params, carry, x @ params.w, cut)
     return h, h
 
 
@@ -213,10 +223,15 @@ def _leak(options: ElmanOptions, h_prev: Array, a: Array) -> Array:
 
 
 def forward(
-    options: ElmanOptions, params: ElmanParams, h_prev: Array, xw: Array
+    options: ElmanOptions,
+    params: ElmanParams,
+    h_prev: Array,
+    xw: Array,
+    cut: Callable[[Any], Any] = cut_nothing,
 ) -> tuple[Array, Array, None]:
-    """The step from `xw = x_t @ w`: `(h_t, row = a_t, no extra)`."""
-    a = unit(options).fn(xw + params.b + h_prev @ params.r)
+    """The step from `xw = x_t @ w`: `(h_t, acts = a_t, nothing saved)`, `cut` wrapping
+    `h_{t-1}` where it enters the pre-activation (not the leak: it is linear)."""
+    a = unit_activation(options).fn(xw + params.b + cut(h_prev) @ params.r)
     return _leak(options, h_prev, a), a, None
 
 
@@ -225,15 +240,15 @@ def delta(
     params: ElmanParams,
     h_prev: Array,
     h: Array,
-    row: Array,
-    extra: None,
+    acts: Array,
+    saved: None,
     dh: Array,
     dy: Array,
     mode: Gradient,
 ) -> tuple[Array, Array, None]:
-    """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = α (δh_t + dy_t) ⊙ φ'_t` (`row = a_t`)."""
+    """`(δh_{t-1}, δh̄_t, None)` with `δh̄_t = α (δh_t + dy_t) ⊙ φ'_t` (`acts = a_t`)."""
     d_h = dh + dy
-    d_pre = d_h * unit(options).grad_out(row)
+    d_pre = d_h * unit_activation(options).grad_out(acts)
     if options.alpha != 1.0:
         d_pre = options.alpha * d_pre
     dh_prev = d_pre @ params.r.T if mode is Gradient.FULL else jnp.zeros_like(h_prev)
@@ -243,7 +258,7 @@ def delta(
 
 
 def grads(
-    params: ElmanParams, x: Array, h_prev: Array, h: Array, d_pre: Array, extra: None
+    params: ElmanParams, x: Array, h_prev: Array, h: Array, d_pre: Array, saved: None
 ) -> ElmanParams:
     """`δW = Σ x ⊗ δh̄`, `δR = Σ h_{t-1} ⊗ δh̄`, `δb = Σ δh̄` over every leading axis."""
     return ElmanParams(w=outer_sum(x, d_pre), r=outer_sum(h_prev, d_pre), b=sum_leading(d_pre))
@@ -263,7 +278,7 @@ def jacobian(
     if alpha != 1.0 and h_prev is None:
         raise ValueError(f"jacobian of a leaky RNN (alpha={alpha}) needs h_prev = h_{{t-1}}")
     a = h if alpha == 1.0 else (h - (1.0 - alpha) * h_prev) / alpha
-    jac = alpha * unit(options).grad_out(a)[..., :, None] * params.r.T
+    jac = alpha * unit_activation(options).grad_out(a)[..., :, None] * params.r.T
     if resolve_gradient(gradient) is not Gradient.FULL:
         jac = jnp.zeros_like(jac)
     if alpha != 1.0:

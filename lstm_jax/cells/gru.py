@@ -41,7 +41,7 @@ from lstm_jax.cells.protocol import (
     sum_leading,
     zero_state,
 )
-from lstm_jax.modes import Gradient, keep
+from lstm_jax.modes import Gradient, cut_nothing
 
 Array = jax.Array
 
@@ -102,6 +102,7 @@ def _gru_cell(options: GRUOptions) -> Cell:
         functools.partial(delta, options),
         functools.partial(grads, options),
         kernel_input_grad,
+        delta_keeps_saved=not options.reset_after,  # `delta` hands `rh` on to `grads`
     )
     return cell_from_step(
         options,
@@ -109,6 +110,7 @@ def _gru_cell(options: GRUOptions) -> Cell:
         zero_state,
         functools.partial(step, options),
         derivation=derivation,
+        family="gru",
     )
 
 
@@ -131,7 +133,7 @@ def parts(
     params: GRUParams,
     carry: Array,
     x: Array | None,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
     x_proj: Array | None = None,
 ) -> GRUParts:
     """One GRU step with every intermediate; `cut` wraps `h_{t-1}` where it enters a
@@ -163,7 +165,7 @@ def step(
     params: GRUParams,
     carry: Array,
     x: Array,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
 ) -> tuple[Array, Array]:
     """`(h_{t-1}, x_t) -> (h_t, h_t)`; `x: [*batch, I]`, `h: [*batch, H]`."""
     h = parts(options, params, carry, x, cut).h
@@ -177,9 +179,9 @@ def step(
 def forward(
     options: GRUOptions, params: GRUParams, h_prev: Array, xw: Array
 ) -> tuple[Array, Array, Array]:
-    """The step from `xw = x_t @ w`: `(h_t, row = [r_t, u_t, ĥ_t], extra = rh_t)` (`rh` as in
+    """The step from `xw = x_t @ w`: `(h_t, acts = [r_t, u_t, ĥ_t], saved = rh_t)` (`rh` as in
     `GRUParts`: `R_h h_{t-1} + b_rh` with reset after, `r_t ⊙ h_{t-1}` before)."""
-    p = parts(options, params, h_prev, None, keep, xw + params.b)
+    p = parts(options, params, h_prev, None, cut_nothing, xw + params.b)
     return p.h, jnp.concatenate([p.r, p.u, p.h_cand], axis=-1), p.rh
 
 
@@ -188,18 +190,18 @@ def delta(
     params: GRUParams,
     h_prev: Array,
     h: Array,
-    row: Array,
+    acts: Array,
     rh: Array,
     dh: Array,
     dy: Array,
     mode: Gradient,
 ) -> tuple[Array, Array, Array]:
-    """One step backwards: `(δh_{t-1}, δxw_t = [δr̄, δū, δh̄], dextra)`. `dextra` replaces `rh`
+    """One step backwards: `(δh_{t-1}, δxw_t = [δr̄, δū, δh̄], dsaved)`. `dsaved` replaces `rh`
     for `grads`: with reset after `δh̄ ⊙ r`, the gradient of `R_h h_{t-1} + b_rh` (`rh` is dead
     once read); with reset before `rh` itself, which `δR_h` needs."""
     full = mode is Gradient.FULL
     hidden = h_prev.shape[-1]
-    r, u, h_cand = jnp.split(row, 3, axis=-1)
+    r, u, h_cand = jnp.split(acts, 3, axis=-1)
     dh = dh + dy
     d_u = dh * (h_cand - h_prev) * sigmoid.grad_out(u)
     d_hpre = dh * u * (1 - h_cand**2)
@@ -208,14 +210,14 @@ def delta(
         d_rh = d_hpre * r  # ∂L/∂(R_h h_{t-1} + b_rh)
         d_h_side = jnp.concatenate([d_r, d_u, d_rh], axis=-1)  # ∂L/∂(h_{t-1} r)
         dh_in = d_h_side @ params.r.T if full else 0.0
-        dextra = d_rh
+        dsaved = d_rh
     else:
         d_in = d_hpre @ params.r[:, 2 * hidden :].T  # ∂L/∂(r ⊙ h_{t-1})
         d_r = d_in * h_prev * sigmoid.grad_out(r)
         dh_in = jnp.concatenate([d_r, d_u], axis=-1) @ params.r[:, : 2 * hidden].T + d_in * r
         dh_in = dh_in if full else 0.0
-        dextra = rh
-    return dh * (1 - u) + dh_in, jnp.concatenate([d_r, d_u, d_hpre], axis=-1), dextra
+        dsaved = rh
+    return dh * (1 - u) + dh_in, jnp.concatenate([d_r, d_u, d_hpre], axis=-1), dsaved
 
 
 def grads(
@@ -225,21 +227,21 @@ def grads(
     h_prev: Array,
     h: Array,
     d_xw: Array,
-    dextra: Array,
+    dsaved: Array,
 ) -> GRUParams:
     """`δW = Σ x ⊗ δxw`, `δb = Σ δxw`; with reset after `δR = Σ h_{t-1} ⊗ [δr̄, δū, δh̄ ⊙ r]`,
     `δb_rh = Σ δh̄ ⊙ r`; with reset before `δR_{r,u} = Σ h_{t-1} ⊗ [δr̄, δū]` and
     `δR_h = Σ (r ⊙ h_{t-1}) ⊗ δh̄`. Sums over every leading axis."""
     hidden = h_prev.shape[-1]
     if options.reset_after:
-        d_h_side = jnp.concatenate([d_xw[..., : 2 * hidden], dextra], axis=-1)
+        d_h_side = jnp.concatenate([d_xw[..., : 2 * hidden], dsaved], axis=-1)
         dr = outer_sum(h_prev, d_h_side)
-        db_rh = sum_leading(dextra)  # b_rh sits beside R_h h_{t-1}
+        db_rh = sum_leading(dsaved)  # b_rh sits beside R_h h_{t-1}
     else:
         dr = jnp.concatenate(
             [
                 outer_sum(h_prev, d_xw[..., : 2 * hidden]),
-                outer_sum(dextra, d_xw[..., 2 * hidden :]),
+                outer_sum(dsaved, d_xw[..., 2 * hidden :]),
             ],
             axis=-1,
         )

@@ -16,8 +16,9 @@ the pairs `(a_t, b_t)` with `(a, b) ∘ (a', b') = (a a', a' b + b')` and `h_0` 
 the products only shrink (underflow to 0 is the exact limit), and `|h_t| ≤ max(|h_0|, max |h̃|)`;
 the paper's log-space scan (Heinsen 2023) needs `h̃ > 0` and `h_0 > 0`, which linear space does not.
 
-Nothing recurrent enters a nonlinear pre-activation, so TRUNCATED is FULL (`truncated_step is
-step`). Kernels are `in → out`: `w: [I, 2H]` (blocks z, h̃) or `[I, 3H]` (f, i, h̃).
+Nothing recurrent enters a nonlinear pre-activation, so TRUNCATED is FULL (the cell's
+`truncation_cuts` is False). Kernels are `in → out`: `w: [I, 2H]` (blocks z, h̃) or `[I, 3H]`
+(f, i, h̃).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def _cell(options: MinRNNOptions) -> Cell:
         functools.partial(step, options),
         sizes=functools.partial(sizes, options),
         parallel=functools.partial(parallel, options),
+        family=options.kind,  # "mingru" or "minlstm"
     )
 
 

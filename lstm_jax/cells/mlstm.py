@@ -21,9 +21,9 @@ state as column 0 (`log D_t0 = F_t + m_0`, `C_0`, `n_0`) and `F_t = Σ_{j≤t} l
 The row maximum `m_t` is exactly the recurrent `m_t` (unroll its recursion), so both forms give
 the same outputs and the same final carry. It costs O(T²) time and memory per head.
 
-Nothing recurrent enters a nonlinear pre-activation, so TRUNCATED is FULL (`truncated_step is
-step`). Kernels are `in → out`: `w: [I, 4H + 2NH]`, blocks q, k, v, o (H each), then ī, f̄
-(NH each).
+Nothing recurrent enters a nonlinear pre-activation, so TRUNCATED is FULL (the cell's
+`truncation_cuts` is False). Kernels are `in → out`: `w: [I, 4H + 2NH]`, blocks q, k, v, o
+(H each), then ī, f̄ (NH each).
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def _mlstm_cell(options: MLSTMOptions) -> Cell:
         sizes=functools.partial(sizes, options),
         output=carry_h,
         parallel=functools.partial(parallel, options),
+        family="mlstm",
     )
 
 

@@ -4,28 +4,32 @@
 Modelled on `optax.GradientTransformation`: no classes with hidden state, only functions of
 explicit params and carry, so that `jax.grad`, `jax.vmap`, `jax.jit` and `lax.scan` compose. A
 richer capability is a richer NamedTuple (`Cell.derivation`), never a type switch: the generic
-code (`lstm_jax.driver`, `lstm_jax.backward`, `lstm_jax.online`, `lstm_jax.diagnostics`) reads only these fields
-and never asks which cell it holds. A cell without a derivation runs everywhere through the
-scan path (autodiff through `step`).
+code (`lstm_jax.driver`, `lstm_jax.backward`, `lstm_jax.online`, `lstm_jax.diagnostics`) reads
+only these fields and never asks which cell it holds. Code derived for one cell family (the
+1997 traces for the LSTM, RFLO for the Elman RNN, the LSTM's Jacobian terms) declares that
+family and reaches the cell's options through `Family.options`, never by a type check. A cell
+without a derivation runs everywhere through the scan path (autodiff through `step`).
 
 A derivation splits one step at the input matmul, which the fused unroll hoists out of the
 loop (one `[T·B, I] × [I, G]` product for all steps), and states the step's backward pass::
 
-    xw_t = project(params, x_t)                                   x_t W   [*batch, G], no bias
-    carry_t, row_t, extra_t = forward(params, carry_{t-1}, xw_t)  the rest of the step
-    dcarry_{t-1}, drow_t, dextra_t
-        = delta(params, carry_{t-1}, carry_t, row_t, extra_t, dcarry_t, dy_t, mode)
-    dparams = grads(params, x, carry_prev, carry, drow, dextra)   summed over leading axes
-    dx = input_grad(params, drow)                                 drow Wᵀ
+    xw_t = project(params, x_t)                                    x_t W   [*batch, G], no bias
+    carry_t, acts_t, saved_t = forward(params, carry_{t-1}, xw_t)  the rest of the step
+    dcarry_{t-1}, dpre_t, dsaved_t
+        = delta(params, carry_{t-1}, carry_t, acts_t, saved_t, dcarry_t, dy_t, mode)
+    dparams = grads(params, x, carry_prev, carry, dpre, dsaved)    summed over leading axes
+    dx = input_grad(params, dpre)                                  dpre Wᵀ
 
-`row_t` has the shape of `xw_t`: it is what the step keeps of its pre-activations (the LSTM
-keeps its gate activations), written over `xw_t` in place by the fused unroll; `drow_t` is
-`∂L/∂xw_t`, written over `row_t` in turn. `extra_t` is any other per-step residual (a pytree
-or None); `dextra_t`, shaped like it, is written over it and read by `grads`. `dcarry_t` is
-∂L/∂carry_t from the steps after t (and the final carry's cotangent), `dy_t` the gradient of
-the step's output. `mode` is a `Gradient`: under `TRUNCATED` `delta` drops exactly the paths
-`truncated_step` cuts. `grads` and `input_grad` sum over every leading axis, so they serve one
-step (`[*batch, ·]`) or a whole sequence (`[T, *batch, ·]`).
+`acts_t` has the shape of `xw_t`: the step's activations, one per pre-activation (the LSTM's
+gate activations, the Elman RNN's `a_t`), written over `xw_t` in place by the fused unroll;
+`dpre_t` is `∂L/∂xw_t`, the gradient of the pre-activations, written over `acts_t` in turn.
+`saved_t` is anything else the step saves for its backward pass (a pytree or None);
+`dsaved_t`, shaped like it, is what `grads` reads in its place (∂L/∂saved_t, or `saved_t`
+itself where `Derivation.delta_keeps_saved`). `dcarry_t` is ∂L/∂carry_t from the steps after
+t (and the final carry's cotangent), `dy_t` the gradient of the step's output. `mode` is a
+`Gradient`: under `TRUNCATED` `delta` drops exactly the paths `truncated_step` cuts. `grads`
+and `input_grad` sum over every leading axis, so they serve one step (`[*batch, ·]`) or a
+whole sequence (`[T, *batch, ·]`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells import checks
-from lstm_jax.modes import Gradient, cut_gate_recurrence, keep
+from lstm_jax.modes import Gradient, cut_gate_recurrence, cut_nothing
 
 Array = jax.Array
 Params = Any  # a pytree, one NamedTuple per cell kind
@@ -68,11 +72,14 @@ class Derivation(NamedTuple):
 
     Attributes:
       project: `(params, xs [..., I]) -> xw [..., G]`, the input matmul `x W` (no bias).
-      forward: `(params, carry_{t-1}, xw_t) -> (carry_t, row_t, extra_t)`.
-      delta: `(params, carry_{t-1}, carry_t, row_t, extra_t, dcarry_t, dy_t, mode) ->
-        (dcarry_{t-1}, drow_t, dextra_t)`: one step backwards, `drow_t = ∂L/∂xw_t`.
-      grads: `(params, xs, carries_prev, carries, drows, dextras) -> dparams`.
-      input_grad: `(params, drows) -> dxs`, `drow Wᵀ`.
+      forward: `(params, carry_{t-1}, xw_t) -> (carry_t, acts_t, saved_t)`.
+      delta: `(params, carry_{t-1}, carry_t, acts_t, saved_t, dcarry_t, dy_t, mode) ->
+        (dcarry_{t-1}, dpre_t, dsaved_t)`: one step backwards, `dpre_t = ∂L/∂xw_t`.
+      grads: `(params, xs, carries_prev, carries, dpres, dsaveds) -> dparams`.
+      input_grad: `(params, dpres) -> dxs`, `dpre Wᵀ`.
+      delta_keeps_saved: True where `delta` returns `saved_t` itself as `dsaved_t` (the GRU
+        with its reset before the matmul), so the fused backward pass need not write it back;
+        False (the default, always correct) writes back whatever `delta` returns.
     """
 
     project: Callable[[Params, Array], Array]
@@ -80,6 +87,7 @@ class Derivation(NamedTuple):
     delta: Callable[..., tuple[Carry, Array, Any]]
     grads: Callable[..., Params]
     input_grad: Callable[[Params, Array], Array]
+    delta_keeps_saved: bool = False
 
 
 def kernel_sizes(params: Any) -> tuple[int, int]:
@@ -118,7 +126,7 @@ class Cell(NamedTuple):
         pre-activation goes through `cut_gate_recurrence`, so only the linear carry paths (the
         LSTM cell state, the GRU's `(1 - u) ⊙ h`) carry error back in time.
       options: the hashable, frozen options the cell was built from (read only by the cell's
-        own module).
+        own module, and by code derived for its family through `Family.options`).
       sizes: `sizes(params) -> (input_size, hidden_size)`.
       output: `output(carry_t) -> y_t`, a selection of the carry (`h_t` for every cell here).
       derivation: the hand-derived backward pass (`Derivation`), or None: the cell then runs
@@ -128,7 +136,13 @@ class Cell(NamedTuple):
         computed across time at once (the mLSTM's quadratic form, the min-RNNs' associative
         scan), or None. Where `valid: [T, *batch]` is false a step leaves the carry unchanged
         and outputs zeros (the driver's `lengths`). Its gradient is FULL's; it serves TRUNCATED
-        only for cells whose `truncated_step is step` (nothing to cut).
+        only for cells whose `truncation_cuts` is False.
+      truncation_cuts: whether `truncated_step` cuts any path (False: nothing recurrent enters
+        a nonlinear pre-activation, TRUNCATED is FULL, as for the mLSTM and the min-RNNs).
+      family: the family the cell belongs to ("lstm", "elman", "gru", "slstm", "mlstm",
+        "mingru", "minlstm"; None for a user's cell), read only by code derived for one family
+        (the 1997 traces, RFLO, the LSTM's Jacobian views) through `Family`. Generic code never
+        reads it.
     """
 
     init: InitFn
@@ -140,11 +154,46 @@ class Cell(NamedTuple):
     output: OutputFn = carry_is_output
     derivation: Derivation | None = None
     parallel: ParallelFn | None = None
+    truncation_cuts: bool = True
+    family: str | None = None
 
     def step_for(self, mode: Gradient) -> StepFn:
         """`step` for `Gradient.FULL`, `truncated_step` for `Gradient.TRUNCATED` (resolve a
         string first with `modes.resolve_gradient`)."""
         return self.step if mode is Gradient.FULL else self.truncated_step
+
+
+class Family(NamedTuple):
+    """A cell family that some code is derived for (the 1997 traces for the LSTM, RFLO for the
+    Elman RNN): `name` is what its cells declare as `Cell.family`, `cells` the same in words.
+    The family is checked in one place, `holds` (which `options` and the online registry use),
+    and that code reaches a cell's options only through `options`.
+    """
+
+    name: str  # "lstm"
+    cells: str  # "an LSTM cell"
+
+    def holds(self, cell: Cell) -> bool:
+        """Whether `cell` declares this family.
+
+        >>> from lstm_jax.cells.elman import rnn
+        >>> Family("elman", "an Elman RNN").holds(rnn()), Family("lstm", "").holds(rnn())
+        (True, False)
+        """
+        return cell.family == self.name
+
+    def options(self, cell: Cell, purpose: str) -> Any:
+        """`cell.options` for code derived for this family; for a cell of another family, a
+        TypeError "`purpose` needs `cells`, got <its options' type>".
+
+        >>> from lstm_jax.cells.gru import gru
+        >>> Family("elman", "an Elman RNN").options(gru(), "RFLO")
+        Traceback (most recent call last):
+        TypeError: RFLO needs an Elman RNN, got GRUOptions
+        """
+        if not self.holds(cell):
+            raise TypeError(f"{purpose} needs {self.cells}, got {type(cell.options).__name__}")
+        return cell.options
 
 
 def zero_state(batch_shape: tuple[int, ...], hidden_size: int, dtype: Any = jnp.float32) -> Array:
@@ -195,13 +244,14 @@ def cell_from_step(
     **fields: Any,
 ) -> Cell:
     """A `Cell` from a step `step(params, carry, x, cut=...)`: `step` cuts nothing
-    (`modes.keep`), `truncated_step` cuts with `modes.cut_gate_recurrence`. `fields` are the
-    optional `Cell` fields (`sizes`, `output`, `derivation`); `init` and `initial_carry` are
-    wrapped in their argument checks (`checked_init`, `checked_initial_carry`)."""
+    (`modes.cut_nothing`), `truncated_step` cuts with `modes.cut_gate_recurrence`. `fields`
+    are the optional `Cell` fields (`sizes`, `output`, `derivation`, `family`); `init` and
+    `initial_carry` are wrapped in their argument checks (`checked_init`,
+    `checked_initial_carry`)."""
     return Cell(
         init=checked_init(init),
         initial_carry=checked_initial_carry(initial_carry),
-        step=functools.partial(step, cut=keep),
+        step=functools.partial(step, cut=cut_nothing),
         truncated_step=functools.partial(step, cut=cut_gate_recurrence),
         options=options,
         **fields,
@@ -216,15 +266,16 @@ def cell_without_cuts(
     **fields: Any,
 ) -> Cell:
     """A `Cell` whose step has no recurrent input into a nonlinear pre-activation (the mLSTM,
-    the min-RNNs): TRUNCATED has nothing to cut, so `truncated_step is step` — the identity the
-    driver reads to let TRUNCATED use the cell's parallel form. `fields` and the checks as
-    `cell_from_step`."""
+    the min-RNNs): TRUNCATED has nothing to cut, so `truncated_step` is `step` and
+    `truncation_cuts` is False (what the driver reads to let TRUNCATED use the cell's parallel
+    form). `fields` and the checks as `cell_from_step`."""
     return Cell(
         init=checked_init(init),
         initial_carry=checked_initial_carry(initial_carry),
         step=step,
         truncated_step=step,
         options=options,
+        truncation_cuts=False,
         **fields,
     )
 
@@ -240,9 +291,9 @@ def outer_sum(a: Array, b: Array) -> Array:
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
 
 
-def kernel_input_grad(params: Any, drows: Array) -> Array:
-    """`drow Wᵀ` for cells whose input kernel is `params.w: [I, G]`."""
-    return drows @ params.w.T
+def kernel_input_grad(params: Any, dpres: Array) -> Array:
+    """`dpre Wᵀ` for cells whose input kernel is `params.w: [I, G]`."""
+    return dpres @ params.w.T
 
 
 def kernel_project(params: Any, xs: Array) -> Array:

@@ -39,8 +39,8 @@ import jax.numpy as jnp
 
 from lstm_jax.cells import exp_gating, initializers
 from lstm_jax.cells.exp_gating import FORGET_GATES, checked_options
-from lstm_jax.cells.protocol import Cell, carry_h, cell_from_step
-from lstm_jax.modes import keep
+from lstm_jax.cells.protocol import Cell, Family, carry_h, cell_from_step
+from lstm_jax.modes import cut_nothing
 
 Array = jax.Array
 
@@ -112,14 +112,20 @@ def _slstm_cell(options: SLSTMOptions) -> Cell:
         functools.partial(step, options),
         sizes=sizes,
         output=carry_h,
+        family=FAMILY.name,
     )
 
 
+FAMILY = Family("slstm", "an sLSTM cell")  # what code derived for the sLSTM checks
+
+
 def options_of(cell: Cell, purpose: str) -> SLSTMOptions:
-    """The `SLSTMOptions` of an sLSTM cell; a TypeError naming `purpose` for any other cell."""
-    if not isinstance(cell.options, SLSTMOptions):
-        raise TypeError(f"{purpose} needs an sLSTM cell, got {type(cell.options).__name__}")
-    return cell.options
+    """The `SLSTMOptions` of an sLSTM cell; a TypeError naming `purpose` for any other cell.
+
+    >>> options_of(slstm(heads=2), "the closed-form path").heads
+    2
+    """
+    return FAMILY.options(cell, purpose)
 
 
 def sizes(params: SLSTMParams) -> tuple[int, int]:
@@ -174,7 +180,7 @@ def parts(
     params: SLSTMParams,
     carry: SLSTMCarry,
     x: Array,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
 ) -> SLSTMParts:
     """One stabilised step with every intermediate; `cut` wraps `h_{t-1}` where it enters the
     pre-activations (the only place it enters)."""
@@ -203,7 +209,7 @@ def step(
     params: SLSTMParams,
     carry: SLSTMCarry,
     x: Array,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
 ) -> tuple[SLSTMCarry, Array]:
     """`(carry_{t-1}, x_t) -> (carry_t, h_t)`; `x: [*batch, I]`, every carry field `[*batch, H]`."""
     new = parts(options, params, carry, x, cut).carry

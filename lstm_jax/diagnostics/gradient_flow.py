@@ -1,13 +1,12 @@
-"""Gradient-flow views: how much error reaches each step back, and through which paths.
+"""Gradient-flow views for any cell: how much error reaches each step back.
 
 - `per_lag_gradients` / `per_lag_norms`: `∂L/∂h_k` and `∂L/∂c_k` for every `k` in one backward
   pass, by adding zero probes to the carry after each step (the gradient with respect to a
   probe is the gradient with respect to that carry), for any cell and gradient mode.
-- `cell_state_jacobians` / `jacobian_term_norms`: the terms A, B, C, D (and peepholes) of the
-  LSTM's `∂c_t/∂c_{t-1}` (`cells.lstm.derivation.CellStateJacobian`) along a sequence.
-- `cell_state_product_singular_values`: singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}`.
-- `slstm_truncated_path`: the sLSTM's truncated gradient in closed form (the product of its
-  stabilised forget factors).
+- `summary`: batch means of those norms (or of `lstm_views.jacobian_term_norms`).
+
+The views derived for one cell family (the LSTM's Jacobian terms, the sLSTM's closed-form
+path) are in `diagnostics.lstm_views`.
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells import lstm as lstm_lib
-from lstm_jax.cells import slstm as slstm_lib
-from lstm_jax.cells.lstm.derivation import CellStateJacobian
 from lstm_jax.cells.protocol import Carry, Cell, Params, StepFn
 from lstm_jax.driver import checks
 from lstm_jax.driver.scan import scan_steps
@@ -96,77 +92,6 @@ def per_lag_norms(
     Lag `T - k` is index `k`."""
     grads = per_lag_gradients(cell, params, xs, loss_fn, carry, gradient=gradient)
     return jax.tree.map(lambda g: jnp.linalg.norm(g, axis=-1), grads)
-
-
-def cell_state_jacobians(
-    cell: Cell,
-    params: lstm_lib.LSTMParams,
-    xs: Array,
-    carry: lstm_lib.LSTMCarry | None = None,
-    *,
-    gradient: Gradient | str = Gradient.FULL,
-) -> CellStateJacobian:
-    """The terms of an LSTM's `∂c_t/∂c_{t-1}` for t = 1..T: each leaf `[T, *batch, H, H]`
-    (`cells.lstm.derivation.cell_state_jacobians`; a TypeError for other cells)."""
-    options = lstm_lib.options_of(cell, "cell-state Jacobians")
-    xs, carry = checks.prepare(cell, params, xs, carry)
-    return lstm_lib.derivation.cell_state_jacobians(
-        options, params, xs, carry, resolve_gradient(gradient)
-    )
-
-
-def jacobian_term_norms(
-    cell: Cell,
-    params: lstm_lib.LSTMParams,
-    xs: Array,
-    carry: lstm_lib.LSTMCarry | None = None,
-    *,
-    gradient: Gradient | str = Gradient.FULL,
-) -> CellStateJacobian:
-    """Spectral norms (largest singular values) of A, B, C, D, P at every step: `[T, *batch]`.
-
-    The spectral norm bounds how much a term can scale an error vector in one step.
-    """
-    terms = cell_state_jacobians(cell, params, xs, carry, gradient=gradient)
-    return jax.tree.map(lambda m: jnp.linalg.norm(m, ord=2, axis=(-2, -1)), terms)
-
-
-def cell_state_product_singular_values(
-    cell: Cell,
-    params: lstm_lib.LSTMParams,
-    xs: Array,
-    carry: lstm_lib.LSTMCarry | None = None,
-    *,
-    gradient: Gradient | str = Gradient.FULL,
-) -> Array:
-    """Singular values of `∂c_T/∂c_k = J_T ⋯ J_{k+1}` for k = 0..T-1: `[T, *batch, H]`, each
-    row in descending order.
-
-    `J_t` is `cells.lstm.derivation.cell_state_jacobian` (`o_{t-1}` held fixed): the
-    cell-state chain the seeds analyse. Under TRUNCATED it is exactly `diag(f_t)`, so the
-    singular values are the sorted forget-gate products `|∏_{j=k+1..T} f_j|`.
-    """
-    jac = cell_state_jacobians(cell, params, xs, carry, gradient=gradient).total()
-    eye = jnp.broadcast_to(jnp.eye(jac.shape[-1], dtype=jac.dtype), jac.shape[1:])
-
-    def accumulate(product: Array, jac_t: Array) -> tuple[Array, Array]:
-        product = product @ jac_t  # J_T ⋯ J_{t+1} J_t: the scan runs backwards in time
-        return product, product
-
-    _, products = jax.lax.scan(accumulate, eye, jac, reverse=True)
-    return jnp.linalg.svd(products, compute_uv=False)
-
-
-def slstm_truncated_path(
-    cell: Cell, params: slstm_lib.SLSTMParams, xs: Array, carry: slstm_lib.SLSTMCarry | None = None
-) -> slstm_lib.TruncatedPath:
-    """The sLSTM's truncated path from `L(h_T)` to every carry, in closed form
-    (`cells.slstm.truncated_path`): under TRUNCATED, `per_lag_gradients(...).c[k]` is
-    `∂L/∂h_T ⊙ path.c[k]` and `.n[k]` is `∂L/∂h_T ⊙ path.n[k]` for k < T. Leaves `[T, *batch, H]`
-    (a TypeError for other cells)."""
-    options = slstm_lib.options_of(cell, "slstm_truncated_path")
-    xs, carry = checks.prepare(cell, params, xs, carry)
-    return slstm_lib.truncated_path(options, params, xs, carry)
 
 
 def summary(norms: Any) -> dict[str, Any]:

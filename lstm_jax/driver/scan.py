@@ -73,10 +73,7 @@ def resolve_impl(
             unsupported += ["lengths with reverse"]
         if cell.parallel is None:
             unsupported += ["this cell (it has no parallel form)"]
-        if (
-            resolve_gradient(gradient) is Gradient.TRUNCATED
-            and cell.truncated_step is not cell.step
-        ):
+        if resolve_gradient(gradient) is Gradient.TRUNCATED and cell.truncation_cuts:
             unsupported += ["gradient='truncated' for this cell (its truncated step cuts paths)"]
         if unsupported:
             raise ValueError(

@@ -1,5 +1,6 @@
 """Eligibility-trace algorithms that keep only each unit's own dynamics: e-prop (Bellec et al.
-2020) and RFLO (Murray 2019), and the random feedback both may use.
+2020) for any cell, RFLO (Murray 2019; `online.rflo`, derived for the leaky Elman RNN), and the
+random feedback both may use.
 
 Both drop from RTRL's Jacobian `J_t = ∂s_t/∂s_{t-1}` (`online.rtrl`) every path through the
 recurrent weights — the other units' outputs `h_{t-1}` are treated as inputs — and keep the
@@ -17,8 +18,8 @@ block-diagonal per unit, so the influence matrix keeps the sparsity of the immed
 cell: SnAp-1 on the truncated Jacobian, which this structure makes exact (tests pin e-prop =
 truncated RTRL for every cell, and = the 1997 traces for the LSTM without peepholes — with
 peepholes the truncation also cuts the unit's own `c_{t-1} → ī_t, f̄_t` paths, which Bellec et
-al.'s peephole-free LSTM does not meet). RFLO is the dedicated O(H·(I + H)) form for the leaky
-Elman RNN; it equals e-prop there, by a separate derivation.
+al.'s peephole-free LSTM does not meet). RFLO (`online.rflo`) is the dedicated O(H·(I + H))
+form for the leaky Elman RNN; it equals e-prop there, by a separate derivation.
 
 The learning signal `L_t = Σ_k B_jk (ŷ_t^k − y*_t^k)` uses `B` = the readout's transpose
 (symmetric feedback, the exact `∂ℓ_t/∂h_t`) or a fixed random matrix (random e-prop; RFLO as
@@ -29,15 +30,12 @@ error through `B`, and the algorithms take the loss as any other.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells import elman
 from lstm_jax.cells.protocol import Cell, sum_leading
 from lstm_jax.modes import Gradient
-from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.protocol import OnlineAlgorithm
 from lstm_jax.online.rtrl import snap
 
 Array = jax.Array
@@ -45,51 +43,19 @@ Array = jax.Array
 
 def eprop(cell: Cell) -> OnlineAlgorithm:
     """e-prop (Bellec et al. 2020) for any cell (module docstring): SnAp-1 on the Jacobian of
-    the cell's `truncated_step`. Pair it with `feedback_readout` for random e-prop."""
+    the cell's `truncated_step`. Pair it with `feedback_readout` for random e-prop.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.online.protocol import accumulate
+    >>> cell = lstm_jax.gru()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> xs, targets = jnp.ones((6, 2, 3)), jnp.zeros((6, 2, 4))
+    >>> out = accumulate(eprop(cell), params, xs, targets, lambda y, t: jnp.sum((y - t) ** 2),
+    ...                  cell.initial_carry((2,), 4))
+    >>> out.grads.r.shape
+    (4, 12)
+    """
     return snap(cell, 1, Gradient.TRUNCATED)
-
-
-class RFLOState(NamedTuple):
-    carry: Array  # [*batch, H] h_t
-    traces: Array  # [*batch, H, D] P_t, D = I + H + 1 (input, recurrent and bias weights)
-
-
-def rflo(cell: Cell) -> OnlineAlgorithm:
-    """Random-feedback local online learning (Murray 2019) for an Elman RNN with leak α
-    (`rnn(alpha=...)`; α = 1 gives the one-step gradient)::
-
-        P_t = (1 - α) P_{t-1} + α φ'(a_t) ⊗ [x_t, h_{t-1}, 1],    dℓ_t/dW_jk ≈ L_t^j P_t^jk
-
-    `P_t` has one entry per weight (memory O(H·(I + H)) per sequence, time the same per step);
-    `grads` is `L_t^j P_t^jk` as `ElmanParams`, with `L_t = ∂ℓ_t/∂h_t` from the loss it is
-    given (random feedback: build the loss on a `feedback_readout`)."""
-    options = elman.options_of(cell, "RFLO (Murray 2019, derived for the leaky RNN)")
-    alpha = options.alpha
-
-    def init(params: elman.ElmanParams, carry: Array) -> RFLOState:
-        width = params.w.shape[0] + params.r.shape[0] + 1
-        return RFLOState(carry, jnp.zeros((*carry.shape, width), carry.dtype))
-
-    def step(
-        params: elman.ElmanParams, state: RFLOState, x: Array, loss: StepLoss
-    ) -> tuple[RFLOState, OnlineStep]:
-        h_prev = state.carry
-        ones = jnp.ones((*h_prev.shape[:-1], 1), h_prev.dtype)
-        in_t = jnp.concatenate([x, h_prev, ones], axis=-1)  # [*batch, D]
-        h, a, _ = elman.forward(options, params, h_prev, x @ params.w)  # h_t and a_t = φ(·)
-        local = alpha * elman.unit(options).grad_out(a)  # ∂h_t/∂(pre-activation)
-        traces = (1.0 - alpha) * state.traces + local[..., None] * in_t[..., None, :]
-        value, dh = jax.value_and_grad(loss)(h)
-        per_weight = jnp.einsum("...h,...hd->hd", dh, traces)  # [H, D]
-        inputs = params.w.shape[0]
-        grads = elman.ElmanParams(
-            w=per_weight[:, :inputs].T,
-            r=per_weight[:, inputs:-1].T,
-            b=per_weight[:, -1],
-        )
-        return RFLOState(h, traces), OnlineStep(value, h, grads)
-
-    return OnlineAlgorithm(init, step, lambda state: state.carry)
 
 
 def feedback_readout(w: Array, b: Array, feedback: Array | None):

@@ -8,12 +8,17 @@ forward pass, with a state whose size does not depend on the sequence length. Mo
     state, out = algorithm.step(params, state, x_t, loss_t)   # loss_t: y_t [*batch, H] -> []
     out.loss, out.output, out.grads                           # ℓ_t, y_t, this step's dℓ_t/dθ
     carry_t = algorithm.carry(state)
+    state = algorithm.reset(algorithm.init(params, carry_0), state, flags)   # flags: [*batch]
 
 `grads` is the algorithm's value (exact, truncated, or an estimate) of `dℓ_t/dθ` as a pytree
 shaped like the cell's params; summed over t it is the algorithm's gradient of `L`. Every
 function composes with `jax.jit`, `jax.vmap` and `lax.scan` (`accumulate` runs one over a
 sequence in one scan). The readout that turns `y_t` into a prediction lives inside `loss_t`:
 its own gradient is local in time and the caller's.
+
+`reset` restarts chosen sequences (streams) of a batch from a fresh state: each algorithm
+declares which parts of its state belong to one stream (its carry, traces, influence matrix)
+and which are shared by all and run on (SnAp's mask, UORO's random key).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from lstm_jax.driver import checks
 
 Array = jax.Array
 StepLoss = Callable[[Array], Array]  # y_t [*batch, H] -> the step's loss, a scalar
+ResetFn = Callable[[Any, Any, Array], Any]  # (fresh_state, state, flags [*batch] bool) -> state
 
 
 class OnlineStep(NamedTuple):
@@ -46,11 +52,54 @@ class OnlineAlgorithm(NamedTuple):
       init: `(params, carry_0) -> state`.
       step: `(params, state, x_t [*batch, I], loss_t) -> (state, OnlineStep)`.
       carry: `state -> carry_t`, the cell's carry inside the state.
+      reset: `(fresh_state, state, flags [*batch] bool) -> state`: `fresh_state` (from `init`)
+        in the sequences where `flags` is set, `state` elsewhere, for the state's per-sequence
+        parts; its shared parts (`reset_fields` names the others) are `state`'s.
     """
 
     init: Callable[[Params, Carry], Any]
     step: Callable[[Params, Any, Array, StepLoss], tuple[Any, OnlineStep]]
     carry: Callable[[Any], Carry]
+    reset: ResetFn
+
+
+def reset_streams(fresh: Any, state: Any, flags: Array) -> Any:
+    """`fresh` where `flags: [*batch]` is set, `state` elsewhere, leaf by leaf; every leaf of
+    both is per sequence, `[*batch, ...]`.
+
+    >>> import jax.numpy as jnp
+    >>> reset_streams(jnp.zeros((3, 2)), jnp.ones((3, 2)), jnp.array([True, False, True]))[:, 0]
+    Array([0., 1., 0.], dtype=float32)
+    """
+
+    def pick(new: Array, old: Array) -> Array:
+        mask = flags.reshape(flags.shape + (1,) * (old.ndim - flags.ndim))
+        return jnp.where(mask, new, old)
+
+    return jax.tree.map(pick, fresh, state)
+
+
+def reset_fields(*per_stream: str) -> ResetFn:
+    """The `reset` of an algorithm whose state is a NamedTuple: the fields named in `per_stream`
+    are per sequence (`reset_streams`), the others shared by all sequences and kept.
+
+    >>> import jax.numpy as jnp
+    >>> from typing import NamedTuple
+    >>> class State(NamedTuple):
+    ...     carry: jnp.ndarray  # [B, H], per stream
+    ...     key: jnp.ndarray  # shared
+    >>> reset = reset_fields("carry")
+    >>> flags = jnp.array([True, False])
+    >>> new = reset(State(jnp.zeros((2, 1)), 0), State(jnp.ones((2, 1)), 7), flags)
+    >>> new.carry[:, 0].tolist(), new.key
+    ([0.0, 1.0], 7)
+    """
+
+    def reset(fresh: Any, state: Any, flags: Array) -> Any:
+        fields = {f: reset_streams(getattr(fresh, f), getattr(state, f), flags) for f in per_stream}
+        return state._replace(**fields)
+
+    return reset
 
 
 class Accumulated(NamedTuple):

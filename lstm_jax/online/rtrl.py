@@ -42,7 +42,7 @@ from jax.flatten_util import ravel_pytree
 
 from lstm_jax.cells.protocol import Carry, Cell, Params
 from lstm_jax.modes import Gradient, resolve_gradient
-from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss, reset_fields
 
 Array = jax.Array
 
@@ -74,19 +74,28 @@ def rtrl(cell: Cell, gradient: Gradient | str = Gradient.FULL) -> OnlineAlgorith
 
 
 def snap(cell: Cell, n: int, gradient: Gradient | str = Gradient.FULL) -> OnlineAlgorithm:
-    """SnAp-n (Menick et al. 2021; module docstring): RTRL on the n-step sparsity pattern."""
+    """SnAp-n (Menick et al. 2021; module docstring): RTRL on the n-step sparsity pattern.
+
+    >>> import jax, lstm_jax
+    >>> cell = lstm_jax.rnn()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> state = snap(cell, 1).init(params, cell.initial_carry((2,), 4))
+    >>> int(state.mask.sum())  # P_1: each of the 4 units reaches its own 3 + 4 + 1 weights
+    32
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"SnAp-n needs an integer n >= 1, got {n!r}")
     return _influence_algorithm(cell, resolve_gradient(gradient), n)
 
 
 class Flat(NamedTuple):
-    """A cell's step on flat per-sequence vectors: `one(s [S], θ [P], x [I]) -> s' [S]`."""
+    """A cell's step on flat per-sequence vectors: `next_state(s [S], θ [P], x [I]) -> s' [S]`,
+    one sequence's state after one step."""
 
     batch_shape: tuple[int, ...]
     states: Array  # [N, S], N = prod(batch_shape) (1 for one unbatched sequence)
     theta: Array  # [P]
-    one: Callable[[Array, Array, Array], Array]
+    next_state: Callable[[Array, Array, Array], Array]
     unravel_params: Callable[[Array], Params]
     unravel_carry: Callable[[Array], Carry]  # one sequence's carry from its [S]
 
@@ -119,10 +128,10 @@ def flatten(cell: Cell, step_fn: Callable, params: Params, carry: Carry) -> Flat
     unravel_carry = ravel_pytree(jax.tree.map(lambda a: a[0], carries))[1]
     states = jax.vmap(lambda c: ravel_pytree(c)[0])(carries)
 
-    def one(s: Array, theta: Array, x: Array) -> Array:
+    def next_state(s: Array, theta: Array, x: Array) -> Array:
         return ravel_pytree(step_fn(unravel_params(theta), unravel_carry(s), x)[0])[0]
 
-    return Flat(batch_shape, states, theta, one, unravel_params, unravel_carry)
+    return Flat(batch_shape, states, theta, next_state, unravel_params, unravel_carry)
 
 
 def _influence_algorithm(cell: Cell, mode: Gradient, n: int | None) -> OnlineAlgorithm:
@@ -140,12 +149,12 @@ def _influence_algorithm(cell: Cell, mode: Gradient, n: int | None) -> OnlineAlg
         flat = flatten(cell, step_fn, params, state.carry)
 
         def advance(s, influence, x):
-            jac = jax.jacfwd(flat.one, argnums=0)(s, flat.theta, x)  # J_t [S, S]
-            immediate = jax.jacrev(flat.one, argnums=1)(s, flat.theta, x)  # M̄_t [S, P]
+            jac = jax.jacfwd(flat.next_state, argnums=0)(s, flat.theta, x)  # J_t [S, S]
+            immediate = jax.jacrev(flat.next_state, argnums=1)(s, flat.theta, x)  # M̄_t [S, P]
             influence = jac @ influence + immediate
             if state.mask is not None:
                 influence = jnp.where(state.mask, influence, 0.0)
-            return flat.one(s, flat.theta, x), influence
+            return flat.next_state(s, flat.theta, x), influence
 
         influence = state.influence.reshape(-1, *state.influence.shape[-2:])
         states, influence = jax.vmap(advance)(flat.states, influence, flat.inputs(x))
@@ -154,7 +163,9 @@ def _influence_algorithm(cell: Cell, mode: Gradient, n: int | None) -> OnlineAlg
         new = RTRLState(flat.carry(states), flat.batched(influence), state.mask)
         return new, OnlineStep(value, output, grads)
 
-    return OnlineAlgorithm(init, step, lambda state: state.carry)
+    # the mask is structural, shared by every sequence: a reset keeps it
+    reset = reset_fields("carry", "influence")
+    return OnlineAlgorithm(init, step, lambda state: state.carry, reset)
 
 
 def _snap_mask(cell: Cell, flat: Flat, n: int) -> Array:
@@ -165,8 +176,8 @@ def _snap_mask(cell: Cell, flat: Flat, n: int) -> Array:
     s = flat.states[0] + 0.5 * jax.random.normal(keys[0], flat.states.shape[-1:], dtype)
     theta = flat.theta + 0.5 * jax.random.normal(keys[1], flat.theta.shape, dtype)
     x = jax.random.normal(keys[2], (size,), flat.theta.dtype)
-    immediate = jax.jacrev(flat.one, argnums=1)(s, theta, x) != 0
-    reach = (jax.jacfwd(flat.one, argnums=0)(s, theta, x) != 0).astype(jnp.float32)
+    immediate = jax.jacrev(flat.next_state, argnums=1)(s, theta, x) != 0
+    reach = (jax.jacfwd(flat.next_state, argnums=0)(s, theta, x) != 0).astype(jnp.float32)
     mask = immediate
     for _ in range(n - 1):
         mask = mask | ((reach @ mask.astype(jnp.float32)) > 0)

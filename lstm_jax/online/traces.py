@@ -18,8 +18,12 @@ Output-gate weights (and `p_o`, and the readout) need no trace: their gradient a
 local. With memory blocks (`block_size` S > 1, the 1997 and 2000 nets) the traces stay per cell
 and a shared gate's gradient is the sum over its block's cells.
 
-Everything is computed in one forward `lax.scan`; memory is `O(B·H·(I + H))`,
-independent of `T`. The result equals `jax.grad` of the TRUNCATED unroll.
+`trace_step` is one step of it. `traces_1997` puts it on the common interface
+(`online.protocol.OnlineAlgorithm`); `online_gradient` is `protocol.accumulate` (one forward
+`lax.scan`) over the same algorithm with a readout and `c_0` learned alongside. Memory is
+`O(B·H·(I + H))`, independent of `T`; the result equals `jax.grad` of the TRUNCATED unroll.
+Derived for the LSTM, this module reaches a cell's options through `cells.lstm.options_of`
+(the family `cells.lstm.FAMILY` the registry declares for `traces_1997`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,13 @@ from lstm_jax.cells import lstm as lstm_lib
 from lstm_jax.cells.activations import activation, sigmoid
 from lstm_jax.cells.protocol import Cell, sum_leading
 from lstm_jax.driver import checks
-from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.protocol import (
+    OnlineAlgorithm,
+    OnlineStep,
+    StepLoss,
+    accumulate,
+    reset_fields,
+)
 from lstm_jax.online.readout import Readout
 
 Array = jax.Array
@@ -45,7 +55,7 @@ LossFn = Callable[[Array, Any], Array]  # (prediction [*batch, O], target) -> sc
 class OnlineGradients(NamedTuple):
     """The truncated gradient, computed forward in time."""
 
-    loss: Array  # scalar, Σ_t ℓ_t (or ℓ_T)
+    loss: Array  # scalar, Σ_t ℓ_t
     params: lstm_lib.LSTMParams  # ∂L/∂ cell params
     readout: Readout  # ∂L/∂ readout params
     c0: Array  # [*batch, H] ∂L/∂c_0 (∂L/∂h_0 is zero: h_0 only feeds cut gate inputs)
@@ -58,6 +68,32 @@ class _Traces(NamedTuple):
     c0: Array  # [*batch, H] ∏ f_j, the trace of the initial cell state
 
 
+class OnlineState(NamedTuple):
+    """What the algorithm carries from step to step; its size does not depend on T."""
+
+    carry: lstm_lib.LSTMCarry  # the LSTM's own carry
+    traces: _Traces
+
+
+class TraceStep(NamedTuple):
+    """What one step of the algorithm gives beside its new state (`trace_step`)."""
+
+    loss: Array  # [] ℓ_t
+    output: Array  # [*batch, H] h_t
+    grads: lstm_lib.LSTMParams  # the TRUNCATED dℓ_t/dθ
+    c0: Array  # [*batch, H] dℓ_t/dc_0, through the trace ∏ f_j
+
+
+class _BlockGrads(NamedTuple):
+    """A step's dℓ_t/dθ per block, `[H, D]` rows over `in_t` (`_to_params` scatters it)."""
+
+    traced: Array  # [C, H, D] the blocks feeding c_t, in gate order
+    o: Array  # [H, D] the output gate (zeros without one)
+    p_i: Array  # [H]
+    p_f: Array  # [H]
+    p_o: Array  # [H]
+
+
 def online_gradient(
     cell: Cell,
     params: lstm_lib.LSTMParams,
@@ -66,21 +102,31 @@ def online_gradient(
     targets: Any,
     loss_fn: LossFn,
     carry: lstm_lib.LSTMCarry | None = None,
-    *,
-    every_step: bool = True,
 ) -> OnlineGradients:
-    """The TRUNCATED gradient of `Σ_t loss_fn(h_t @ readout.w + readout.b, targets[t])`.
+    """The TRUNCATED gradient of `Σ_t loss_fn(h_t @ readout.w + readout.b, targets[t])`: the
+    1997 traces (`traces_1997`'s `trace_step`) run over the sequence by `protocol.accumulate`,
+    with the readout and `c_0` learned alongside. A weight inside `targets` puts the loss at
+    chosen steps only (at the last one: the 1997 tasks' error at the end of a sequence).
 
     Args:
       cell: an LSTM cell, any variant (the 1997 cell, with or without forget gate and
-        peepholes, CIFG, FGR...).
+        peepholes, CIFG, FGR...); a TypeError for any other cell.
       xs: `[T, *batch, I]` time-major inputs; targets: a pytree with leading axis T.
       loss_fn: the per-step loss, `(prediction [*batch, O], target_t) -> scalar`.
       carry: the initial carry (zeros when None).
-      every_step: a loss at every step (True) or only at the last one (False).
 
     Returns:
       `OnlineGradients(loss, params, readout, c0)`.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> cell = lstm_jax.lstm()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> readout = Readout(jnp.ones((4, 2)), jnp.zeros(2))
+    >>> xs, targets = jnp.ones((6, 5, 3)), jnp.zeros((6, 5, 2))
+    >>> out = online_gradient(cell, params, readout, xs, targets,
+    ...                       lambda p, t: jnp.sum((p - t) ** 2))
+    >>> out.params.w.shape, out.readout.w.shape, out.c0.shape
+    ((3, 16), (4, 2), (5, 4))
     """
     options = lstm_lib.options_of(cell, "the online truncated gradient (derived for the LSTM)")
     xs, carry = checks.prepare(cell, params, xs, carry)
@@ -100,7 +146,52 @@ def online_gradient(
                 f"targets{jax.tree_util.keystr(path)} must have a leading time axis of "
                 f"T={num_steps}, got shape {getattr(leaf, 'shape', None)}"
             )
-    return _online(options, params, readout, xs, targets, loss_fn, carry, every_step)
+    return _online(options, params, readout, xs, targets, loss_fn, carry)
+
+
+class _Learned(NamedTuple):
+    """What `online_gradient` differentiates, as the params of `_with_readout`."""
+
+    cell: lstm_lib.LSTMParams
+    readout: Readout
+    c0: Array  # [*batch, H] the initial cell state
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _online(
+    options: lstm_lib.LSTMOptions,
+    params: lstm_lib.LSTMParams,
+    readout: Readout,
+    xs: Array,
+    targets: Any,
+    loss_fn: LossFn,
+    carry: lstm_lib.LSTMCarry,
+) -> OnlineGradients:
+    learned = _Learned(params, readout, carry.c)
+    out = accumulate(_with_readout(options), learned, xs, targets, loss_fn, carry)
+    return OnlineGradients(out.loss, out.grads.cell, out.grads.readout, out.grads.c0)
+
+
+def _with_readout(options: lstm_lib.LSTMOptions) -> OnlineAlgorithm:
+    """The 1997 traces on `_Learned` params: the cell's gradient from its traces, the
+    readout's locally (it reaches ℓ_t only through this step's prediction), `c_0`'s from its
+    trace; the step's loss takes the prediction `h_t @ w + b`."""
+
+    def init(learned: _Learned, carry: lstm_lib.LSTMCarry) -> OnlineState:
+        return init_state(options, carry._replace(c=learned.c0), learned.cell.w.shape[0])
+
+    def step(
+        learned: _Learned, state: OnlineState, x: Array, loss: StepLoss
+    ) -> tuple[OnlineState, OnlineStep]:
+        def predicted_loss(readout: Readout, h: Array) -> Array:
+            return loss(h @ readout.w + readout.b)
+
+        local = functools.partial(predicted_loss, learned.readout)
+        state, out = trace_step(options, learned.cell, state, x, local)
+        d_readout = jax.grad(predicted_loss)(learned.readout, out.output)
+        return state, OnlineStep(out.loss, out.output, _Learned(out.grads, d_readout, out.c0))
+
+    return OnlineAlgorithm(init, step, lambda state: state.carry, reset_fields("carry", "traces"))
 
 
 def _traced_blocks(options: lstm_lib.LSTMOptions) -> tuple[str, ...]:
@@ -108,20 +199,20 @@ def _traced_blocks(options: lstm_lib.LSTMOptions) -> tuple[str, ...]:
     return tuple(name for name in options.gates if name != "o")
 
 
-class OnlineState(NamedTuple):
-    """What the algorithm carries from step to step; its size does not depend on T."""
-
-    carry: lstm_lib.LSTMCarry  # the LSTM's own carry
-    traces: _Traces
-
-
 def init_state(
     options: lstm_lib.LSTMOptions, carry: lstm_lib.LSTMCarry, input_size: int
 ) -> OnlineState:
-    """Zero traces (and `∏ f = 1` for `c_0`) for a run starting from `carry`."""
+    """Zero traces (and `∏ f = 1` for `c_0`) for a run starting from `carry`: `e` is
+    `[*batch, C, H, D]` with `D = |in_t|`.
+
+    >>> import lstm_jax
+    >>> cell = lstm_jax.lstm()  # C = 3 traced blocks z, i, f; D = I + H + 1
+    >>> init_state(cell.options, cell.initial_carry((2,), 4), 3).traces.e.shape
+    (2, 3, 4, 8)
+    """
     batch, hidden = carry.c.shape[:-1], carry.c.shape[-1]
-    extra = 0 if carry.gates is None else carry.gates.shape[-1]
-    width = input_size + hidden + extra + 1  # D = |in_t|
+    gate_inputs = 0 if carry.gates is None else carry.gates.shape[-1]
+    width = input_size + hidden + gate_inputs + 1  # D = |in_t|
     zeros = jnp.zeros((*batch, hidden), carry.c.dtype)
     traces = _Traces(
         e=jnp.zeros((*batch, len(_traced_blocks(options)), hidden, width), carry.c.dtype),
@@ -132,42 +223,24 @@ def init_state(
     return OnlineState(carry, traces)
 
 
-def step(
-    options: lstm_lib.LSTMOptions,
-    params: lstm_lib.LSTMParams,
-    readout: Readout,
-    state: OnlineState,
-    x: Array,
-    target: Any,
-    loss_fn: LossFn,
-    weight: Array | float = 1.0,
-) -> tuple[OnlineState, dict[str, Any]]:
-    """One step of the algorithm: the traces move on, and this step's loss `weight ·
-    loss_fn(h_t @ readout.w + readout.b, target)` gives its contribution to the gradient.
-
-    Returns `(state_t, contribution)`; `contribution` is in the per-block layout that
-    `to_gradients` turns into `LSTMParams` (sum contributions first: the layout is linear).
-    """
-    weight = jnp.asarray(weight, state.carry.c.dtype)
-
-    def local_loss(readout: Readout, h: Array) -> Array:
-        return weight * loss_fn(h @ readout.w + readout.b, target)
-
-    state, contribution, h = trace_step(options, params, state, x, lambda h: local_loss(readout, h))
-    contribution["readout"] = jax.grad(local_loss)(readout, h)
-    return state, contribution
-
-
 def trace_step(
     options: lstm_lib.LSTMOptions,
     params: lstm_lib.LSTMParams,
     state: OnlineState,
     x: Array,
-    loss: Callable[[Array], Array],
-) -> tuple[OnlineState, dict[str, Any], Array]:
-    """The traces move on one step, and the step's loss `loss(h_t)` (a scalar) gives its
-    contribution to the cell's gradient. Returns `(state_t, contribution, h_t)`, the
-    contribution in `to_gradients`' per-block layout (without a readout entry)."""
+    loss: StepLoss,
+) -> tuple[OnlineState, TraceStep]:
+    """The traces move on one step (module docstring), and the step's loss `loss(h_t)` (a
+    scalar) gives its gradient terms: `(state_t, TraceStep(ℓ_t, h_t, dℓ_t/dθ, dℓ_t/dc_0))`.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> cell = lstm_jax.lstm("vanilla")
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> state = init_state(cell.options, cell.initial_carry((2,), 4), 3)
+    >>> state, out = trace_step(cell.options, params, state, jnp.ones((2, 3)), jnp.sum)
+    >>> out.grads.p_i.shape, out.output.shape
+    ((4,), (2, 4))
+    """
     k = activation(options.output_activation, "output_activation")
     carry, traces = state
     dtype = carry.c.dtype
@@ -192,97 +265,61 @@ def trace_step(
     value, dh = jax.value_and_grad(loss)(p.h)
     dc = dh * p.o * k.grad(p.c)
     hidden, width = p.c.shape[-1], in_t.shape[-1]
-    contribution = {
-        "loss": value,
-        "traced": jnp.einsum("...h,...chd->chd", dc, e),
-        "p_i": sum_leading(dc * p_i),
-        "p_f": sum_leading(dc * p_f),
-        "c0": dc * traces.c0,
-        "o": jnp.zeros((hidden, width), dtype),
-        "p_o": jnp.zeros((hidden,), dtype),
-    }
+    blocks = _BlockGrads(
+        traced=jnp.einsum("...h,...chd->chd", dc, e),
+        o=jnp.zeros((hidden, width), dtype),
+        p_i=sum_leading(dc * p_i),
+        p_f=sum_leading(dc * p_f),
+        p_o=jnp.zeros((hidden,), dtype),
+    )
     if options.output_gate:  # no trace: ō_t reaches the loss only through h_t
         d_o = dh * k.fn(p.c) * sigmoid.grad(p.o_pre)
-        contribution["o"] = jnp.einsum("...h,...d->hd", d_o, in_t)
-        contribution["p_o"] = sum_leading(d_o * p.c)
-    return OnlineState(lstm_lib.step.carry_from_parts(options, p), traces), contribution, p.h
+        blocks = blocks._replace(
+            o=jnp.einsum("...h,...d->hd", d_o, in_t), p_o=sum_leading(d_o * p.c)
+        )
+    grads = _to_params(options, params, blocks)
+    new = OnlineState(lstm_lib.step.carry_from_parts(options, p), traces)
+    return new, TraceStep(value, p.h, grads, dc * traces.c0)
 
 
 def traces_1997(cell: Cell) -> OnlineAlgorithm:
-    """The 1997 algorithm on the common interface (`online.protocol`): the
-    eligibility traces of the module docstring for an LSTM `cell` of any variant, memory
-    `O(B·H·(I + H))`; `grads` is the TRUNCATED `dℓ_t/dθ` as `LSTMParams`. The same traces
-    are e-prop's for the LSTM (Bellec et al. 2020; `online.eligibility`)."""
+    """The 1997 algorithm on the common interface (`online.protocol`): the eligibility traces
+    of the module docstring for an LSTM `cell` of any variant (a TypeError for any other
+    cell), memory `O(B·H·(I + H))`; `grads` is the TRUNCATED `dℓ_t/dθ` as `LSTMParams`. The
+    same traces are e-prop's for the LSTM (Bellec et al. 2020; `online.eligibility`).
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.online.protocol import accumulate
+    >>> cell = lstm_jax.lstm("1997")
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> xs, targets = jnp.ones((6, 2, 3)), jnp.zeros((6, 2, 4))
+    >>> out = accumulate(traces_1997(cell), params, xs, targets,
+    ...                  lambda y, t: jnp.sum((y - t) ** 2), cell.initial_carry((2,), 4))
+    >>> out.grads.w.shape, out.state.traces.e.shape  # 1997: no forget gate, C = 2 (z, i)
+    ((3, 12), (2, 2, 4, 8))
+    """
     options = lstm_lib.options_of(cell, "the 1997 eligibility traces (derived for the LSTM)")
 
     def init(params: lstm_lib.LSTMParams, carry: lstm_lib.LSTMCarry) -> OnlineState:
         return init_state(options, carry, params.w.shape[0])
 
-    def step_(
+    def step(
         params: lstm_lib.LSTMParams, state: OnlineState, x: Array, loss: StepLoss
     ) -> tuple[OnlineState, OnlineStep]:
-        state, contribution, h = trace_step(options, params, state, x, loss)
-        grads = _to_params(options, params, contribution, params.w.shape[0], params.r.shape[0])
-        return state, OnlineStep(contribution["loss"], h, grads)
+        state, out = trace_step(options, params, state, x, loss)
+        return state, OnlineStep(out.loss, out.output, out.grads)
 
-    return OnlineAlgorithm(init, step_, lambda state: state.carry)
-
-
-def to_gradients(
-    options: lstm_lib.LSTMOptions, params: lstm_lib.LSTMParams, contribution: dict[str, Any]
-) -> tuple[lstm_lib.LSTMParams, Readout]:
-    """`(∂L/∂ cell params, ∂L/∂ readout)` from a (sum of) `step` contribution(s)."""
-    input_size, hidden = params.w.shape[0], params.r.shape[0]
-    cell = _to_params(options, params, contribution, input_size, hidden)
-    return cell, contribution["readout"]
-
-
-@functools.partial(jax.jit, static_argnums=(0, 5, 7))
-def _online(
-    options: lstm_lib.LSTMOptions,
-    params: lstm_lib.LSTMParams,
-    readout: Readout,
-    xs: Array,
-    targets: Any,
-    loss_fn: LossFn,
-    carry: lstm_lib.LSTMCarry,
-    every_step: bool,
-) -> OnlineGradients:
-    num_steps = xs.shape[0]
-
-    def body(state, inputs):
-        online, acc = state
-        t, x, target = inputs
-        weight = 1.0 if every_step else t == num_steps - 1
-        online, contribution = step(options, params, readout, online, x, target, loss_fn, weight)
-        return (online, jax.tree.map(jnp.add, acc, contribution)), None
-
-    online = init_state(options, carry, xs.shape[-1])
-    first = jax.eval_shape(
-        lambda: step(options, params, readout, online, xs[0], _first(targets), loss_fn)[1]
-    )
-    acc = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), first)
-    steps = jnp.arange(num_steps)
-    (_, acc), _ = jax.lax.scan(body, (online, acc), (steps, xs, targets))
-    cell, d_readout = to_gradients(options, params, acc)
-    return OnlineGradients(loss=acc["loss"], params=cell, readout=d_readout, c0=acc["c0"])
-
-
-def _first(tree: Any) -> Any:
-    return jax.tree.map(lambda leaf: leaf[0], tree)
+    return OnlineAlgorithm(init, step, lambda state: state.carry, reset_fields("carry", "traces"))
 
 
 def _to_params(
-    options: lstm_lib.LSTMOptions,
-    params: lstm_lib.LSTMParams,
-    acc: dict[str, Any],
-    input_size: int,
-    hidden: int,
+    options: lstm_lib.LSTMOptions, params: lstm_lib.LSTMParams, blocks: _BlockGrads
 ) -> lstm_lib.LSTMParams:
     """Scatters the per-block `[H, D]` gradients back into the fused `LSTMParams` layout."""
-    per_block = dict(zip(_traced_blocks(options), acc["traced"], strict=True))
+    input_size, hidden = params.w.shape[0], params.r.shape[0]
+    per_block = dict(zip(_traced_blocks(options), blocks.traced, strict=True))
     if options.output_gate:
-        per_block["o"] = acc["o"]
+        per_block["o"] = blocks.o
     # each [H, D] per cell; a gate shared by a memory block sums its cells' rows: [H/S, D]
     ordered = [
         per_block[n] if n == "z" else lstm_lib.step.sum_blocks(options, per_block[n], axis=0)
@@ -299,13 +336,12 @@ def _to_params(
         r_gate = jnp.concatenate(
             [per_block[name][:, h_end:-1].T for name in options.sigmoid_gates], axis=-1
         )
-    peep = {"i": acc["p_i"], "f": acc["p_f"], "o": acc["p_o"]}
     return lstm_lib.LSTMParams(
         w=w,
         r=r,
         b=b,
-        p_i=peep["i"] if params.p_i is not None else None,
-        p_f=peep["f"] if params.p_f is not None else None,
-        p_o=peep["o"] if params.p_o is not None else None,
+        p_i=blocks.p_i if params.p_i is not None else None,
+        p_f=blocks.p_f if params.p_f is not None else None,
+        p_o=blocks.p_o if params.p_o is not None else None,
         r_gate=r_gate,
     )

@@ -11,8 +11,10 @@ estimate `s̃_t θ̃_tᵀ`, updated with fresh random signs `ν ∈ {±1}^S` at 
 step, so a step costs a few forward passes and memory is O(S + P): no Jacobian is formed.
 Unbiased: if `E[s̃_{t-1} θ̃_{t-1}ᵀ] = M_{t-1}`, then `E[s̃_t θ̃_tᵀ] = J_t M_{t-1} + E[ν νᵀ] M̄_t
 = M_t`, because `E[ν νᵀ] = I` and the cross terms are odd in ν (ρ₁ is even in ν). The ρ's
-balance the two factors' norms, which is what keeps the variance bounded (their §3). Each
-sequence of a batch draws its own ν; the key lives in the state.
+balance the two factors' norms, which is what keeps the variance bounded (their §3). ε is
+their numerical stabiliser (`EPSILON`): at the start `s̃ = θ̃ = 0`, and without it `ρ₀` would
+be 0/0. Each sequence of a batch draws its own ν; the key lives in the state, shared by the
+sequences (a reset of some of them keeps it running).
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell, Params
-from lstm_jax.modes import Gradient, resolve_gradient
-from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss
+from lstm_jax.online.protocol import OnlineAlgorithm, OnlineStep, StepLoss, reset_fields
 from lstm_jax.online.rtrl import flatten
 
 Array = jax.Array
+EPSILON = 1e-7  # Tallec & Ollivier's ε in the ρ's (module docstring)
 
 
 class UOROState(NamedTuple):
@@ -37,15 +39,21 @@ class UOROState(NamedTuple):
     key: Array  # [2] uint32, the raw data of the PRNG key of the next step's signs
 
 
-def uoro(
-    cell: Cell,
-    key: Array,
-    gradient: Gradient | str = Gradient.FULL,
-    epsilon: float = 1e-7,
-) -> OnlineAlgorithm:
-    """UORO for `cell` (module docstring), its signs drawn from `key`; `epsilon` is the ε of
-    the ρ's (Tallec & Ollivier's stabiliser)."""
-    step_fn = cell.step_for(resolve_gradient(gradient))
+def uoro(cell: Cell, key: Array) -> OnlineAlgorithm:
+    """UORO for `cell` (module docstring): an unbiased estimate of the full gradient, its signs
+    drawn from `key`.
+
+    >>> import jax, jax.numpy as jnp, lstm_jax
+    >>> from lstm_jax.online.protocol import accumulate
+    >>> cell = lstm_jax.rnn()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> xs, targets = jnp.ones((6, 2, 3)), jnp.zeros((6, 2, 4))
+    >>> out = accumulate(uoro(cell, jax.random.key(1)), params, xs, targets,
+    ...                  lambda y, t: jnp.sum((y - t) ** 2), cell.initial_carry((2,), 4))
+    >>> out.grads.w.shape, out.state.theta_tilde.shape  # P = 3·4 + 4·4 + 4
+    ((3, 4), (2, 32))
+    """
+    step_fn = cell.step  # FULL: UORO estimates the exact gradient
 
     def init(params: Params, carry: Carry) -> UOROState:
         flat = flatten(cell, step_fn, params, carry)
@@ -64,12 +72,12 @@ def uoro(
         signs = jax.random.rademacher(draw, (count, size), flat.theta.dtype)
 
         def advance(s, s_tilde, theta_tilde, x, nu):
-            new, j_s = jax.jvp(lambda s: flat.one(s, flat.theta, x), (s,), (s_tilde,))
-            nu_m = jax.vjp(lambda th: flat.one(s, th, x), flat.theta)[1](nu)[0]
+            new, j_s = jax.jvp(lambda s: flat.next_state(s, flat.theta, x), (s,), (s_tilde,))
+            nu_m = jax.vjp(lambda th: flat.next_state(s, th, x), flat.theta)[1](nu)[0]
             rho0 = jnp.sqrt(
-                (jnp.linalg.norm(theta_tilde) + epsilon) / (jnp.linalg.norm(j_s) + epsilon)
+                (jnp.linalg.norm(theta_tilde) + EPSILON) / (jnp.linalg.norm(j_s) + EPSILON)
             )
-            rho1 = jnp.sqrt((jnp.linalg.norm(nu_m) + epsilon) / (jnp.linalg.norm(nu) + epsilon))
+            rho1 = jnp.sqrt((jnp.linalg.norm(nu_m) + EPSILON) / (jnp.linalg.norm(nu) + EPSILON))
             return new, rho0 * j_s + rho1 * nu, theta_tilde / rho0 + nu_m / rho1
 
         s_tilde = state.s_tilde.reshape(count, size)
@@ -87,4 +95,5 @@ def uoro(
         )
         return new, OnlineStep(value, output, grads)
 
-    return OnlineAlgorithm(init, step, lambda state: state.carry)
+    reset = reset_fields("carry", "s_tilde", "theta_tilde")  # the key runs on
+    return OnlineAlgorithm(init, step, lambda state: state.carry, reset)

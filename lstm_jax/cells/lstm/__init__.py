@@ -15,6 +15,7 @@ from lstm_jax.cells.lstm.step import LSTMCarry, LSTMParams, LSTMParts
 from lstm_jax.cells.protocol import (
     Cell,
     Derivation,
+    Family,
     carry_h,
     cell_from_step,
     kernel_input_grad,
@@ -22,6 +23,7 @@ from lstm_jax.cells.protocol import (
 )
 
 __all__ = [
+    "FAMILY",
     "LSTM_GATE_ORDER",
     "LSTM_VARIANTS",
     "LSTMCarry",
@@ -78,17 +80,30 @@ def _lstm_cell(options: LSTMOptions) -> Cell:
         functools.partial(step.step, options),
         output=carry_h,
         derivation=derived,
+        family=FAMILY.name,
     )
 
 
+FAMILY = Family("lstm", "an LSTM cell")  # what code derived for the LSTM checks
+
+
 def options_of(cell: Cell, purpose: str) -> LSTMOptions:
-    """The `LSTMOptions` of an LSTM cell; a TypeError naming `purpose` for any other cell."""
-    if not isinstance(cell.options, LSTMOptions):
-        raise TypeError(f"{purpose} needs an LSTM cell, got {type(cell.options).__name__}")
-    return cell.options
+    """The `LSTMOptions` of an LSTM cell; a TypeError naming `purpose` for any other cell.
+
+    >>> options_of(lstm("CIFG"), "the 1997 traces").coupled
+    True
+    """
+    return FAMILY.options(cell, purpose)
 
 
 def trace_parts(cell: Cell, params: LSTMParams, xs: Any, carry: LSTMCarry) -> LSTMParts:
     """Every intermediate (`LSTMParts`, pre-activations included) of every step of an LSTM over
-    time-major `xs: [T, *batch, I]`, each leaf stacked over time `[T, ...]`."""
+    time-major `xs: [T, *batch, I]`, each leaf stacked over time `[T, ...]`.
+
+    >>> import jax, jax.numpy as jnp
+    >>> cell = lstm()
+    >>> params = cell.init(jax.random.key(0), 3, 4)
+    >>> trace_parts(cell, params, jnp.ones((5, 2, 3)), cell.initial_carry((2,), 4)).f.shape
+    (5, 2, 4)
+    """
     return derivation.gate_trace(options_of(cell, "trace_parts"), params, xs, carry)[1]

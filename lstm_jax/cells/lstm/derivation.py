@@ -51,7 +51,7 @@ from lstm_jax.cells.lstm.step import (
     sum_blocks,
 )
 from lstm_jax.cells.protocol import outer_sum, sum_leading
-from lstm_jax.modes import Gradient, keep, resolve_gradient
+from lstm_jax.modes import Gradient, cut_nothing, resolve_gradient
 
 Array = jax.Array
 
@@ -59,8 +59,8 @@ Array = jax.Array
 def forward(
     options: LSTMOptions, params: LSTMParams, carry: LSTMCarry, xw: Array
 ) -> tuple[LSTMCarry, Array, None]:
-    """The step from `xw = x_t @ w`: `(carry_t, row = the gate activations, no extra)`."""
-    p = parts(options, params, carry, None, keep, xw + params.b)
+    """The step from `xw = x_t @ w`: `(carry_t, acts = the gate activations, nothing saved)`."""
+    p = parts(options, params, carry, None, cut_nothing, xw + params.b)
     return carry_from_parts(options, p), activations(options, p), None
 
 
@@ -70,7 +70,7 @@ def delta(
     carry: LSTMCarry,
     carry_t: LSTMCarry,
     acts: Array,
-    extra: None,
+    saved: None,
     dcarry: LSTMCarry,
     dy: Array,
     mode: Gradient,
@@ -133,7 +133,7 @@ def grads(
     carry: LSTMCarry,
     carry_t: LSTMCarry,
     d_all: Array,
-    extra: None,
+    saved: None,
 ) -> LSTMParams:
     """`δW = Σ x ⊗ d̄`, `δR = Σ h_{t-1} ⊗ d̄`, `δb = Σ d̄`, peepholes `δp_i = Σ c_{t-1} ⊙ dī`,
     `δp_f = Σ c_{t-1} ⊙ df̄`, `δp_o = Σ c_t ⊙ dō`, FGR `δR_gate = Σ gates_{t-1} ⊗ d̄_sig`.

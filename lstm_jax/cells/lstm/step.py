@@ -34,7 +34,7 @@ from lstm_jax.cells import initializers
 from lstm_jax.cells.activations import activation, sigmoid
 from lstm_jax.cells.lstm.options import LSTMOptions
 from lstm_jax.cells.protocol import zero_state
-from lstm_jax.modes import keep
+from lstm_jax.modes import cut_nothing
 
 Array = jax.Array
 
@@ -195,7 +195,7 @@ def parts(
     params: LSTMParams,
     carry: LSTMCarry,
     x: Array | None,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
     x_proj: Array | None = None,
 ) -> LSTMParts:
     """One LSTM step with every intermediate returned (the step, analytic code, diagnostics and
@@ -274,7 +274,7 @@ def step(
     params: LSTMParams,
     carry: LSTMCarry,
     x: Array,
-    cut: Callable[[Any], Any] = keep,
+    cut: Callable[[Any], Any] = cut_nothing,
 ) -> tuple[LSTMCarry, Array]:
     """`(carry, x) -> (carry, h_t)`; `x: [*batch, I]`, `h_t: [*batch, H]`."""
     p = parts(options, params, carry, x, cut)
