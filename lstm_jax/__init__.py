@@ -31,7 +31,7 @@ from lstm_jax.cells import (
 from lstm_jax.cells.lstm import lstm
 from lstm_jax.cells.mlstm import mlstm
 from lstm_jax.cells.slstm import slstm
-from lstm_jax.driver import Impl, bidirectional, init_stacked, stacked, unroll
+from lstm_jax.driver import Impl, UnrollOptions, bidirectional, init_stacked, stacked, unroll
 from lstm_jax.modes import Gradient, cut_gate_recurrence, cut_window
 from lstm_jax.online import Readout
 
@@ -51,6 +51,7 @@ __all__ = [
     "LSTMOptions",
     "LSTMParams",
     "Readout",
+    "UnrollOptions",
     "analytic",
     "bidirectional",
     "cut_gate_recurrence",

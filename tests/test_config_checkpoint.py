@@ -11,6 +11,7 @@ import pytest
 from conftest import files_under
 from flax import serialization
 
+from lstm_jax.modes import Gradient
 from lstm_jax.training import checkpoint
 from lstm_jax.training.config import ConfigError, dump, load
 
@@ -46,7 +47,7 @@ def test_load_applies_variant_then_overrides(config_file):
     assert (
         cfg.training.steps == 10 and cfg.model.hidden_size == 8 and cfg.task.options["length"] == 20
     )
-    assert cfg.optimizer.learning_rate == 0.01 and cfg.model.gradient == "full"  # default kept
+    assert cfg.optimizer.learning_rate == 0.01 and cfg.model.gradient is Gradient.FULL  # default
     tiny = load(
         config_file, "tiny", ("training.steps=5", "optimizer.clip_norm=1", "model.window=null")
     )

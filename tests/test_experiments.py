@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import chorales_cache
 
-from lstm_jax.training import checkpoint
+from lstm_jax.training import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,7 @@ def test_truncated_vs_full(tmp_path):
     runs = tmp_path / "r" / "temporal_order_6a"
     for seed in (0, 1):
         truncated, full = (
-            checkpoint.load(runs / f"{mode}-seed{seed}", None)[0] for mode in ("truncated", "full")
+            load_run(runs / f"{mode}-seed{seed}").params for mode in ("truncated", "full")
         )
         assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, truncated, full)))
     assert (tmp_path / "out" / "sequences_to_success.png").is_file()
@@ -200,7 +200,7 @@ def test_continual_reber(tmp_path):
     failures = _module("experiments/continual_reber/failures.py")
     (run,) = Path(runs).glob("*/forget_gate_squared_error*-seed0")
     loose = json.loads((run / "summary.json").read_text())["final_eval"]
-    strict = failures.retest_at_threshold(run, {})
+    strict = failures.retest_at_threshold(run)
     assert strict.keys() == loose.keys() - {"loss"}
     assert strict["symbols_correct"] <= loose["symbols_correct"]
     assert strict["symbols_before_first_error"] <= loose["symbols_before_first_error"]
@@ -328,7 +328,7 @@ def test_online_algorithms(tmp_path):
         assert (tmp_path / "out" / png).is_file()
 
 
-CHECKED_SCRIPTS = {  # the scripts with a --check of their own (not the sweep's check_report)
+CHECKED_SCRIPTS = {  # scripts re-measuring their own figures (the sweeps': test_adding_1997)
     "vanishing": (
         "experiments/vanishing_gradients/vanishing.py",
         ("--variant", "tiny", "--steps", "4", "--probe-every", "2", "--seeds", "1"),

@@ -19,9 +19,10 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("lstm_jax"))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.startswith("lstm_jax"):
-                found.add(node.module)
-                found.update(f"{node.module}.{a.name}" for a in node.names)
+            if not node.module.startswith("lstm_jax"):
+                continue
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
     return found
 
 
@@ -47,7 +48,8 @@ def _graph(package: tuple[str, ...]) -> dict[str, set[str]]:
                 continue
             target = _unit(parts, depth)
             child = ROOT.joinpath(*parts[1 : depth + 1])
-            if target and target != source and (child.is_dir() or child.with_suffix(".py").exists()):
+            exists = child.is_dir() or child.with_suffix(".py").exists()
+            if target and target != source and exists:
                 graph.setdefault(source, set()).add(target)
     return graph
 

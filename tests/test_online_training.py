@@ -1,4 +1,4 @@
-"""Online learning in the trainer (`model.gradient: online`, `training.online_updates`): weights
+"""Online learning in the trainer (`training.learner: online`, `training.learners.online`): weights
 updated during the sequence from an online algorithm (the 1997 traces by default, RTRL, e-prop,
 RFLO, UORO...), random feedback, the reset on error, checkpoints."""
 
@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from lstm_jax.training import checkpoint
 from lstm_jax.training.config import ConfigError, load
-from lstm_jax.training.trainer import build, init_state
+from lstm_jax.training.experiment import build, init_state
 
 
 def _config(name: str, *overrides: str):
@@ -35,12 +35,15 @@ def test_online_sgd_on_one_sequence_equals_a_truncated_sgd_step(x64, update_ever
         "training.batch_size=1",
         "optimizer.name=sgd",
         "optimizer.learning_rate=0.3",
-        "training.stop_on=test",
+        "training.stopping.rule=test",
     )
     batch_exp = build(_config("adding_1997", *common, "model.gradient=truncated"))
     online_exp = build(
         _config(
-            "adding_1997", *common, "model.gradient=online", f"training.update_every={update_every}"
+            "adding_1997",
+            *common,
+            "training.learner=online",
+            f"training.online.update_every={update_every}",
         )
     )
     batch = jax.tree.map(
@@ -86,7 +89,7 @@ def test_any_online_algorithm_trains_as_its_gradient_says(x64, cell, algorithm, 
         "training.batch_size=1",
         "optimizer.name=sgd",
         "optimizer.learning_rate=0.3",
-        "training.stop_on=test",
+        "training.stopping.rule=test",
         "model.output=identity",
         "model.readout_range=null",
     )
@@ -95,9 +98,9 @@ def test_any_online_algorithm_trains_as_its_gradient_says(x64, cell, algorithm, 
         _config(
             "adding_1997",
             *common,
-            "model.gradient=online",
-            f"training.online_algorithm={algorithm}",
-            "training.update_every=22",
+            "training.learner=online",
+            f"training.online.algorithm={algorithm}",
+            "training.online.update_every=22",
         )
     )
     batch = jax.tree.map(
@@ -117,25 +120,29 @@ def test_any_online_algorithm_trains_as_its_gradient_says(x64, cell, algorithm, 
 
 
 def test_random_feedback_moves_the_layer_differently_and_the_readout_alike():
-    """`training.feedback=random`: the readout's update is the exact one, the layer's is not."""
+    """`training.online.feedback=random`: the readout's update is the exact one, the layer's
+    is not."""
     common = (
         "model.variant=1997",
-        "model.gradient=online",
-        "training.online_algorithm=traces_1997",
+        "training.learner=online",
+        "training.online.algorithm=traces_1997",
         "training.batch_size=1",
-        "training.update_every=22",
+        "training.online.update_every=22",
         "optimizer.name=sgd",
-        "training.stop_on=test",
+        "training.stopping.rule=test",
     )
     exps = [
-        build(_config("adding_1997", *common, f"training.feedback={f}"))
+        build(_config("adding_1997", *common, f"training.online.feedback={f}"))
         for f in ("symmetric", "random")
     ]
     batch = exps[0].task.batch(0, 0, 1)
     (sym, _), (rand, _) = [e.train_step(init_state(e), batch) for e in exps]
     np.testing.assert_allclose(rand.params.readout.w, sym.params.readout.w, rtol=1e-6)
     assert not np.allclose(rand.params.rnn[0].w, sym.params.rnn[0].w)
-    assert init_state(exps[1]).carries.feedback.shape == (exps[1].config.model.hidden_size, 1)[::-1]
+    assert (
+        init_state(exps[1]).learner_state.feedback.shape
+        == (exps[1].config.model.hidden_size, 1)[::-1]
+    )
 
 
 def test_reset_on_error_ends_each_stream_at_its_first_error():
@@ -143,13 +150,13 @@ def test_reset_on_error_ends_each_stream_at_its_first_error():
     episode (learning pauses until the next string starts); without, far more often."""
     common = (
         "model.variant=1997",
-        "model.gradient=online",
+        "training.learner=online",
         "training.batch_size=1",
         "optimizer.name=sgd",
         "optimizer.learning_rate=0.0",  # weights frozen: the count is the net's, not learning's
         "task.options.chunk_length=200",
     )
-    exp = build(_config("continual_reber", *common, "training.reset_on_error=true"))
+    exp = build(_config("continual_reber", *common, "training.online.reset_on_error=true"))
     batch = exp.task.batch(0, 0, 1)
     episodes = 1 + int(batch.starts[1:].sum())  # the stream's first string and every later one
     _, stats = exp.train_step(init_state(exp), batch)
@@ -188,12 +195,12 @@ def test_online_state_survives_a_checkpoint(tmp_path, algorithm):
     cfg = _config(
         "continual_reber",
         "model.variant=1997",
-        "model.gradient=online",
-        f"training.online_algorithm={algorithm}",
+        "training.learner=online",
+        f"training.online.algorithm={algorithm}",
         "model.hidden_size=4",
         "training.batch_size=2",
-        "training.update_every=7",  # a partial sum pending at every chunk boundary
-        "training.reset_on_error=true",
+        "training.online.update_every=7",  # a partial sum pending at every chunk boundary
+        "training.online.reset_on_error=true",
         "optimizer.name=sgd",
         "optimizer.learning_rate=0.5",
     )
@@ -217,50 +224,51 @@ def test_online_state_survives_a_checkpoint(tmp_path, algorithm):
         (
             "adding_1997",
             ("model.gradient=backprop",),
-            r"model.gradient must be one of \['full', 'truncated', 'online'\]",
+            r"model.gradient must be one of \['full', 'truncated'\], got 'backprop'",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "model.cell=gru", "model.variant=null", "model.options={}"),
+            ("training.learner=online", "model.cell=gru", "model.variant=null", "model.options={}"),
             r"online algorithm 'traces_1997' is not defined for this cell.*valid for it: \['rtrl'",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "training.online_algorithm=bptt"),
-            r"training.online_algorithm: unknown online algorithm 'bptt'; valid: \['eprop'",
+            ("training.learner=online", "training.online.algorithm=bptt"),
+            r"training.online.algorithm: unknown online algorithm 'bptt'; valid: \['eprop'",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "training.feedback=transpose"),
-            r"training.feedback must be one of \['symmetric', 'random'\], got 'transpose'",
+            ("training.learner=online", "training.online.feedback=transpose"),
+            r"training.online.feedback must be one of \['symmetric', 'random'\], got 'transpose'",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "model.num_layers=2"),
+            ("training.learner=online", "model.num_layers=2"),
             r"needs model.num_layers=1, got 2",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "training.update_every=0"),
+            ("training.learner=online", "training.online.update_every=0"),
             r"update_every must be >= 1",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "training.reset_on_error=true"),
+            ("training.learner=online", "training.online.reset_on_error=true"),
             r"reset_on_error needs a task that judges each step",
         ),
         (
             "continual_reber",
-            ("training.reset_on_error=true",),
-            r"reset_on_error needs model.gradient=online",
+            ("training.online.reset_on_error=true",),
+            r"training.online applies to training.learner=online; the learner is 'bptt'",
         ),
         (
             "adding_1997",
-            ("model.gradient=online", "optimizer.schedule=cosine"),
-            r"schedule=cosine decays over training.steps weight updates, but model.gradient=online",
+            ("training.learner=online", "optimizer.schedule=cosine"),
+            r"schedule=cosine decays over training.steps weight updates, but "
+            r"training.learner=online",
         ),
     ],
 )
 def test_online_configuration_errors(name, overrides, pattern):
     with pytest.raises(ConfigError, match=pattern):
-        build(_config(name, "training.stop_on=test", *overrides))
+        build(_config(name, "training.stopping.rule=test", *overrides))

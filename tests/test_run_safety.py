@@ -156,7 +156,9 @@ def test_docstring_examples_run():
     import importlib
 
     names = ["training.run_dir", "training.interrupt", "training.rendezvous"]
-    names += ["training.distributed", "training.provenance", "training.paired", "training.sweep"]
+    names += ["training.distributed", "training.provenance", "training.paired"]
+    names += [f"training.sweeps.{m}" for m in ("grid", "runner", "summary", "records", "rerun")]
+    names += ["training.sweeps.script", "reporting.check"]
     names += ["training.tasks.chorales", "training.config", "training.runs"]
     names += ["nn.flax_options", "nn.nnx", "nn.linen"]
     for name in names:

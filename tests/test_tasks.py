@@ -31,7 +31,7 @@ from lstm_jax.training.tasks import (
     reber,
     reber_valid,
 )
-from lstm_jax.training.tasks.formal import evaluate
+from lstm_jax.training.tasks.formal import arithmetic_value
 
 TEXT = "The quick brown fox — jumps over the lazy dog; naïve café, 日本語!\n" * 20
 
@@ -579,7 +579,7 @@ def test_modular_arithmetic_matches_python_evaluation():
         assert batch.targets[length - 1, j] == eval(text) % 5
     numbers = np.array([[1, 1, 0], [2, 1, 1], [3, 1, 4], [0, 0, 3], [0, 0, 2]])
     ops = np.array([[0, 1, 2], [2, 1, 0], [0, 0, 2], [0, 0, 1]])  # "+-*" indices
-    got = evaluate(numbers, ops, np.array([2, 2, 4]), 5)
+    got = arithmetic_value(numbers, ops, np.array([2, 2, 4]), 5)
     assert got.tolist() == [(1 + 2 * 3) % 5, (1 - 1 - 1) % 5, (0 * 1 + 4 * 3 - 2) % 5]
 
 

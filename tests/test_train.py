@@ -55,7 +55,7 @@ def test_every_config_runs_its_tiny_variant(tmp_path, monkeypatch, config_path):
 def test_tiny_configs_learn(tmp_path, task, mode):
     # adding_1997 keeps its 2 memory blocks (its biases are per block) and learns on batches
     sizes = (
-        ("training.batch_size=8", "training.stop_on=test")
+        ("training.batch_size=8", "training.stopping.rule=test")
         if task == "adding_1997"
         else ("model.hidden_size=8",)
     )
@@ -100,7 +100,8 @@ def test_stateful_task_carries_state_across_batches(tmp_path):
     cfg = _tiny("continual_reber", "training.steps=2")
     train(cfg, tmp_path, progress=False, log=lambda s: None)
     from lstm_jax.training import model
-    from lstm_jax.training.trainer import build, init_state, shard_batch
+    from lstm_jax.training.experiment import build, init_state
+    from lstm_jax.training.sharding import shard_batch
 
     exp = build(cfg)
     t = cfg.training
@@ -111,19 +112,21 @@ def test_stateful_task_carries_state_across_batches(tmp_path):
 
     def final_carries(carries):
         b = batches[1]
-        kwargs = dict(lengths=b.lengths, resets=b.resets, gradient=cfg.model.gradient)
+        kwargs = dict(lengths=b.lengths, resets=b.resets, options=cfg.model.unroll_options())
         return model.apply(exp.cell, after_one.params, b.inputs, carries, **kwargs)[0]
 
     close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6)
-    jax.tree.map(close, after_two.carries, final_carries(after_one.carries))
-    from_zero = final_carries(init_state(exp).carries)
+    jax.tree.map(close, after_two.learner_state, final_carries(after_one.learner_state))
+    from_zero = final_carries(init_state(exp).learner_state)
     gap = max(
         float(abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(after_two.carries), jax.tree.leaves(from_zero), strict=True)
+        for a, b in zip(
+            jax.tree.leaves(after_two.learner_state), jax.tree.leaves(from_zero), strict=True
+        )
     )
     assert gap > 1e-3  # batch 2 did not start from zeros: the stored carry made a difference
     saved, _ = checkpoint.load(tmp_path, init_state(exp))
-    jax.tree.map(close, saved.carries, after_two.carries)
+    jax.tree.map(close, saved.learner_state, after_two.learner_state)
 
 
 def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
@@ -229,7 +232,8 @@ DATA_PARALLEL = textwrap.dedent(
     import json, sys
     import jax, numpy as np
     from lstm_jax.training.config import load
-    from lstm_jax.training.trainer import build, init_state, shard_batch, shard_state
+    from lstm_jax.training.experiment import build, init_state
+    from lstm_jax.training.sharding import shard_batch, shard_state
     cfg = load(sys.argv[1], "tiny", ("training.batch_size=8",))
     exp = build(cfg)
     assert exp.mesh is not None and exp.mesh.size == 4

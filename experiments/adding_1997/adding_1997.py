@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstm_jax.training.sweep import Suite, compare, experiment_parser, run_check, write_report
+from lstm_jax.training.sweeps import Suite, compare, experiment_parser, run_check, write_report
 
 CONFIG = "configs/adding_1997.yaml"
 PUBLISHED = {"T=100": "mean 74,000 sequences, 1/2,560 wrong", "T=500": "209,000, 1/2,560"}

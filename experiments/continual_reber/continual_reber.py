@@ -4,7 +4,7 @@ One stream of embedded Reber strings with no resets between them. Three suites:
 
 - **Gers et al. 2000 protocol** (`configs/continual_reber_2000.yaml`): 4 blocks of 2 cells,
   weights U[±0.2], block-wise gate biases, SGD 0.5 after every symbol from the 1997 traces
-  (`model.gradient: online`), a training stream that ends at its first error (the net reset),
+  (`training.learner: online`), a training stream that ends at its first error (the net reset),
   the four published settings: no forget gate, forget gate, forget gate with a decaying
   learning rate, no forget gate with an external reset at each string's start.
 - **the same, "squared error < 0.49 is right"** (`--seeds-loose`): a step is right when every
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lstm_jax.training.sweep import Suite, compare, experiment_parser, run_check, write_report
+from lstm_jax.training.sweeps import Suite, compare, experiment_parser, run_check, write_report
 
 PAPER = "continual Reber, Gers et al. 2000 protocol"
 MODERN = "continual Reber, modern set-up"
@@ -61,7 +61,7 @@ SUITES[PILOTS] = Suite(
     "configs/continual_reber_2000.yaml", ("training.steps=3000",), "streams_correct"
 )
 _RESET = (*_NO_FORGET, "task.options.external_reset=true")
-_EVERY = ("training.reset_on_error=false",)
+_EVERY = ("training.online.reset_on_error=false",)
 SETTINGS[PILOTS] = {
     "reset": _RESET,
     "reset, cell outputs fed back only": (*_RESET, "model.options.gate_inputs=false"),

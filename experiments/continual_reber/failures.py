@@ -24,15 +24,12 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from flax import serialization
 
-from lstm_jax.training import checkpoint
-from lstm_jax.training.config import Config, load
+from lstm_jax.training.config import load
+from lstm_jax.training.load import load_run
 from lstm_jax.training.tasks.reber import REBER_SYMBOLS
-from lstm_jax.training.trainer import Experiment, build, init_state
 
 SUITE = "continual_Reber_Gers_et_al._2000_protocol"  # the sweep's directory of the paper suite
 _B, _E = REBER_SYMBOLS.index("B"), REBER_SYMBOLS.index("E")
@@ -55,33 +52,16 @@ def classify(symbols: np.ndarray, wrong: np.ndarray) -> collections.Counter:
     return counts
 
 
-def _load(run: Path, built: dict[str, Experiment]) -> tuple[Config, Experiment, Any]:
-    """A run's config, its experiment and its newest params. `built` holds the experiments
-    built so far by their config less the seed: evaluating needs no seed, so the nets of one
-    setting share one build and one compiled evaluation."""
-    config = load(run / "config.yaml")
-    unseeded = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=0))
-    if repr(unseeded) not in built:
-        built[repr(unseeded)] = build(unseeded)
-    exp = built[repr(unseeded)]
-    template = init_state(exp)  # the seed-0 params: a template of the stored ones' shapes
-    try:
-        params = checkpoint.load(run, template)[0].params
-    except checkpoint.CheckpointError:  # a run from before the online carry's last field
-        stored, _ = checkpoint.load(run, None)  # its raw state; the params are unchanged
-        params = serialization.from_state_dict(template.params, stored["params"])
-    return config, exp, params
-
-
-def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
+def diagnose(run: Path, symbols: int) -> dict:
     """One unsolved run: its error classes and the fraction of its wrong outputs saturated."""
-    config, exp, params = _load(run, built)
-    test = exp.task.test_set(config.training.seed, 1)
+    net = load_run(run)
+    test = net.task.test_set(net.config.training.seed, 1)
     cut = {f: getattr(test, f)[:symbols] for f in ("inputs", "targets", "mask")}
     for f in ("resets", "starts"):
         if getattr(test, f, None) is not None:
             cut[f] = getattr(test, f)[:symbols]
-    outputs = np.asarray(exp.evaluate(params, test._replace(**cut)))[:, 0]
+    test = test._replace(**cut)
+    outputs = np.asarray(net.predict(test.inputs, test.lengths, test.resets))[:, 0]
     targets = np.asarray(cut["targets"])[:, 0] > 0.5
     wrong_units = (outputs > 0.5) != targets
     wrong = wrong_units.any(-1)
@@ -94,14 +74,14 @@ def diagnose(run: Path, symbols: int, built: dict[str, Experiment]) -> dict:
     }
 
 
-def retest_at_threshold(run: Path, built: dict[str, Experiment]) -> dict[str, float]:
+def retest_at_threshold(run: Path) -> dict[str, float]:
     """A net trained and tested with `task.options.max_error`, re-tested on its own 10 test
     streams by the 0.5 threshold (a symbol is right when {output > 0.5} is its successor set):
     the test metrics under the stricter criterion."""
-    config, exp, params = _load(run, built)
-    test = exp.task.test_set(config.training.seed, config.training.eval_size)
-    outputs = np.asarray(exp.evaluate(params, test))
-    return dataclasses.replace(exp.task, max_error=None).metrics(outputs, test)
+    net = load_run(run)
+    test = net.task.test_set(net.config.training.seed, net.config.training.eval_size)
+    outputs = np.asarray(net.predict(test.inputs, test.lengths, test.resets))
+    return dataclasses.replace(net.task, max_error=None).metrics(outputs, test)
 
 
 def main() -> None:
@@ -120,9 +100,8 @@ def main() -> None:
         retest(args.runs / args.suite, args.symbols)
         return
     by_setting: dict[str, list[dict]] = {}
-    built: dict[str, Experiment] = {}
     for setting, seed, run in _runs(args.runs / args.suite, solved=False):
-        row = {"seed": seed, **diagnose(run, args.symbols, built)}
+        row = {"seed": seed, **diagnose(run, args.symbols)}
         by_setting.setdefault(setting, []).append(row)
         print(setting, row, flush=True)
     print(f"\nunsolved nets, first {args.symbols:,} symbols of their first test stream:")
@@ -139,13 +118,12 @@ def retest(suite: Path, symbols: int) -> None:
     """Prints, per setting trained with `max_error`, how many of its solved nets the 0.5
     threshold also calls solved, and where (by `diagnose`) those it fails err."""
     by_setting: dict[str, list[tuple[int, dict]]] = {}
-    built: dict[str, Experiment] = {}
     for setting, seed, run in _runs(suite, solved=True):
         if load(run / "config.yaml").task.options.get("max_error") is None:
             continue
-        row = retest_at_threshold(run, built)
+        row = retest_at_threshold(run)
         if row["streams_correct"] < 1:
-            row["by_the_threshold"] = diagnose(run, symbols, built)
+            row["by_the_threshold"] = diagnose(run, symbols)
         by_setting.setdefault(setting, []).append((seed, row))
         print(setting, seed, row, flush=True)
     print("\nsolved nets trained and tested with max_error, re-tested by the 0.5 threshold:")

@@ -1,10 +1,11 @@
 """Training streams of the continual-Reber nets, counted from their logs.
 
-Under `training.reset_on_error` every wrong prediction ends a training stream (the net is reset
-and learns again from the next string), so the `errors` each chunk logs count the streams that
-ended in it. Per setting: the streams each solved net needed, how many nets were solved within
-`--budget` streams (Gers et al.'s budget as a secondary source gives it: 30,000), the training
-symbols by which each net had used that many, and the streams the unsolved nets used in all.
+Under `training.online.reset_on_error` every wrong prediction ends a training stream (the net is
+reset and learns again from the next string), so the `errors` each chunk logs count the streams
+that ended in it. Per setting: the streams each solved net needed, how many nets were solved
+within `--budget` streams (Gers et al.'s budget as a secondary source gives it: 30,000), the
+training symbols by which each net had used that many, and the streams the unsolved nets used in
+all.
 
     python experiments/continual_reber/streams.py [--runs runs/continual] [--suite S]
 """
@@ -44,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     by_setting: dict[str, list[dict]] = {}
     for run in sorted((args.runs / args.suite).glob("*-seed*")):
-        if not load(run / "config.yaml").training.reset_on_error:
+        if not load(run / "config.yaml").training.online.reset_on_error:
             continue  # it learns from every symbol: no training streams to count
         setting = run.name.rsplit("-seed", 1)[0]
         by_setting.setdefault(setting, []).append(count(run, args.budget))

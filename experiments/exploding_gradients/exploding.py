@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 
 from lstm_jax.reporting.plotting import plot_curves
-from lstm_jax.training.sweep import (
+from lstm_jax.training.sweeps import (
     Outcome,
     experiment_parser,
     grid,
@@ -54,9 +54,9 @@ INITS = {
 }
 # their Figure 7's three curves: MSGD ("with no momentum" in §4.1), MSGD-C, MSGD-CR (α = 4)
 METHODS = {
-    "SGD": ("optimizer.clip_norm=null", "training.omega=0.0"),
-    "SGD-C": ("optimizer.clip_norm=1.0", "training.omega=0.0"),
-    "SGD-CR": ("optimizer.clip_norm=1.0", "training.omega=4.0"),
+    "SGD": ("optimizer.clip_norm=null", "training.omega.weight=0.0"),
+    "SGD-C": ("optimizer.clip_norm=1.0", "training.omega.weight=0.0"),
+    "SGD-CR": ("optimizer.clip_norm=1.0", "training.omega.weight=4.0"),
 }
 # ours, not the paper's: R = 2 x orthogonal (every singular value 2), at the shortest length
 EXTRA = {

@@ -15,15 +15,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import lstm_jax
 from lstm_jax import diagnostics
 from lstm_jax.cells.lstm import trace_parts
+from lstm_jax.reporting.check import Remeasured, Tolerance, run_check
 from lstm_jax.reporting.plotting import plot_curves
 from lstm_jax.training.provenance import ALLOW_DIRTY, record_provenance
 
@@ -36,36 +37,31 @@ def batch_mean(norms: jax.Array, reverse: bool = True) -> list[float]:
     return (mean[::-1] if reverse else mean).tolist()
 
 
-def rerun_and_compare(script: str, path: Path, keys: tuple[str, ...]) -> bool:
-    """Re-runs `script` with the arguments the record at `path` holds (`--out` a temporary
-    directory, the record read back under the same file name) and compares `keys` (float64:
-    to 1e-9 relative); prints one line per key. A key holding named rows compares the rows
-    both runs have and names the rows the re-run could not make (rows of trained nets whose
-    run directories are not on this machine). True if everything compared matches."""
-    recorded = json.loads(path.read_text())
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in recorded["args"].items()]
+# float64 and the same program: a re-run agrees to rounding
+CHECK_TOLERANCES = {"*": Tolerance(rel=1e-9)}
+CHECKED = ("per_lag_h", "per_lag_c", "term_means_over_time")
+
+
+def rerun_script(script: str, name: str, record: dict) -> dict:
+    """The record `name` that `script` writes when re-run with the arguments `record` holds
+    (`--out` a temporary directory)."""
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in record["args"].items()]
     with tempfile.TemporaryDirectory() as tmp:
         # the re-run's record is a temporary file, not a committed one: any tree may write it
         env = {**os.environ, ALLOW_DIRTY: "1"}
         subprocess.run([sys.executable, script, *flags, "--out", tmp], check=True, env=env)
-        now = json.loads((Path(tmp) / path.name).read_text())
-    same = True
-    for key in keys:
-        want, got = recorded[key], now[key]
-        missing = sorted(set(want) - set(got)) if isinstance(want, dict) else []
-        if missing:
-            want = {row: values for row, values in want.items() if row in got}
-            got = {row: got[row] for row in want}
-        ok = np.allclose(jax.tree.leaves(want), jax.tree.leaves(got), rtol=1e-9, atol=0)
-        same = same and ok
-        skipped = f" (not re-made, no run directory here: {', '.join(missing)})" if missing else ""
-        print(f"{key}: {'same' if ok else 'differs'}{skipped}")
-    return same
+        return json.loads((Path(tmp) / name).read_text())
 
 
-def _check(path: Path) -> bool:
-    """Re-runs this script as `path` records it; compares the per-lag norms and Jacobian terms."""
-    return rerun_and_compare(__file__, path, ("per_lag_h", "per_lag_c", "term_means_over_time"))
+def remeasurer(script: str, name: str, keys: tuple[str, ...]) -> Callable[[dict], Remeasured]:
+    """`--check`'s re-measurement of `script`'s record `name`: the script re-run as the record
+    says, its `keys` recorded and now."""
+
+    def remeasure(record: dict) -> Remeasured:
+        now = rerun_script(script, name, record)
+        return Remeasured(name, {k: record[k] for k in keys}, {k: now[k] for k in keys})
+
+    return remeasure
 
 
 def main() -> None:
@@ -83,7 +79,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.check:
-        raise SystemExit(0 if _check(args.out / "results.json") else 1)
+        remeasure = remeasurer(__file__, "results.json", CHECKED)
+        run_check(args.out / "results.json", remeasure, CHECK_TOLERANCES)
     clock = (time.perf_counter(), time.process_time())
     source = record_provenance()  # before this run writes its own (tracked) outputs
 

@@ -22,21 +22,22 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from gradient_flow import batch_mean, rerun_and_compare  # this folder's script, beside it
+from gradient_flow import CHECK_TOLERANCES, batch_mean, remeasurer  # the script beside
 
 import lstm_jax
 from lstm_jax import diagnostics
+from lstm_jax.reporting.check import run_check
 from lstm_jax.reporting.plotting import plot_curves
-from lstm_jax.training import checkpoint
-from lstm_jax.training.config import load
+from lstm_jax.training.load import load_run
 from lstm_jax.training.provenance import record_provenance
 from lstm_jax.training.tasks import ParityCheck
-from lstm_jax.training.trainer import build, init_state
 
 jax.config.update("jax_enable_x64", True)
 
 # run directory in the formal-language sweep → curve name
 TRAINED = {"LSTM_lr_0.01": "LSTM", "sLSTM_lr_0.01": "sLSTM"}
+# `--check`: the curves of the trained nets are re-made only where their run directories are
+NOT_HERE = ("per_lag_?.parity-trained: *",)
 
 
 def curves(cell, params, xs, name: str, per_h: dict, per_c: dict) -> None:
@@ -61,16 +62,9 @@ def trained_first_layer(run_dir: Path) -> tuple[object, object, dict] | None:
     """`(cell, first-layer params in float64, summary)` of a finished run, or None."""
     if not (run_dir / "summary.json").is_file():
         return None
-    config = load(run_dir / "config.yaml")
-    exp = build(config)
-    state, _ = checkpoint.load(run_dir, init_state(exp))
-    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), state.params.rnn[0])
-    return exp.cell, params, json.loads((run_dir / "summary.json").read_text())
-
-
-def _check(path: Path) -> bool:
-    """Re-runs this script as `path` records it and compares the per-lag norms."""
-    return rerun_and_compare(__file__, path, ("per_lag_h", "per_lag_c"))
+    run = load_run(run_dir)
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), run.params.rnn[0])
+    return run.cell, params, json.loads((run_dir / "summary.json").read_text())
 
 
 def main() -> None:
@@ -86,7 +80,9 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="recompute and compare")
     args = parser.parse_args()
     if args.check:
-        raise SystemExit(0 if _check(args.out / "slstm_results.json") else 1)
+        remeasure = remeasurer(__file__, "slstm_results.json", ("per_lag_h", "per_lag_c"))
+        path = args.out / "slstm_results.json"
+        run_check(path, remeasure, CHECK_TOLERANCES, missing_ok=NOT_HERE)
     clock = (time.perf_counter(), time.process_time())
     source = record_provenance()
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lstm_jax.reporting.plotting import plot_strips
 from lstm_jax.training.run_log import curves, records
-from lstm_jax.training.sweep import (
+from lstm_jax.training.sweeps import (
     Outcome,
     Run,
     Suite,

@@ -11,7 +11,7 @@ Parts (each cached in results.json; a part already there is skipped unless named
   the algorithm's recurrent-layer gradient of `L = Σ_t ℓ_t` with the BPTT gradient, at the
   initial weights and after 300 and 1,500 Adam updates of BPTT training (mean over 5 seeds).
   UORO: the mean cosine of one estimate, and the cosine of the mean of 20 estimates.
-- **learning**: `model.gradient: online` through the trainer (`configs/online_algorithms.yaml`),
+- **learning**: `training.learner: online` through the trainer (`configs/online_algorithms.yaml`),
   every algorithm on the copy task and on the embedded Reber grammar, weights updated after
   every step; test symbol accuracy.
 - **cost**: time per step and state size against H, for the LSTM (I = 4, one sequence),
@@ -39,8 +39,9 @@ import lstm_jax
 from lstm_jax.online.eligibility import feedback_readout, random_feedback
 from lstm_jax.online.protocol import accumulate
 from lstm_jax.online.registry import online_algorithm, valid_algorithms
+from lstm_jax.reporting.check import CheckError, Remeasured, Tolerance, run_check
 from lstm_jax.training import model
-from lstm_jax.training.sweep import Suite, compare
+from lstm_jax.training.sweeps import Suite, compare
 from lstm_jax.training.tasks import make_task
 
 HERE = Path(__file__).parent
@@ -192,13 +193,13 @@ def _alignment_line(row: dict[str, Any]) -> str:
 LEARNING = {
     "BPTT (batch)": ("model.gradient=full",),
     **{
-        name: ("model.gradient=online", f"training.online_algorithm={name}")
+        name: ("training.learner=online", f"training.online.algorithm={name}")
         for name in ("rtrl", "traces_1997", "snap1", "snap2", "uoro", "eprop")
     },
     "eprop (random B)": (
-        "model.gradient=online",
-        "training.online_algorithm=eprop",
-        "training.feedback=random",
+        "training.learner=online",
+        "training.online.algorithm=eprop",
+        "training.online.feedback=random",
     ),
 }
 
@@ -320,9 +321,9 @@ def main() -> None:
     if args.tiny:
         _make_tiny()
     path = args.out / "results.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
     if args.check:
-        raise SystemExit(0 if _check(record) else 1)
+        run_check(path, remeasure, CHECK_TOLERANCES)
+    record = json.loads(path.read_text()) if path.exists() else {}
     from lstm_jax.training.provenance import record_provenance
 
     for part in ("alignment", "learning", "cost"):
@@ -356,30 +357,27 @@ def _make_tiny() -> None:
     SUITES = {"copy, online": SUITES["copy, online"]}
 
 
-def _check(record: dict[str, Any]) -> bool:
-    """Re-runs the alignment of the first seed's initial weights for the Elman RNN and compares
-    the recorded cosines of the deterministic algorithms to 1e-5 absolute (cosines lie in
-    [-1, 1]; a near-zero one, e.g. random-feedback e-prop's -0.0011481, cannot keep 5
-    significant digits through another machine's rounding: it re-ran at -0.0011482)."""
+# `--check`: the cosines of the deterministic algorithms to 1e-5 absolute (cosines lie in
+# [-1, 1]; a near-zero one, e.g. random-feedback e-prop's -0.0011481, cannot keep 5
+# significant digits through another machine's rounding: it re-ran at -0.0011482)
+CHECK_TOLERANCES = {"*.cos@0": Tolerance(abs=1e-5)}
+
+
+def remeasure(record: dict[str, Any]) -> Remeasured:
+    """Re-runs the alignment of the first seed's initial weights for the Elman RNN: the
+    cosine of every algorithm but UORO (a random estimate), recorded and now."""
     if "alignment" not in record:
-        print("results.json has no alignment part to check")
-        return False
+        raise CheckError("results.json has no alignment part to check")
     global SEEDS, CHECKPOINTS, CELLS
-    recorded = [r for r in record["alignment"]["rows"] if r["cell"] == "Elman"]
     SEEDS, CHECKPOINTS = record["alignment"]["seeds"], (0,)
     CELLS = {"Elman": CELLS["Elman"]}
-    rows = alignment()["rows"]
-    ok = True
-    for old, new in zip(recorded, rows, strict=True):
-        if old["algorithm"] == "uoro":
-            continue
-        same = abs(old["cos@0"] - new["cos@0"]) <= 1e-5
-        ok &= same
-        print(
-            f"{old['algorithm']:<18} recorded {old['cos@0']:.5g} now {new['cos@0']:.5g}"
-            + ("" if same else "   <- differs")
-        )
-    return ok
+
+    def elman(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        chosen = (r for r in rows if r["cell"] == "Elman" and r["algorithm"] != "uoro")
+        return {r["algorithm"]: r for r in chosen}
+
+    recorded = elman(record["alignment"]["rows"])
+    return Remeasured("Elman alignment at initialisation", recorded, elman(alignment()["rows"]))
 
 
 if __name__ == "__main__":

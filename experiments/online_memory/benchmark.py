@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lstm_jax.reporting.check import EXACT, Remeasured, Tolerance, run_check
 from lstm_jax.training.provenance import record_provenance
 
 METHODS = ("full", "full_remat", "truncated", "online")
@@ -111,23 +112,20 @@ def table(results: dict[tuple[str, int], dict[str, float]], lengths: list[int]) 
     return "\n".join(lines)
 
 
-def check(path: Path) -> bool:
-    """Re-measures T = 1000 against the record: XLA temp bytes exactly, RSS within 15%."""
-    recorded = {(r["method"], r["T"]): r for r in json.loads(path.read_text())["rows"]}
-    now = measure([1000])
-    ok = True
-    for (method, num_steps), r in now.items():
-        was = recorded[method, num_steps]
-        same_temp = round(r["xla_temp_mib"], 4) == was["xla_temp_mib"]
-        close_rss = abs(r["max_rss_mib"] / was["max_rss_mib"] - 1) <= 0.15
-        ok &= same_temp and close_rss
-        print(
-            f"{method:<12}{num_steps:>7}  XLA temp {was['xla_temp_mib']:.4f} -> "
-            f"{r['xla_temp_mib']:.4f} MiB{'' if same_temp else '  <- differs'};  RSS "
-            f"{was['max_rss_mib']:.1f} -> {r['max_rss_mib']:.1f} MiB"
-            f"{'' if close_rss else '  <- more than 15% apart'}"
-        )
-    return ok
+CHECK_LENGTH = 1000
+# XLA's temporary bytes are a property of the compiled program; the peak RSS depends on the
+# allocator and the machine
+CHECK_TOLERANCES = {"*.xla_temp_mib": EXACT, "*.max_rss_mib": Tolerance(rel=0.15)}
+
+
+def remeasure(record: dict) -> Remeasured:
+    """Every method at T = `CHECK_LENGTH`, recorded and now (to the record's 4 decimals)."""
+    recorded = {f"{r['method']} T={r['T']}": r for r in record["rows"] if r["T"] == CHECK_LENGTH}
+    now = {
+        f"{method} T={num_steps}": {k: round(v, 4) for k, v in r.items()}
+        for (method, num_steps), r in measure([CHECK_LENGTH]).items()
+    }
+    return Remeasured(f"peak memory at T={CHECK_LENGTH}", recorded, now)
 
 
 def main() -> None:
@@ -141,7 +139,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
         return
     if args.check:
-        raise SystemExit(0 if check(args.out / "results.json") else 1)
+        run_check(args.out / "results.json", remeasure, CHECK_TOLERANCES)
     source = record_provenance("writing results.json")
     results = measure(args.lengths)
     print(table(results, args.lengths))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstm_jax.training.paired import describe, paired_test
-from lstm_jax.training.sweep import (
+from lstm_jax.training.sweeps import (
     Outcome,
     Suite,
     compare,

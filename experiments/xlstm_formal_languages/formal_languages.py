@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstm_jax.training.sweep import Suite, compare, experiment_parser, run_check, write_report
+from lstm_jax.training.sweeps import Suite, compare, experiment_parser, run_check, write_report
 
 CONFIG = "configs/formal_languages.yaml"
 SUITES = {

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell, Params
+from lstm_jax.driver.options import DEFAULTS, UnrollOptions
 from lstm_jax.driver.scan import unroll
 
 Array = jax.Array
@@ -21,22 +22,26 @@ def bidirectional(
     params: tuple[Params, Params],
     xs: Array,
     carry: tuple[Carry, Carry] | None = None,
-    **kwargs: Any,
+    *,
+    options: UnrollOptions = DEFAULTS,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    time_major: bool = True,
 ) -> tuple[tuple[Carry, Carry], Array]:
     """A forward and a backward `unroll` over the same inputs, outputs concatenated.
 
     Args:
       params: `(forward_params, backward_params)`.
       carry: `(forward_carry, backward_carry)`, or None for zeros.
-      **kwargs: any `unroll` keyword except `reverse` (`lengths` makes the backward pass start
-        at each sequence's last valid step).
+      options: how both directions unroll (`UnrollOptions`).
+      lengths, resets, time_major: as `unroll`'s (`lengths` makes the backward pass start at
+        each sequence's last valid step).
 
     Returns:
       `((forward_final_carry, backward_final_carry), ys)`, `ys[..., :H]` forward and
       `ys[..., H:]` backward, both aligned with the inputs.
     """
-    if "reverse" in kwargs:
-        raise TypeError("bidirectional runs both directions; do not pass reverse")
+    kwargs = {**options.as_kwargs(), "lengths": lengths, "resets": resets, "time_major": time_major}
     params = _pair("params", params)
     carry_fw, carry_bw = (None, None) if carry is None else _pair("carry", carry)
     with _context("forward direction"):
@@ -52,11 +57,14 @@ def stacked(
     xs: Array,
     carries: Sequence[Carry] | None = None,
     *,
+    options: UnrollOptions = DEFAULTS,
+    lengths: Array | None = None,
+    resets: Array | None = None,
+    time_major: bool = True,
     bidirectional: bool = False,
     dropout: float = 0.0,
     input_dropout: float = 0.0,
     key: Array | None = None,
-    **kwargs: Any,
 ) -> tuple[tuple[Carry, ...], Array]:
     """Layers of `unroll` (or of `bidirectional`), each fed the previous layer's outputs.
 
@@ -72,7 +80,8 @@ def stacked(
       key: the PRNG key of the masks, needed when a rate is above 0: the input mask draws from
         `fold_in(key, 0)`, the mask after layer `l` from `fold_in(key, l + 1)`; the same key
         gives the same masks (training steps use a key per step; evaluation uses rate 0).
-      **kwargs: forwarded to every layer's `unroll`.
+      options: how every layer unrolls (`UnrollOptions`: gradient, window, impl, ...).
+      lengths, resets, time_major: as `unroll`'s, for every layer.
 
     Returns:
       `(final_carries, ys)`: a tuple with one final carry per layer, and the last layer's outputs.
@@ -91,10 +100,11 @@ def stacked(
         )
     if carries is not None and len(carries) != len(params):
         raise ValueError(f"carries has {len(carries)} entries but there are {len(params)} layers")
+    data = {"lengths": lengths, "resets": resets, "time_major": time_major}
     layer = (
-        functools.partial(_bidirectional, cell)
+        functools.partial(_bidirectional, cell, options=options, **data)
         if bidirectional
-        else functools.partial(unroll, cell)
+        else functools.partial(unroll, cell, **options.as_kwargs(), **data)
     )
     for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
         if not 0.0 <= rate < 1.0:
@@ -111,9 +121,7 @@ def stacked(
         ys = _dropout(ys, input_dropout, jax.random.fold_in(key, 0))
     for index, layer_params in enumerate(params):
         with _context(f"layer {index}"):
-            final, ys = layer(
-                layer_params, ys, None if carries is None else carries[index], **kwargs
-            )
+            final, ys = layer(layer_params, ys, None if carries is None else carries[index])
         finals.append(final)
         if dropout and index < len(params) - 1:
             ys = _dropout(ys, dropout, jax.random.fold_in(key, index + 1))

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from lstm_jax.cells.protocol import Carry, Cell
 from lstm_jax.driver.layers import init_stacked
+from lstm_jax.driver.options import DEFAULTS, UnrollOptions
 from lstm_jax.modes import Gradient, resolve_gradient
 from lstm_jax.nn.batching import stacked_any_batch
 from lstm_jax.nn.flax_options import Initializer, cast, with_inits
@@ -89,8 +90,9 @@ class RNN(nn.Module):
     with `time_major=True`), any number of batch axes. `dropout` (between stacked layers) and
     `input_dropout` are `driver.stacked`'s, drawn from the `"dropout"` rng collection unless
     `deterministic` (the field or the call's argument, as `flax.linen.Dropout`); the inits and
-    dtypes are the module docstring's; the other keyword fields are `lstm_jax.unroll`'s keywords.
-    `ys: [*batch, T, H]` (`2H` bidirectional).
+    dtypes are the module docstring's; `options` (`lstm_jax.UnrollOptions`: gradient, window,
+    impl, scan_unroll, remat) is how every layer unrolls. `ys: [*batch, T, H]` (`2H`
+    bidirectional).
 
     >>> import jax, jax.numpy as jnp, lstm_jax
     >>> rnn = RNN(lstm_jax.lstm(), 8, num_layers=2, dtype=jnp.bfloat16)
@@ -98,18 +100,15 @@ class RNN(nn.Module):
     >>> _, ys = rnn.apply(variables, jnp.ones((4, 10, 3)))
     >>> ys.shape, ys.dtype, variables["params"]["layers"][0].w.dtype
     ((4, 10, 8), dtype(bfloat16), dtype('float32'))
+    >>> truncated = RNN(lstm_jax.lstm(), 8, options=lstm_jax.UnrollOptions(gradient="truncated"))
     """
 
     cell: Cell
     hidden_size: int
     num_layers: int = 1
     bidirectional: bool = False
-    gradient: Gradient | str = Gradient.FULL
-    window: int | None = None
+    options: UnrollOptions = DEFAULTS
     time_major: bool = False
-    scan_unroll: int = 1
-    remat: bool = False
-    impl: str = "auto"
     kernel_init: Initializer | None = None
     recurrent_kernel_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -162,10 +161,6 @@ class RNN(nn.Module):
             key=key,
             **rates,
             bidirectional=self.bidirectional,
-            gradient=self.gradient,
-            window=self.window,
+            options=self.options,
             time_major=self.time_major,
-            scan_unroll=self.scan_unroll,
-            remat=self.remat,
-            impl=self.impl,
         )

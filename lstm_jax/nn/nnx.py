@@ -30,6 +30,7 @@ from flax import nnx
 
 from lstm_jax.cells.protocol import Carry, Cell
 from lstm_jax.driver.layers import init_stacked
+from lstm_jax.driver.options import DEFAULTS, UnrollOptions
 from lstm_jax.modes import Gradient, resolve_gradient
 from lstm_jax.nn.batching import stacked_any_batch
 from lstm_jax.nn.flax_options import Initializer, cast, with_inits
@@ -121,7 +122,8 @@ class RNN(nnx.Module):
     bidirectional). `dropout` (between stacked layers) and `input_dropout` are
     `driver.stacked`'s, with keys from the `dropout` stream of `rngs` (the constructor's, or the
     call's), off when `deterministic` (`model.eval()` sets it, as for `nnx.Dropout`); the inits
-    and dtypes are `CellModule`'s; the other keywords are `lstm_jax.unroll`'s.
+    and dtypes are `CellModule`'s; `options` (`lstm_jax.UnrollOptions`: gradient, window, impl,
+    scan_unroll, remat) is how every layer unrolls.
 
     >>> import jax.numpy as jnp, lstm_jax
     >>> from flax import nnx
@@ -139,12 +141,8 @@ class RNN(nnx.Module):
         *,
         num_layers: int = 1,
         bidirectional: bool = False,
-        gradient: Gradient | str = Gradient.FULL,
-        window: int | None = None,
+        options: UnrollOptions = DEFAULTS,
         time_major: bool = False,
-        scan_unroll: int = 1,
-        remat: bool = False,
-        impl: str = "auto",
         kernel_init: Initializer | None = None,
         recurrent_kernel_init: Initializer | None = None,
         bias_init: Initializer | None = None,
@@ -161,15 +159,7 @@ class RNN(nnx.Module):
         self.deterministic = deterministic
         # a stream of its own (as nnx.Dropout), drawn only when a rate is above 0
         self.dropout_rngs = rngs.dropout.fork() if any(self.rates.values()) else nnx.data(None)
-        self.options = dict(
-            bidirectional=bidirectional,
-            gradient=resolve_gradient(gradient),
-            window=window,
-            time_major=time_major,
-            scan_unroll=scan_unroll,
-            remat=remat,
-            impl=impl,
-        )
+        self.options = dict(bidirectional=bidirectional, options=options, time_major=time_major)
         initial = with_inits(
             cell,
             kernel_init=kernel_init,

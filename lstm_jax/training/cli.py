@@ -24,6 +24,7 @@ import importlib.resources
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from lstm_jax.training import checkpoint, config, distributed, run_dir, runs
 
@@ -163,11 +164,60 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+        return code
+    except (
+        config.ConfigError,
+        distributed.DistributedError,
+        runs.RunError,
+        run_dir.RunDirError,
+        FileExistsError,
+        FileNotFoundError,
+    ) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except checkpoint.CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CHECKPOINT
+    except BrokenPipeError:  # `lstm-jax list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstm-jax", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"lstm-jax {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
+    show = commands.add_parser(
+        "show", help="a run's summary, learning curve and per-lag gradient norms"
+    )
+    show.add_argument("run", help="a run directory")
+    show.add_argument("--out", help="directory for the PNGs (default: the run directory)")
+    show.add_argument(
+        "--sequences", type=int, default=16, help="test sequences for the per-lag norms"
+    )
+    show.add_argument(
+        "--no-gradients", action="store_true", help="skip the per-lag view (no jax work)"
+    )
+    show.set_defaults(func=cmd_show)
+    compare = commands.add_parser("compare", help="several runs in one table and one plot")
+    compare.add_argument("runs", nargs="+", help="run directories")
+    compare.add_argument("--out", default="compare.png", help="the PNG (default: compare.png)")
+    compare.set_defaults(func=cmd_compare)
+    listing = commands.add_parser("list", help="list the configs")
+    listing.add_argument("--dir", help="directory to list (default: the shipped configs)")
+    listing.set_defaults(func=cmd_list)
+    return parser
+
+
+def _add_run(commands: Any) -> None:
+    """The `run` command and its arguments."""
     run = commands.add_parser("run", help="train from a config file")
     run.add_argument("config", help="a YAML file, or a shipped config's name (`lstm-jax list`)")
     run.add_argument("--variant", help="a named override set from the file, e.g. tiny")
@@ -199,46 +249,6 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to wait for every process to join (default 60)",
     )
     run.set_defaults(func=cmd_run)
-    show = commands.add_parser(
-        "show", help="a run's summary, learning curve and per-lag gradient norms"
-    )
-    show.add_argument("run", help="a run directory")
-    show.add_argument("--out", help="directory for the PNGs (default: the run directory)")
-    show.add_argument(
-        "--sequences", type=int, default=16, help="test sequences for the per-lag norms"
-    )
-    show.add_argument(
-        "--no-gradients", action="store_true", help="skip the per-lag view (no jax work)"
-    )
-    show.set_defaults(func=cmd_show)
-    compare = commands.add_parser("compare", help="several runs in one table and one plot")
-    compare.add_argument("runs", nargs="+", help="run directories")
-    compare.add_argument("--out", default="compare.png", help="the PNG (default: compare.png)")
-    compare.set_defaults(func=cmd_compare)
-    listing = commands.add_parser("list", help="list the configs")
-    listing.add_argument("--dir", help="directory to list (default: the shipped configs)")
-    listing.set_defaults(func=cmd_list)
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
-        return code
-    except (
-        config.ConfigError,
-        distributed.DistributedError,
-        runs.RunError,
-        run_dir.RunDirError,
-        FileExistsError,
-        FileNotFoundError,
-    ) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except checkpoint.CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_CHECKPOINT
-    except BrokenPipeError:  # `lstm-jax list | head`: the reader left; not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
-        return 0
 
 
 def _version() -> str:

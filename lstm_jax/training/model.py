@@ -13,6 +13,7 @@ import optax
 from lstm_jax.cells.protocol import Carry, Cell
 from lstm_jax.driver.layers import init_stacked, stacked
 from lstm_jax.online.readout import Readout
+from lstm_jax.training.schema import Config, ConfigError, Output
 
 Array = jax.Array
 
@@ -22,9 +23,9 @@ class ModelParams(NamedTuple):
     readout: Readout
 
 
-OUTPUTS: dict[str, Callable[[Array], Array]] = {
-    "identity": lambda y: y,  # a linear readout (the losses apply softmax / sigmoid themselves)
-    "sigmoid": jax.nn.sigmoid,  # the 1997 output unit, y = σ(h W + b), trained on squared error
+OUTPUTS: dict[Output, Callable[[Array], Array]] = {
+    Output.IDENTITY: lambda y: y,  # a linear readout (the losses apply softmax / sigmoid)
+    Output.SIGMOID: jax.nn.sigmoid,  # the 1997 output unit, y = σ(h W + b), on squared error
 }
 
 
@@ -64,13 +65,30 @@ def apply(
     params: ModelParams,
     inputs: Array,
     carries: tuple[Carry, ...] | None = None,
-    output: str = "identity",
-    **unroll_kwargs: Any,
+    output: Output | str = Output.IDENTITY,
+    **layer_kwargs: Any,
 ) -> tuple[tuple[Carry, ...], Array]:
     """`inputs [T, B, I] -> (final carries per layer, outputs [T, B, O])`, `outputs =
-    OUTPUTS[output](h W + b)`."""
-    finals, hs = stacked(cell, params.rnn, inputs, carries, **unroll_kwargs)
-    return finals, OUTPUTS[output](hs @ params.readout.w + params.readout.b)
+    OUTPUTS[output](h W + b)`; `layer_kwargs` are `driver.stacked`'s (`options`, an
+    `UnrollOptions`; `lengths`, `resets`; `dropout`, `input_dropout`, `key`)."""
+    finals, hs = stacked(cell, params.rnn, inputs, carries, **layer_kwargs)
+    return finals, OUTPUTS[Output(output)](hs @ params.readout.w + params.readout.b)
+
+
+def validate(config: Config, task: Any) -> None:
+    """The output unit suits the task: the 1997 sigmoid unit is trained on squared error, and
+    a task that judges outputs in [0, 1] needs it."""
+    output = config.model.output
+    if output is Output.SIGMOID and task.loss != "mse":
+        raise ConfigError(
+            f"model.output=sigmoid (the 1997 output unit) is trained on squared error; task "
+            f"{config.task.name!r} uses the {task.loss!r} loss, which takes a linear readout"
+        )
+    if getattr(task, "outputs", None) == "sigmoid" and output is not Output.SIGMOID:
+        raise ConfigError(
+            f"task.options.outputs=sigmoid judges outputs in [0, 1] (at 0.5, or by max_error): "
+            f"it needs model.output=sigmoid, got model.output={output.value!r}"
+        )
 
 
 def _masked_mean(per_step: Array, mask: Array) -> Array:

@@ -1,7 +1,8 @@
 """Where a result came from: the git commit of the code, the package versions, the machine.
 
 Every run's `summary.json` and every experiment's `results.json` carry this record, so a
-figure can be traced to the code that produced it and re-run (`sweep.check_report`).
+figure can be traced to the code that produced it and re-measured (each experiment's
+`--check`, `lstm_jax.reporting.check`).
 
 A committed record must name code that exists: `record_provenance()` (what experiments call before
 writing results) refuses a checkout with uncommitted changes to tracked files, unless the

@@ -22,6 +22,8 @@ from lstm_jax.training.config import ConfigError
 
 TENSORBOARD = "tensorboard"
 
+METRICS = "metrics.jsonl"  # a run's per-step log, in its directory
+
 
 def _summary_writer():
     try:
@@ -138,20 +140,3 @@ def curves(found: list[dict[str, Any]]) -> tuple[list, list]:
     train = [(r["step"], r["loss"]) for r in found if "loss" in r and "eval" not in r]
     evals = [(r["step"], r["eval"]) for r in found if "eval" in r]
     return train, evals
-
-
-def plot_learning_curve(
-    train: list, evals: list, png: Path, *, title: str, solved_at: int | None
-) -> Path | None:
-    """The learning curve of `curves`' output as `png`; None when nothing was logged."""
-    from lstm_jax.reporting.plotting import plot_learning_curve as plot
-
-    if not (train or evals):
-        return None
-    return plot(
-        tuple(zip(*train, strict=True)) if train else None,  # type: ignore[arg-type]
-        evals,
-        png,
-        title=title,
-        solved_at=solved_at,
-    )

@@ -21,6 +21,7 @@ import numpy as np
 
 from lstm_jax.training import run_log
 from lstm_jax.training.config import Config, ConfigError, flatten, load
+from lstm_jax.training.run_log import METRICS
 
 
 class RunError(ValueError):
@@ -71,8 +72,6 @@ def read(path: str | Path) -> Run:
 
 def _records(path: Path) -> list[dict[str, Any]]:
     """The records of `path`'s metrics log, each checked to be one the trainer writes."""
-    from lstm_jax.training.trainer import METRICS
-
     found = run_log.numbered(path / METRICS)
     for number, line, record in found:
         expected = run_log.malformed(record)
@@ -105,8 +104,8 @@ def summary_rows(run: Run) -> dict[str, str]:
         "run": str(run.path),
         "task": f"{c.task.name}({options})",
         "model": f"{m.cell} {m.variant or ''} H={m.hidden_size} x{m.num_layers}".replace("  ", " "),
-        "gradient": m.gradient + (f", window {m.window}" if m.window else ""),
-        "optimizer": f"{o.name}, lr {o.learning_rate:g}, batch {t.batch_size}",
+        "gradient": _gradient(c),
+        "optimizer": f"{o.name.value}, lr {o.learning_rate:g}, batch {t.batch_size}",
         "status": s.get("status", "running or interrupted (no summary.json)") + _why(s),
         "steps": f"{_fmt(steps)} of {_fmt(t.steps)} ({_fmt(steps * t.batch_size)} sequences)",
         "solved at": "-" if solved is None else f"step {_fmt(solved)}",
@@ -119,6 +118,15 @@ def summary_rows(run: Run) -> dict[str, str]:
         head, _, dirty = source["commit"].partition("+")
         rows["commit"] = head[:12] + (f" (+{dirty})" if dirty else "")
     return rows
+
+
+def _gradient(config: Config) -> str:
+    """How the run's gradient was taken, as its learner describes it ("full", "truncated,
+    window 10", "online (rtrl)"), or the learner's name if it is not registered here."""
+    from lstm_jax.training.learners import LEARNERS
+
+    learner = LEARNERS.get(config.training.learner)
+    return config.training.learner if learner is None else learner.describe(config)
 
 
 def _why(summary: dict[str, Any]) -> str:

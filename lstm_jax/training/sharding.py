@@ -69,9 +69,10 @@ def shard_batch(exp: Any, batch: Batch) -> Batch:
 
 
 def shard_state(exp: Any, state: Any) -> Any:
-    """Params and optimiser state replicated, carries split along their batch axis."""
+    """Params and optimiser state replicated; the learner's state (a stateful task's carries)
+    split along its batch axis."""
     return type(state)(
         shard(exp, state.params, None),
         shard(exp, state.opt_state, None),
-        None if state.carries is None else shard(exp, state.carries, 0),
+        None if state.learner_state is None else shard(exp, state.learner_state, 0),
     )

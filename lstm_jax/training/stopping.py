@@ -13,6 +13,8 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
+from lstm_jax.training.schema import Config, ConfigError, StopOn
+
 
 class TrainingSetRule:
     """Met once the last `window` training sequences were all correct and their mean training
@@ -48,3 +50,25 @@ class TrainingSetRule:
         for record in records:
             if "correct" in record:
                 self.update(record["loss"], record["correct"])
+
+
+def validate(config: Config, task: Any) -> None:
+    """The training-set rule needs a task that scores each training sequence."""
+    if config.training.stopping.rule is StopOn.TRAIN and not hasattr(task, "correct"):
+        raise ConfigError(
+            f"training.stopping.rule=train needs a task that scores each training sequence "
+            f"(adding, multiplication, temporal_order); {config.task.name!r} does not"
+        )
+
+
+def rule_for(config: Config) -> TrainingSetRule | None:
+    """The training-set rule a config stops on, or None when it is judged on the test set.
+
+    >>> from lstm_jax.training.config import from_dict
+    >>> rule_for(from_dict({"task": {"name": "adding"}})) is None
+    True
+    """
+    stopping = config.training.stopping
+    if stopping.rule is not StopOn.TRAIN:
+        return None
+    return TrainingSetRule(stopping.window, config.training.batch_size, stopping.max_loss)

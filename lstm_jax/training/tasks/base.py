@@ -17,7 +17,7 @@ class Batch(NamedTuple):
     lengths: np.ndarray  # [B] int32 valid lengths
     resets: np.ndarray | None  # [T, B] bool: zero the carry before this step; or None
     starts: np.ndarray | None = None  # [T, B] bool: an episode (a string of a stream) starts
-    #                                  here, where `training.reset_on_error` resumes learning
+    #                                  here, where `training.online.reset_on_error` resumes learning
 
 
 class Task(Protocol):

@@ -160,10 +160,12 @@ class ModularArithmetic(_LengthExtrapolation):
         codes[::2] = numbers[: (steps + 1) // 2]
         codes[1::2] = self.modulus + ops[: steps // 2]
         codes[np.arange(steps)[:, None] >= lengths[None, :]] = -1
-        return codes, evaluate(numbers, ops, lengths // 2, self.modulus), lengths
+        return codes, arithmetic_value(numbers, ops, lengths // 2, self.modulus), lengths
 
 
-def evaluate(numbers: np.ndarray, ops: np.ndarray, num_ops: np.ndarray, modulus: int) -> np.ndarray:
+def arithmetic_value(
+    numbers: np.ndarray, ops: np.ndarray, num_ops: np.ndarray, modulus: int
+) -> np.ndarray:
     """`numbers[0] ops[0] numbers[1] …` up to `num_ops` operators per column, products first,
     modulo `modulus`: `[K+1, B]` numbers, `[K, B]` operator indices into `OPERATORS` -> `[B]`."""
     total = np.zeros(numbers.shape[1], dtype=np.int64)

@@ -256,12 +256,13 @@ class ContinualEmbeddedReber(_ReberIO):
     predicted where its output is above 0.5. `max_error = e` (sigmoid outputs only) judges a
     step instead by its distance from the target: right when every output is within `e` of its
     0/1 target (`|y_k - t_k| < e`); one secondary reading of Gers et al.'s criterion, "the
-    squared error of every output below 0.49", is `e = 0.7`. The criterion decides both where a
-    training stream ends (`training.reset_on_error`) and the tests. `test_set(seed, size)` is `size`
-    separate streams of `test_symbols` symbols each. Success: every test stream predicted
-    without an error (Gers et al.: 10 streams of 100,000 symbols). Published (100 nets each):
-    LSTM without forget gate 0 % solved; with forget gates 18 % (62 % with learning-rate
-    decay); without forget gate but with the external reset 74 %.
+    squared error of every output below 0.49", is `e = 0.7`. The criterion decides both where
+    a training stream ends (`training.online.reset_on_error`) and the tests.
+    `test_set(seed, size)` is `size` separate streams of `test_symbols` symbols each. Success:
+    every test stream predicted without an error (Gers et al.: 10 streams of 100,000
+    symbols). Published (100 nets each): LSTM without forget gate 0 % solved; with forget
+    gates 18 % (62 % with learning-rate decay); without forget gate but with the external
+    reset 74 %.
     """
 
     name: ClassVar[str] = "continual_reber"
