@@ -277,6 +277,12 @@ def test_cell_module_wrong_input_size_names_in_features():
 
 def test_bad_gradient_name_fails_at_construction():
     with pytest.raises(ValueError, match=r"\['full', 'truncated'\].*'fulll'"):
-        lnnx.RNN(lstm_jax.lstm(), I, H, gradient="fulll", rngs=nnx.Rngs(0))
+        lnnx.RNN(
+            lstm_jax.lstm(),
+            I,
+            H,
+            options=lstm_jax.UnrollOptions(gradient="fulll"),
+            rngs=nnx.Rngs(0),
+        )
     with pytest.raises(ValueError, match=r"\['full', 'truncated'\].*'fulll'"):
         lnnx.CellModule(lstm_jax.lstm(), I, H, gradient="fulll", rngs=nnx.Rngs(0))
