@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELLS, FAMILIES, random_carry, random_params, stable_seed
+from helpers import CELLS, FAMILIES, host, normal, random_carry, random_params, stable_seed
 
 import lstm_jax
 from lstm_jax import analytic
@@ -16,10 +16,10 @@ I, H = 3, 4
 SHAPES = {"T5-B3": (5, (3,)), "T1-B1": (1, (1,)), "T4-unbatched": (4, ())}
 
 
-def _close(got, want, rtol=1e-10):
+def _close(got, want, rtol=1e-10, what=""):
     def check(a, b):
-        scale = float(jnp.abs(b).max()) if b.size else 0.0
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(scale, 1e-3))
+        scale = float(np.abs(b).max()) if b.size else 0.0
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(scale, 1e-3), err_msg=what)
 
     jax.tree.map(check, got, want)
 
@@ -29,28 +29,40 @@ def _close(got, want, rtol=1e-10):
 CASES = [(*c, "T5-B3") for c in CELLS] + [(*c, s) for c in FAMILIES for s in list(SHAPES)[1:]]
 
 
-@pytest.mark.parametrize("mode", ["full", "truncated"])
 @pytest.mark.parametrize(
     ("name", "kind", "cell", "shape"), CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES]
 )
-def test_backward_equals_autodiff(x64, name, kind, cell, mode, shape):
+def test_backward_equals_autodiff(x64, name, kind, cell, shape):
+    """Both gradient modes in one case: compiled together, their programs share the forward
+    pass."""
     T, batch = SHAPES[shape]
     keys = jax.random.split(jax.random.key(stable_seed(name)), 5)
     params = random_params(cell, keys[0], I, H)
     carry = random_carry(cell, keys[1], batch, H)
-    xs = jax.random.normal(keys[2], (T, *batch, I), jnp.float64)
-    dys = jax.random.normal(keys[3], (T, *batch, H), jnp.float64)
+    xs = normal(keys[2], (T, *batch, I))
+    dys = normal(keys[3], (T, *batch, H))
     dcarry = random_carry(cell, keys[4], batch, H, scale=1.0)
 
-    def f(params, xs, carry):
-        return lstm_jax.unroll(cell, params, xs, carry, gradient=mode, impl="scan")
+    @jax.jit
+    def both(params, xs, carry, dys, dcarry):
+        """Per mode the analytic backward pass and the vjp of the scan: one program."""
+        out = {}
+        for mode in ("full", "truncated"):
 
-    _, vjp = jax.vjp(f, params, xs, carry)
-    want_params, want_xs, want_carry = vjp((dcarry, dys))
-    got = analytic.backward(cell, params, xs, carry, dys, dcarry, gradient=mode)
-    _close(got.params, want_params)
-    _close(got.xs, want_xs)
-    _close(got.carry, want_carry)
+            def f(params, xs, carry, mode=mode):
+                return lstm_jax.unroll(cell, params, xs, carry, gradient=mode, impl="scan")
+
+            _, vjp = jax.vjp(f, params, xs, carry)
+            got = analytic.backward(cell, params, xs, carry, dys, dcarry, gradient=mode)
+            out[mode] = got, vjp((dcarry, dys))
+        return out
+
+    for mode, (got, (want_params, want_xs, want_carry)) in host(
+        both(params, xs, carry, dys, dcarry)
+    ).items():
+        _close(got.params, want_params, what=mode)
+        _close(got.xs, want_xs, what=mode)
+        _close(got.carry, want_carry, what=mode)
 
 
 def test_truncated_backward_differs_from_full(x64):
@@ -58,11 +70,16 @@ def test_truncated_backward_differs_from_full(x64):
     cell = lstm_jax.lstm("vanilla")
     params = random_params(cell, jax.random.key(0), I, H)
     carry = random_carry(cell, jax.random.key(1), (2,), H)
-    xs = jax.random.normal(jax.random.key(2), (6, 2, I), jnp.float64)
-    dys = jax.random.normal(jax.random.key(3), (6, 2, H), jnp.float64)
-    full = analytic.backward(cell, params, xs, carry, dys, gradient="full")
-    trunc = analytic.backward(cell, params, xs, carry, dys, gradient="truncated")
-    assert float(jnp.abs(full.params.r - trunc.params.r).max()) > 1e-6
+    xs = normal(jax.random.key(2), (6, 2, I))
+    dys = normal(jax.random.key(3), (6, 2, H))
+    full, trunc = host(
+        jax.jit(
+            lambda *args: [
+                analytic.backward(cell, *args, gradient=mode) for mode in ("full", "truncated")
+            ]
+        )(params, xs, carry, dys)
+    )
+    assert float(np.abs(full.params.r - trunc.params.r).max()) > 1e-6
     np.testing.assert_array_equal(trunc.carry.h, 0.0)  # h_0 only feeds cut gate inputs
 
 

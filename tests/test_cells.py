@@ -7,8 +7,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, EXTRA_CELLS, random_carry, random_params
-from jax.flatten_util import ravel_pytree
+from helpers import (
+    CELL_IDS,
+    CELLS,
+    EXTRA_CELLS,
+    assert_close,
+    flat,
+    host,
+    init,
+    normal,
+    random_carry,
+    random_params,
+)
 from reference import run
 
 import lstm_jax
@@ -24,16 +34,15 @@ def test_unroll_matches_spec_reference(x64, name, kind, cell):
     k_p, k_c, k_x = jax.random.split(jax.random.key(0), 3)
     params = random_params(cell, k_p, I, H)
     carry = random_carry(cell, k_c, (B,), H)
-    xs = jax.random.normal(k_x, (T, B, I), jnp.float64)
+    xs = normal(k_x, (T, B, I))
     final, ys = lstm_jax.unroll(cell, params, xs, carry)
     assert ys.shape == (T, B, H) and ys.dtype == jnp.float64
+    params, carry, xs, final, ys = host((params, carry, xs, final, ys))  # rows read on the host
     for b in range(B):
         carry_b = jax.tree.map(lambda a, b=b: a[b], carry)
         ref_ys, ref_final = run(kind, cell.options, params, xs[:, b], carry_b)
-        np.testing.assert_allclose(ys[:, b], ref_ys, rtol=1e-12, atol=1e-12)
         got_final = tuple(jax.tree.leaves(jax.tree.map(lambda a, b=b: a[b], final)))
-        for got, want in zip(got_final, ref_final, strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert_close((ys[:, b], got_final), (ref_ys, ref_final), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
@@ -41,34 +50,35 @@ def test_scan_equals_python_loop_and_jit_equals_eager(name, kind, cell):
     k_p, k_c, k_x = jax.random.split(jax.random.key(1), 3)
     params = random_params(cell, k_p, I, H, jnp.float32)
     carry = random_carry(cell, k_c, (B,), H, jnp.float32)
-    xs = jax.random.normal(k_x, (T, B, I))
+    xs = normal(k_x, (T, B, I), jnp.float32)
     loop_carry, loop_ys = carry, []
-    for x in xs:
+    for x in xs:  # eagerly, op by op (the ops the disabled-jit unroll below runs again)
         loop_carry, y = cell.step(params, loop_carry, x)
         loop_ys.append(y)
-    for mode in ("full", "truncated"):  # forward values never depend on the gradient mode
-        final, ys = lstm_jax.unroll(cell, params, xs, carry, gradient=mode)
-        np.testing.assert_allclose(ys, jnp.stack(loop_ys), rtol=1e-5, atol=1e-6)
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final, loop_carry
-        )
-    jitted = jax.jit(lambda p, c, x: lstm_jax.unroll(cell, p, x, c))(params, carry, xs)
+    loop = (loop_carry, jnp.stack(loop_ys))
+    # forward values never depend on the gradient mode; one compiled program for both
+    jitted = jax.jit(
+        lambda p, c, x: [lstm_jax.unroll(cell, p, x, c, gradient=m) for m in ("full", "truncated")]
+    )(params, carry, xs)
+    for got in jitted:
+        assert_close(got, loop, rtol=1e-5, atol=1e-6)
     with jax.disable_jit():
         eager = lstm_jax.unroll(cell, params, xs, carry)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), jitted, eager)
+    assert_close(jitted[0], eager, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
 def test_unbatched_sequence_equals_a_batch_row(name, kind, cell):
     params = random_params(cell, jax.random.key(2), I, H, jnp.float32)
-    xs = jax.random.normal(jax.random.key(3), (T, B, I))
-    final, ys = lstm_jax.unroll(cell, params, xs)
-    final1, ys1 = lstm_jax.unroll(cell, params, xs[:, 1])
-    assert ys1.shape == (T, H)
-    np.testing.assert_allclose(ys1, ys[:, 1], rtol=1e-6, atol=1e-6)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b[1], rtol=1e-6, atol=1e-6), final1, final
+    xs = normal(jax.random.key(3), (T, B, I), jnp.float32)
+    (final, ys), (final1, ys1) = host(
+        jax.jit(lambda p, x: (lstm_jax.unroll(cell, p, x), lstm_jax.unroll(cell, p, x[:, 1])))(
+            params, xs
+        )
     )
+    assert ys1.shape == (T, H)
+    assert_close(ys1, ys[:, 1], rtol=1e-6, atol=1e-6)
+    assert_close(final1, jax.tree.map(lambda a: a[1], final), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +119,7 @@ def test_variant_semantics_fix_the_removed_gates():
     """NIG/NFG/NOG hold their gate at 1, CIFG ties f = 1 - i, 1997 uses the scaled squashes."""
     from lstm_jax.cells.lstm.step import parts
 
-    x = jax.random.normal(jax.random.key(0), (B, I))
+    x = normal(jax.random.key(0), (B, I), jnp.float32)
     for variant, check in {
         "NIG": lambda p: np.testing.assert_array_equal(p.i, 1.0),
         "NFG": lambda p: np.testing.assert_array_equal(p.f, 1.0),
@@ -126,13 +136,13 @@ def test_variant_semantics_fix_the_removed_gates():
         cell = lstm_jax.lstm(variant)
         params = random_params(cell, jax.random.key(1), I, H, jnp.float32)
         carry = random_carry(cell, jax.random.key(2), (B,), H, jnp.float32)
-        check(parts(cell.options, params, carry, x))
+        check(parts(cell.options, params, carry, x))  # eagerly: 1 - i is 1 - i bit for bit
 
 
 def test_chrono_initialisation():
     t_max = 40
     cell = lstm_jax.lstm(chrono=t_max)
-    b = cell.init(jax.random.key(0), I, 256).b.reshape(4, 256)
+    b = np.asarray(init(cell, jax.random.key(0), I, 256).b).reshape(4, 256)
     b_i, b_f = b[0], b[1]
     assert float(b_f.min()) >= 0.0 and float(b_f.max()) <= np.log(t_max - 1)
     assert float(b_f.max()) > np.log(t_max - 1) - 0.5  # spread over the range, not constant
@@ -141,8 +151,8 @@ def test_chrono_initialisation():
 
 def test_uniform_initialisation_covers_every_weight_and_bias():
     """init_range=a (1997: 0.1): w, r, b, peepholes all U(±a), biases included."""
-    params = lstm_jax.lstm("vanilla", init_range=0.1, forget_bias=None).init(
-        jax.random.key(0), 8, 64
+    params = init(
+        lstm_jax.lstm("vanilla", init_range=0.1, forget_bias=None), jax.random.key(0), 8, 64
     )
     for name, leaf in params._asdict().items():
         if leaf is not None:
@@ -155,19 +165,19 @@ def test_memory_blocks_share_gates_and_take_per_block_biases():
     """1997 §5.4: 2 blocks of 2 cells, input-gate biases -3 and -6; the cells of a block see
     one input and one output gate; Gers et al. 2000: one forget bias per block."""
     cell = lstm_jax.lstm("1997", block_size=2, init_range=0.1, input_bias=(-3.0, -6.0))
-    params = cell.init(jax.random.key(0), 2, 4)
+    params = host(init(cell, jax.random.key(0), 2, 4))
     assert params.w.shape == (2, 2 + 4 + 2) and params.r.shape == (4, 8)  # i: 2, z: 4, o: 2
     np.testing.assert_array_equal(params.b[:2], [-3.0, -6.0])
     assert np.abs(np.asarray(params.b[2:])).max() <= 0.1  # z and o biases drawn U(±0.1)
-    xs = jax.random.normal(jax.random.key(1), (5, 3, 2))
-    p = trace_parts(cell, params, xs, cell.initial_carry((3,), 4))
+    xs = normal(jax.random.key(1), (5, 3, 2), jnp.float32)
+    p = host(trace_parts(cell, params, xs, cell.initial_carry((3,), 4)))
     for gate in (p.i, p.o):
         np.testing.assert_array_equal(gate[..., 0], gate[..., 1])
         np.testing.assert_array_equal(gate[..., 2], gate[..., 3])
         assert not np.allclose(gate[..., 1], gate[..., 2])
     assert not np.allclose(p.z[..., 0], p.z[..., 1])  # each cell has its own input
     b = lstm_jax.lstm(block_size=2, forget_bias=(0.5, 1.0), output_bias=-1.0)
-    b = b.init(jax.random.key(0), 2, 4).b
+    b = np.asarray(init(b, jax.random.key(0), 2, 4).b)
     np.testing.assert_array_equal(b[:2], 0.0)  # i
     np.testing.assert_array_equal(b[2:4], [0.5, 1.0])  # f, one per block
     np.testing.assert_array_equal(b[8:], -1.0)  # o
@@ -177,11 +187,11 @@ def test_pascanu_initialisations():
     """Pascanu et al. (2013): Gaussian R (sigmoid 0.01, basic tanh 0.1) and the sparse "smart
     tanh" R with 15 incoming connections per unit at spectral radius 0.95."""
     r = lstm_jax.rnn(recurrent_init="normal", recurrent_scale=0.1, input_scale=0.1)
-    params = r.init(jax.random.key(0), 8, 200)
+    params = host(init(r, jax.random.key(0), 8, 200))
     assert abs(float(params.r.std()) - 0.1) < 0.002 and abs(float(params.r.mean())) < 0.002
     assert abs(float(params.w.std()) - 0.1) < 0.01
-    smart = lstm_jax.rnn(recurrent_init="sparse", recurrent_scale=0.95).init(
-        jax.random.key(1), 8, 50
+    smart = init(
+        lstm_jax.rnn(recurrent_init="sparse", recurrent_scale=0.95), jax.random.key(1), 8, 50
     )
     r = np.asarray(smart.r, np.float64)
     np.testing.assert_array_equal((r != 0).sum(axis=0), 15)
@@ -203,8 +213,8 @@ def test_equal_options_give_the_same_cell():
 
 def test_elman_recurrent_scale_sets_every_singular_value():
     """rnn(recurrent_scale=s): R = s × orthogonal, the knob of Pascanu et al.'s experiments."""
-    r = lstm_jax.rnn(recurrent_scale=1.5).init(jax.random.key(0), I, 16).r
-    np.testing.assert_allclose(jnp.linalg.svd(r, compute_uv=False), 1.5, rtol=1e-5)
+    r = np.asarray(init(lstm_jax.rnn(recurrent_scale=1.5), jax.random.key(0), I, 16).r)
+    np.testing.assert_allclose(np.linalg.svd(r, compute_uv=False), 1.5, rtol=1e-5)
     assert lstm_jax.rnn() is lstm_jax.rnn(recurrent_scale=1.0)
     with pytest.raises(ValueError, match="recurrent_scale must be > 0, got 0"):
         lstm_jax.rnn(recurrent_scale=0)
@@ -228,21 +238,26 @@ def test_half_precision_params_end_to_end(cell, dtype, tol):
     within `tol` of float32 (relative, loss and global gradient norm; measured: bfloat16
     ≤ 2.1e-2, float16 ≤ 4.7e-3, the mLSTM the largest)."""
     key = jax.random.key(0)
-    assert {leaf.dtype for leaf in jax.tree.leaves(cell.init(key, 3, 8, dtype))} == {
-        jnp.dtype(dtype)
-    }
-    params32 = cell.init(key, 3, 8)
-    xs32 = jax.random.normal(jax.random.key(1), (10, 4, 3))
 
-    def loss(params, xs):
-        return jnp.mean(lstm_jax.unroll(cell, params, xs)[1].astype(jnp.float32) ** 2)
+    @jax.jit
+    def run(key, xs32):
+        """Both inits, and the loss and its gradients in `dtype` and in float32."""
+        params32 = cell.init(key, 3, 8)
 
-    value, grads = jax.value_and_grad(loss)(
-        jax.tree.map(lambda a: a.astype(dtype), params32), xs32.astype(dtype)
+        def loss(params, xs):
+            return jnp.mean(lstm_jax.unroll(cell, params, xs)[1].astype(jnp.float32) ** 2)
+
+        half = jax.value_and_grad(loss)(
+            jax.tree.map(lambda a: a.astype(dtype), params32), xs32.astype(dtype)
+        )
+        return cell.init(key, 3, 8, dtype), half, jax.value_and_grad(loss)(params32, xs32)
+
+    # the tolerances were measured on these inputs
+    init, (value, grads), (value32, grads32) = run(
+        key, jax.random.normal(jax.random.key(1), (10, 4, 3))
     )
+    assert {leaf.dtype for leaf in jax.tree.leaves(init)} == {jnp.dtype(dtype)}
     assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype(dtype)}
-    value32, grads32 = jax.value_and_grad(loss)(params32, xs32)
-    got = ravel_pytree(jax.tree.map(lambda a: a.astype(jnp.float32), grads))[0]
-    want = ravel_pytree(grads32)[0]
+    got, want = flat(grads), flat(grads32)
     assert abs(float(value) - float(value32)) < tol * float(value32)
-    assert float(jnp.linalg.norm(got - want)) < tol * float(jnp.linalg.norm(want))
+    assert np.linalg.norm(got - want) < tol * np.linalg.norm(want)

@@ -18,14 +18,17 @@ from lstm_jax.nn import linen as lstm_linen
 from lstm_jax.nn import nnx as lstm_nnx
 from lstm_jax.training import model
 from lstm_jax.training.config import ConfigError, load
-from lstm_jax.training.trainer import build, dropout_key, init_state, train
+from lstm_jax.training.experiment import build, dropout_key, init_state
+from lstm_jax.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = lstm_jax.lstm()
 
 
 def _setup(layers=2):
-    params = init_stacked(CELL, jax.random.key(0), 4, 6, layers)
+    params = jax.jit(init_stacked, static_argnums=(0, 2, 3, 4))(
+        CELL, jax.random.key(0), 4, 6, layers
+    )
     xs = jax.random.normal(jax.random.key(1), (7, 5, 4))
     return params, xs
 
@@ -39,12 +42,18 @@ def test_masks_sit_on_the_inputs_and_between_layers_not_after_the_last():
     params, xs = _setup()
     key = jax.random.key(7)
     _, got = stacked(CELL, params, xs, dropout=0.5, input_dropout=0.25, key=key)
-    ys = xs * _mask(jax.random.fold_in(key, 0), 0.25, xs.shape)
-    for index, layer in enumerate(params):
-        ys = lstm_jax.unroll(CELL, layer, ys)[1]
-        if index < len(params) - 1:
-            ys = ys * _mask(jax.random.fold_in(key, index + 1), 0.5, ys.shape)
-    np.testing.assert_allclose(got, ys, rtol=1e-6, atol=1e-6)
+
+    @jax.jit
+    def by_hand(params, xs, key):
+        """The documented masks on the inputs and between the layers, layer by layer."""
+        ys = xs * _mask(jax.random.fold_in(key, 0), 0.25, xs.shape)
+        for index, layer in enumerate(params):
+            ys = lstm_jax.unroll(CELL, layer, ys)[1]
+            if index < len(params) - 1:
+                ys = ys * _mask(jax.random.fold_in(key, index + 1), 0.5, ys.shape)
+        return ys
+
+    np.testing.assert_allclose(got, by_hand(params, xs, key), rtol=1e-6, atol=1e-6)
     again = stacked(CELL, params, xs, dropout=0.5, input_dropout=0.25, key=key)[1]
     np.testing.assert_array_equal(got, again)  # the same key, the same masks
     other = stacked(CELL, params, xs, dropout=0.5, key=jax.random.key(8))[1]
@@ -101,7 +110,7 @@ def test_trainer_dropout_is_deterministic_per_step_and_off_at_evaluation(tmp_pat
     logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["loss"]
     assert logged == pytest.approx(loss[0], rel=1e-6)  # step 1 of the run drew those masks
     test = exp.task.test_set(0, 8)
-    out = exp.evaluate(state.params, test)
+    out = exp.predict(state.params, test)
     _, want = model.apply(exp.cell, state.params, test.inputs, None, lengths=test.lengths)
     np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-7)  # no masks at evaluation
 

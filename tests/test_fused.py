@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, EXTRA_CELLS, FAMILIES, FAMILY_IDS, random_carry, random_params
+from helpers import (
+    CELL_IDS,
+    CELLS,
+    EXTRA_CELLS,
+    FAMILIES,
+    FAMILY_IDS,
+    assert_close,
+    normal,
+    random_carry,
+    random_params,
+)
 
 import lstm_jax
 
@@ -25,38 +36,52 @@ def _loss(cell, mode, impl, reverse=False):
     return loss
 
 
-@pytest.mark.parametrize("mode", ["full", "truncated"])
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _fused_and_scan(cell, modes, reverses, params, xs, carry):
+    """`{(mode, reverse): (fused, scan)}`, each the loss and its gradients with respect to
+    (params, xs, carry): one compiled program per case."""
+    out = {}
+    for mode in modes:
+        for reverse in reverses:
+            out[mode, reverse] = tuple(
+                jax.value_and_grad(_loss(cell, mode, impl, reverse), argnums=(0, 1, 2))(
+                    params, xs, carry
+                )
+                for impl in ("fused", "scan")
+            )
+    return out
+
+
+def _assert_fused_equals_scan(results, rtol, atol):
+    for (mode, reverse), (fused, scan) in results.items():
+        assert_close(fused, scan, rtol=rtol, atol=atol, what=f"{mode}, reverse={reverse}")
+
+
+# Both gradient modes in one case: their programs share the forward pass (compiling the two
+# together costs about two thirds of compiling each alone).
+MODES = ("full", "truncated")
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "cell"), CELLS + EXTRA_CELLS, ids=CELL_IDS + [c[0] for c in EXTRA_CELLS]
 )
-def test_fused_equals_scan_float64(x64, name, kind, cell, mode):
+def test_fused_equals_scan_float64(x64, name, kind, cell):
     params = random_params(cell, jax.random.key(0), I, H)
     carry = random_carry(cell, jax.random.key(1), (B,), H)
-    xs = jax.random.normal(jax.random.key(2), (T, B, I), jnp.float64)
+    xs = normal(jax.random.key(2), (T, B, I))
     # reverse=True feeds the same loop reversed inputs: checked for one cell per family
-    for reverse in (False, True) if name in FAMILY_IDS else (False,):
-        fused = jax.value_and_grad(_loss(cell, mode, "fused", reverse), argnums=(0, 1, 2))
-        scan = jax.value_and_grad(_loss(cell, mode, "scan", reverse), argnums=(0, 1, 2))
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12),
-            fused(params, xs, carry),
-            scan(params, xs, carry),
-        )
+    reverses = (False, True) if name in FAMILY_IDS else (False,)
+    results = _fused_and_scan(cell, MODES, reverses, params, xs, carry)
+    _assert_fused_equals_scan(results, rtol=1e-11, atol=1e-12)
 
 
-@pytest.mark.parametrize("mode", ["full", "truncated"])
 @pytest.mark.parametrize(("name", "kind", "cell"), FAMILIES, ids=FAMILY_IDS)
-def test_fused_equals_scan_float32(name, kind, cell, mode):
+def test_fused_equals_scan_float32(name, kind, cell):
     params = random_params(cell, jax.random.key(3), I, H, jnp.float32, scale=0.3)
     carry = random_carry(cell, jax.random.key(4), (B,), H, jnp.float32)
-    xs = jax.random.normal(jax.random.key(5), (20, B, I))
-    fused = jax.jit(jax.value_and_grad(_loss(cell, mode, "fused"), argnums=(0, 1, 2)))
-    scan = jax.jit(jax.value_and_grad(_loss(cell, mode, "scan"), argnums=(0, 1, 2)))
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5),
-        fused(params, xs, carry),
-        scan(params, xs, carry),
-    )
+    xs = normal(jax.random.key(5), (20, B, I), jnp.float32)
+    results = _fused_and_scan(cell, MODES, (False,), params, xs, carry)
+    _assert_fused_equals_scan(results, rtol=2e-5, atol=2e-5)
 
 
 def test_auto_picks_the_scan_where_fused_does_not_apply_and_fused_says_why():
@@ -92,18 +117,21 @@ def test_forward_mode_needs_the_scan_path():
         jax.jacfwd(f)(xs, "fused")
     with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
         jax.jacfwd(f)(xs, "auto")  # the LSTM's default is the fused path
-    np.testing.assert_allclose(
-        jax.jacfwd(f)(xs, "scan"), jax.jacrev(f)(xs, "fused"), rtol=1e-5, atol=1e-6
+    forward, reverse = jax.jit(lambda xs: (jax.jacfwd(f)(xs, "scan"), jax.jacrev(f)(xs, "fused")))(
+        xs
     )
+    assert_close(forward, reverse, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("name", "kind", "cell"), FAMILIES, ids=FAMILY_IDS)
 def test_fused_gradients_have_their_primals_dtypes(name, kind, cell):
-    params = cell.init(jax.random.key(0), I, H)
+    params = random_params(cell, jax.random.key(0), I, H, jnp.float32)
     xs = jnp.ones((T, B, I), jnp.bfloat16)
-    g_params, g_xs = jax.grad(
-        lambda p, x: jnp.sum(lstm_jax.unroll(cell, p, x, impl="fused")[1].astype(jnp.float32)),
-        argnums=(0, 1),
+    g_params, g_xs = jax.jit(
+        jax.grad(
+            lambda p, x: jnp.sum(lstm_jax.unroll(cell, p, x, impl="fused")[1].astype(jnp.float32)),
+            argnums=(0, 1),
+        )
     )(params, xs)
     assert g_xs.dtype == jnp.bfloat16
     assert all(
@@ -121,35 +149,32 @@ def test_fused_equals_scan_unbatched_and_for_one_step(x64, cell, steps, batch_sh
     place: one step and unbatched `[T, I]` inputs must give the scan's gradients."""
     params = random_params(cell, jax.random.key(6), I, H)
     carry = random_carry(cell, jax.random.key(7), batch_shape, H)
-    xs = jax.random.normal(jax.random.key(8), (steps, *batch_shape, I), jnp.float64)
-    for mode in ("full", "truncated"):
-        fused = jax.value_and_grad(_loss(cell, mode, "fused"), argnums=(0, 1, 2))
-        scan = jax.value_and_grad(_loss(cell, mode, "scan"), argnums=(0, 1, 2))
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12),
-            fused(params, xs, carry),
-            scan(params, xs, carry),
-        )
+    xs = normal(jax.random.key(8), (steps, *batch_shape, I))
+    results = _fused_and_scan(cell, MODES, (False,), params, xs, carry)
+    _assert_fused_equals_scan(results, rtol=1e-11, atol=1e-12)
 
 
 def test_fused_under_vmap_equals_scan(x64):
     """vmap over a batch of parameter sets batches the in-place buffers of the fused LSTM."""
     cell = lstm_jax.lstm("vanilla")
-    params = jax.vmap(lambda k: random_params(cell, k, I, H))(
-        jax.random.split(jax.random.key(9), 3)
+    params = jax.tree.map(
+        lambda *sets: jnp.stack(sets),
+        *(random_params(cell, jax.random.key(k), I, H) for k in (9, 19, 29)),
     )
-    xs = jax.random.normal(jax.random.key(10), (T, B, I), jnp.float64)
+    xs = normal(jax.random.key(10), (T, B, I))
     carry = random_carry(cell, jax.random.key(11), (B,), H)
 
-    def grads(impl):
-        loss = _loss(cell, "full", impl)
-        return jax.vmap(jax.grad(loss), in_axes=(0, None, None))(params, xs, carry)
+    @jax.jit
+    def grads(params, xs, carry):
+        return [
+            jax.vmap(jax.grad(_loss(cell, "full", impl)), in_axes=(0, None, None))(
+                params, xs, carry
+            )
+            for impl in ("fused", "scan")
+        ]
 
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12),
-        grads("fused"),
-        grads("scan"),
-    )
+    fused, scan = grads(params, xs, carry)
+    assert_close(fused, scan, rtol=1e-11, atol=1e-12)
 
 
 def test_fused_remat_keeps_segment_carries_not_the_whole_sequence():
@@ -166,16 +191,10 @@ def test_fused_remat_keeps_segment_carries_not_the_whole_sequence():
 
         return jax.jit(jax.grad(loss))
 
-    temp = {
-        r: grad(r).lower(params).compile().memory_analysis().temp_size_in_bytes
-        for r in (False, True)
-    }
+    compiled = {r: grad(r).lower(params).compile() for r in (False, True)}  # run as compiled
+    temp = {r: c.memory_analysis().temp_size_in_bytes for r, c in compiled.items()}
     assert temp[True] < 0.5 * temp[False], temp
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7),
-        grad(True)(params),
-        grad(False)(params),
-    )
+    assert_close(compiled[True](params), compiled[False](params), rtol=1e-4, atol=1e-7)
 
 
 def test_second_eager_call_and_grad_neither_trace_nor_compile(caplog):

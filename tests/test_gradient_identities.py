@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_IDS, CELLS, random_carry, random_params
+from helpers import CELL_IDS, CELLS, host, normal, random_carry, random_params
 from jax.test_util import check_grads
 
 import lstm_jax
@@ -34,14 +34,23 @@ def test_elman_one_step_jacobian(x64, activation, alpha):
     cell = lstm_jax.rnn(activation=activation, alpha=alpha)
     params = random_params(cell, jax.random.key(0), I, H)
     h_prev = random_carry(cell, jax.random.key(1), (), H)
-    x = jax.random.normal(jax.random.key(2), (I,), jnp.float64)
-    h_t, _ = cell.step(params, h_prev, x)
-    for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
-        auto = jax.jacfwd(lambda h, step=step: step(params, h, x)[0])(h_prev)
-        got = elman.jacobian(params, h_t, mode, cell.options, h_prev=h_prev)
+    x = normal(jax.random.key(2), (I,))
+
+    @jax.jit
+    def jacobians(params, h_prev, x):
+        """`{mode: (elman.jacobian, jacfwd)}` and the step's output: one program."""
+        h_t, _ = cell.step(params, h_prev, x)
+        out = {}
+        for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
+            auto = jax.jacfwd(lambda h, step=step: step(params, h, x)[0])(h_prev)
+            out[mode] = (elman.jacobian(params, h_t, mode, cell.options, h_prev=h_prev), auto)
+        return out, h_t
+
+    jacobians, h_t = host(jacobians(params, h_prev, x))
+    for got, auto in jacobians.values():
         np.testing.assert_allclose(got, auto, rtol=1e-12, atol=1e-14)
-    full = elman.jacobian(params, h_t, "full", cell.options, h_prev=h_prev)
-    assert float(jnp.abs(full - (1 - alpha) * jnp.eye(H)).max()) > 1e-3
+    full = jacobians["full"][0]
+    assert float(np.abs(full - (1 - alpha) * np.eye(H)).max()) > 1e-3
     if alpha != 1.0:
         with pytest.raises(ValueError, match="needs h_prev"):
             elman.jacobian(params, h_t, "full", cell.options)
@@ -66,31 +75,46 @@ def test_lstm_cell_state_jacobian_is_A_plus_B_plus_C_plus_D(x64, variant):
     cell = _lstm(variant)
     params = random_params(cell, jax.random.key(3), I, H)
     carry = random_carry(cell, jax.random.key(4), (B,), H)
-    x = jax.random.normal(jax.random.key(5), (B, I), jnp.float64)
-    o_prev = jax.nn.sigmoid(jax.random.normal(jax.random.key(6), (B, H), jnp.float64))
+    x = normal(jax.random.key(5), (B, I))
+    o_prev_pre = normal(jax.random.key(6), (B, H))
     from lstm_jax.cells.activations import ACTIVATIONS
 
-    k = ACTIVATIONS[cell.options.output_activation].fn
-    carry = carry._replace(
-        h=o_prev * k(carry.c)
-    )  # a consistent point: h_{t-1} = o_{t-1} k(c_{t-1})
-    f = parts(cell.options, params, carry, x).f
-    for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
-        c_t = _c_from_c_prev(cell, params, carry, x, o_prev, step)
-        terms = lstm_derivation.cell_state_jacobian(cell.options, params, carry, x, o_prev, mode)
+    @jax.jit
+    def jacobians(params, carry, x, o_prev_pre):
+        """Per mode the named terms' total and jacfwd's Jacobian of every row, f_t, and the
+        FULL terms: one program."""
+        o_prev = jax.nn.sigmoid(o_prev_pre)
+        k = ACTIVATIONS[cell.options.output_activation].fn
+        # a consistent point: h_{t-1} = o_{t-1} k(c_{t-1})
+        carry = carry._replace(h=o_prev * k(carry.c))
+        f = parts(cell.options, params, carry, x).f
+        out = {}
+        for mode, step in (("full", cell.step), ("truncated", cell.truncated_step)):
+            c_t = _c_from_c_prev(cell, params, carry, x, o_prev, step)
+            terms = lstm_derivation.cell_state_jacobian(
+                cell.options, params, carry, x, o_prev, mode
+            )
+            autos = [
+                jax.jacfwd(lambda c, b=b, c_t=c_t: c_t(carry.c.at[b].set(c))[b])(carry.c[b])
+                for b in range(B)
+            ]
+            out[mode] = (terms.total(), autos)
+        full = lstm_derivation.cell_state_jacobian(cell.options, params, carry, x, o_prev)
+        return out, f, full
+
+    jacobians, f, full = host(jacobians(params, carry, x, o_prev_pre))
+    for mode, (total, autos) in jacobians.items():
         for b in range(B):
-            auto = jax.jacfwd(lambda c, b=b, c_t=c_t: c_t(carry.c.at[b].set(c))[b])(carry.c[b])
-            np.testing.assert_allclose(terms.total()[b], auto, rtol=1e-11, atol=1e-13)
+            np.testing.assert_allclose(total[b], autos[b], rtol=1e-11, atol=1e-13)
             if mode == "truncated":  # exactly diag(f_t), bit for bit
-                np.testing.assert_array_equal(auto, jnp.diag(f[b]))
-                np.testing.assert_array_equal(terms.total()[b], jnp.diag(f[b]))
-    full = lstm_derivation.cell_state_jacobian(cell.options, params, carry, x, o_prev)
+                np.testing.assert_array_equal(autos[b], np.diag(f[b]))
+                np.testing.assert_array_equal(total[b], np.diag(f[b]))
     gates = cell.options.gates
     # each term is present exactly when its path exists in the variant (guards against vacuity)
-    assert (float(jnp.abs(full.C).max()) > 0) == ("i" in gates)
-    assert (float(jnp.abs(full.A).max()) > 0) == ("f" in gates or cell.options.coupled)
-    assert float(jnp.abs(full.D).max()) > 0
-    assert (float(jnp.abs(full.P).max()) > 0) == cell.options.peepholes
+    assert (float(np.abs(full.C).max()) > 0) == ("i" in gates)
+    assert (float(np.abs(full.A).max()) > 0) == ("f" in gates or cell.options.coupled)
+    assert float(np.abs(full.D).max()) > 0
+    assert (float(np.abs(full.P).max()) > 0) == cell.options.peepholes
 
 
 NO_PEEPHOLE_VARIANTS = ["standard", "NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "1997", "FGR"]
@@ -105,68 +129,78 @@ def test_truncated_path_gradient_is_the_forget_gate_product(x64, variant):
     cell = lstm_jax.lstm(variant, peepholes=False)
     T, k_step = 8, 2
     params = random_params(cell, jax.random.key(7), I, H)
-    xs = jax.random.normal(jax.random.key(8), (T, I), jnp.float64)
-    carry_k, _ = lstm_jax.unroll(cell, params, xs[: k_step + 1])  # the carry after step k
-    target = jax.random.normal(jax.random.key(9), (H,), jnp.float64)
+    xs = normal(jax.random.key(8), (T, I))
+    target = normal(jax.random.key(9), (H,))
 
-    def loss_from(c_k, mode):
-        _final, ys = lstm_jax.unroll(
-            cell, params, xs[k_step + 1 :], carry_k._replace(c=c_k), gradient=mode
-        )
-        return jnp.sum(target * ys[-1])  # L_t with ∂L_t/∂h_t = target
+    @jax.jit
+    def gradients_and_closed_form(params, xs, target):
+        carry_k, _ = lstm_jax.unroll(cell, params, xs[: k_step + 1])  # the carry after step k
 
-    grad = jax.grad(loss_from)(carry_k.c, "truncated")
-    # the closed form, from the forward intermediates
-    carry, fs = carry_k, []
-    for x in xs[k_step + 1 :]:
-        p = parts(cell.options, params, carry, x)
-        fs.append(p.f)
-        carry, _ = cell.step(params, carry, x)
-    k_grad = ACTIVATIONS[cell.options.output_activation].grad
-    closed = target * p.o * k_grad(p.c) * jnp.prod(jnp.stack(fs), axis=0)
+        def loss_from(c_k, mode):
+            _final, ys = lstm_jax.unroll(
+                cell, params, xs[k_step + 1 :], carry_k._replace(c=c_k), gradient=mode
+            )
+            return jnp.sum(target * ys[-1])  # L_t with ∂L_t/∂h_t = target
+
+        # the closed form, from the forward intermediates
+        carry, fs = carry_k, []
+        for x in xs[k_step + 1 :]:
+            p = parts(cell.options, params, carry, x)
+            fs.append(p.f)
+            carry, _ = cell.step(params, carry, x)
+        k_grad = ACTIVATIONS[cell.options.output_activation].grad
+        closed = target * p.o * k_grad(p.c) * jnp.prod(jnp.stack(fs), axis=0)
+        grads = [jax.grad(loss_from)(carry_k.c, mode) for mode in ("truncated", "full")]
+        return grads, closed
+
+    (grad, full), closed = host(gradients_and_closed_form(params, xs, target))
     np.testing.assert_allclose(grad, closed, rtol=1e-12, atol=1e-15)
-    full = jax.grad(loss_from)(carry_k.c, "full")
-    assert float(jnp.abs(full - closed).max()) > 1e-8  # under FULL it is only one of the paths
+    assert float(np.abs(full - closed).max()) > 1e-8  # under FULL it is only one of the paths
 
 
 def test_gru_truncated_keeps_only_the_linear_path(x64):
     """GRU under TRUNCATED: ∂h_t/∂h_{t-1} = diag(1 - u_t) exactly, for both reset conventions."""
+    from lstm_jax.cells.gru import parts as gru_parts
+
     for reset_after in (True, False):
         cell = lstm_jax.gru(reset_after=reset_after)
         params = random_params(cell, jax.random.key(10), I, H)
         h_prev = random_carry(cell, jax.random.key(11), (), H)
-        x = jax.random.normal(jax.random.key(12), (I,), jnp.float64)
-        from lstm_jax.cells.gru import parts as gru_parts
+        x = normal(jax.random.key(12), (I,))
 
-        u = gru_parts(cell.options, params, h_prev, x).u
-        auto = jax.jacfwd(
-            lambda h, cell=cell, params=params, x=x: cell.truncated_step(params, h, x)[0]
-        )(h_prev)
-        np.testing.assert_array_equal(auto, jnp.diag(1 - u))
-        full = jax.jacfwd(lambda h, cell=cell, params=params, x=x: cell.step(params, h, x)[0])(
-            h_prev
-        )
-        assert float(jnp.abs(full - jnp.diag(1 - u)).max()) > 1e-6
+        @jax.jit
+        def jacobians(params, h_prev, x, cell=cell):
+            """jacfwd of the truncated and the full step, and diag(1 - u_t): one program."""
+            u = gru_parts(cell.options, params, h_prev, x).u
+            auto = jax.jacfwd(lambda h: cell.truncated_step(params, h, x)[0])(h_prev)
+            full = jax.jacfwd(lambda h: cell.step(params, h, x)[0])(h_prev)
+            return auto, full, jnp.diag(1 - u)
+
+        auto, full, diag = host(jacobians(params, h_prev, x))
+        np.testing.assert_array_equal(auto, diag)
+        assert float(np.abs(full - diag).max()) > 1e-6
 
 
 def test_elman_truncated_gradient_is_the_one_step_gradient(x64):
     """Elman RNN under TRUNCATED: the loss at the last step reaches only the last input."""
     cell = lstm_jax.rnn()
     params = random_params(cell, jax.random.key(13), I, H)
-    xs = jax.random.normal(jax.random.key(14), (6, I), jnp.float64)
-    g = jax.grad(lambda xs: lstm_jax.unroll(cell, params, xs, gradient="truncated")[1][-1].sum())(
-        xs
-    )
+    xs = normal(jax.random.key(14), (6, I))
+    g = jax.jit(
+        jax.grad(lambda xs: lstm_jax.unroll(cell, params, xs, gradient="truncated")[1][-1].sum())
+    )(xs)
+    g = np.asarray(g)
     np.testing.assert_array_equal(g[:-1], 0.0)
-    assert float(jnp.abs(g[-1]).max()) > 1e-6
+    assert float(np.abs(g[-1]).max()) > 1e-6
 
 
 @pytest.mark.parametrize(("name", "kind", "cell"), CELLS, ids=CELL_IDS)
 def test_full_gradient_matches_finite_differences(x64, name, kind, cell):
     params = random_params(cell, jax.random.key(15), I, H, scale=0.3)
     carry = random_carry(cell, jax.random.key(16), (B,), H)
-    xs = jax.random.normal(jax.random.key(17), (4, B, I), jnp.float64)
+    xs = normal(jax.random.key(17), (4, B, I))
 
+    @jax.jit  # check_grads evaluates it and its vjp at several points: compiled once each
     def loss(params, carry, xs):
         final, ys = lstm_jax.unroll(cell, params, xs, carry)
         return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_carry, random_params
+from helpers import normal, random_carry, random_params
 
 import lstm_jax
 from lstm_jax.online import Readout
@@ -35,59 +37,71 @@ def squared_error(prediction, target):
     return 0.5 * jnp.sum((prediction - target) ** 2)
 
 
-def _reference(cell, params, readout, xs, targets, carry, every_step):
-    """jax.grad of the TRUNCATED unroll followed by the readout and the loss."""
+def weighted_error(prediction, target):
+    """`target = (value, weight)`: a weight of 0 puts no loss at the step."""
+    value, weight = target
+    return weight * squared_error(prediction, value)
 
-    def loss(params, readout, c0):
+
+@functools.partial(jax.jit, static_argnums=0)
+def _reference(cell, params, readout, xs, targets, carry):
+    """jax.grad of the TRUNCATED unroll followed by the readout and the loss, `{every_step:
+    (value, grads)}` for the loss at every step and at the end only: one compiled program."""
+
+    def loss(params, readout, c0, every_step):
         _, hs = lstm_jax.unroll(cell, params, xs, carry._replace(c=c0), gradient="truncated")
         preds = hs @ readout.w + readout.b
         per_step = jax.vmap(squared_error)(preds, targets)
         return jnp.sum(per_step) if every_step else per_step[-1]
 
-    value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2))(params, readout, carry.c)
-    return value, grads
+    return {
+        every_step: jax.value_and_grad(loss, argnums=(0, 1, 2))(
+            params, readout, carry.c, every_step
+        )
+        for every_step in (True, False)
+    }
 
 
 # every variant batched; without a batch axis (the same code, batch shape ()) for one of them
 ONLINE_CASES = [(v, (3,)) for v in VARIANTS] + [("vanilla", ())]
 
 
-@pytest.mark.parametrize("every_step", [True, False], ids=["loss-every-step", "loss-at-end"])
 @pytest.mark.parametrize(
     ("variant", "batch"),
     ONLINE_CASES,
     ids=[f"{'batched' if b else 'unbatched'}-{v}" for v, b in ONLINE_CASES],
 )
-def test_online_equals_truncated_bptt(x64, variant, every_step, batch):
+def test_online_equals_truncated_bptt(x64, variant, batch):
+    """With the loss at every step, and at the end only."""
     cell = VARIANTS[variant]
     T = 7
     keys = jax.random.split(jax.random.key(0), 6)
     params = random_params(cell, keys[0], I, H)
-    readout = Readout(
-        w=jax.random.normal(keys[1], (H, O), jnp.float64),
-        b=jax.random.normal(keys[2], (O,), jnp.float64),
-    )
+    readout = Readout(w=normal(keys[1], (H, O)), b=normal(keys[2], (O,)))
     carry = random_carry(cell, keys[3], batch, H)
-    xs = jax.random.normal(keys[4], (T, *batch, I), jnp.float64)
-    targets = jax.random.normal(keys[5], (T, *batch, O), jnp.float64)
-    got = online_gradient(
-        cell, params, readout, xs, targets, squared_error, carry, every_step=every_step
-    )
-    value, (d_params, d_readout, d_c0) = _reference(
-        cell, params, readout, xs, targets, carry, every_step
-    )
-    tol = dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(got.loss, value, **tol)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), got.params, d_params)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), got.readout, d_readout)
-    np.testing.assert_allclose(got.c0, d_c0, **tol)
+    xs = normal(keys[4], (T, *batch, I))
+    targets = normal(keys[5], (T, *batch, O))
+    references = _reference(cell, params, readout, xs, targets, carry)
+    for every_step, (value, (d_params, d_readout, d_c0)) in references.items():
+        # the loss at the end only: a weight of 1 at the last step, 0 before
+        weights = np.ones(T) if every_step else (np.arange(T) == T - 1).astype(np.float64)
+        got = online_gradient(cell, params, readout, xs, (targets, weights), weighted_error, carry)
+        tol = dict(rtol=1e-10, atol=1e-12, err_msg=f"every_step={every_step}")
+        np.testing.assert_allclose(got.loss, value, **tol)
+        jax.tree.map(
+            lambda a, b, tol=tol: np.testing.assert_allclose(a, b, **tol), got.params, d_params
+        )
+        jax.tree.map(
+            lambda a, b, tol=tol: np.testing.assert_allclose(a, b, **tol), got.readout, d_readout
+        )
+        np.testing.assert_allclose(got.c0, d_c0, **tol)
 
 
 def test_online_is_not_the_full_gradient(x64):
     cell = lstm_jax.lstm()
     params = random_params(cell, jax.random.key(1), I, H)
     readout = Readout(w=jnp.ones((H, O)), b=jnp.zeros(O))
-    xs = jax.random.normal(jax.random.key(2), (6, 2, I), jnp.float64)
+    xs = normal(jax.random.key(2), (6, 2, I))
     targets = jnp.zeros((6, 2, O))
     got = online_gradient(cell, params, readout, xs, targets, squared_error)
 
@@ -95,12 +109,13 @@ def test_online_is_not_the_full_gradient(x64):
         _, hs = lstm_jax.unroll(cell, params, xs)
         return jnp.sum(jax.vmap(squared_error)(hs @ readout.w + readout.b, targets))
 
-    assert float(jnp.abs(jax.grad(full_loss)(params).r - got.params.r).max()) > 1e-6
+    full = jax.jit(jax.grad(full_loss))(params)
+    assert float(np.abs(np.asarray(full.r) - np.asarray(got.params.r)).max()) > 1e-6
 
 
 def test_online_rejects_non_lstm_cells():
     cell = lstm_jax.gru()
-    params = cell.init(jax.random.key(0), I, H)
+    params = random_params(cell, jax.random.key(0), I, H, jnp.float32)
     with pytest.raises(TypeError, match="needs an LSTM cell, got GRUOptions"):
         online_gradient(
             cell,
@@ -114,7 +129,7 @@ def test_online_rejects_non_lstm_cells():
 
 def test_online_rejects_mismatched_readout_and_targets():
     cell = lstm_jax.lstm()
-    params = cell.init(jax.random.key(0), I, H)
+    params = random_params(cell, jax.random.key(0), I, H, jnp.float32)
     xs, targets = jnp.ones((5, 2, I)), jnp.ones((5, 2, O))
     good = Readout(jnp.ones((H, O)), jnp.zeros(O))
     with pytest.raises(ValueError, match=r"readout.w must have shape \[H=4, O\], got \(5, 2\)"):

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_params
+from helpers import host, normal, random_params
 
 import lstm_jax
-from lstm_jax.backward.regularizers import omega, resolve_omega_form
+from lstm_jax.backward.regularizers import OmegaForm, omega, resolve_omega_form
 from lstm_jax.cells import elman
 
 T, B, I, H = 7, 2, 3, 5
@@ -47,17 +47,24 @@ def _explicit(cell, params, xs, targets):
 def test_omega_equals_its_formula_and_so_does_its_gradient(x64, activation):
     cell = lstm_jax.rnn(activation=activation)
     params = random_params(cell, jax.random.key(0), I, H)
-    xs = jax.random.normal(jax.random.key(1), (T, B, I), jnp.float64)
-    targets = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+    xs = normal(jax.random.key(1), (T, B, I))
+    targets = normal(jax.random.key(2), (T, B, H))
 
-    def ours(params):
-        return omega(cell, params, xs, lambda s: _loss(s, targets))
+    @jax.jit
+    def values_and_gradients(params, xs, targets):
+        """Ω and the formula's, and their gradients: one program."""
 
-    want = _explicit(cell, params, xs, targets)
+        def ours(params):
+            return omega(cell, params, xs, lambda s: _loss(s, targets))
+
+        def explicit(params):
+            return _explicit(cell, params, xs, targets)
+
+        return [jax.value_and_grad(f)(params) for f in (ours, explicit)]
+
+    (got, got_grad), (want, want_grad) = host(values_and_gradients(params, xs, targets))
     assert float(want) > 1e-3  # the Jacobians do not preserve norms: Ω is not vacuous
-    np.testing.assert_allclose(ours(params), want, rtol=1e-10)
-    got_grad = jax.grad(ours)(params)
-    want_grad = jax.grad(lambda p: _explicit(cell, p, xs, targets))(params)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12), got_grad, want_grad
     )
@@ -89,23 +96,28 @@ def _explicit_released(cell, params, xs, targets):
 def test_omega_released_form_equals_pascanu_code_and_reaches_r_only(x64):
     cell = lstm_jax.rnn()
     params = random_params(cell, jax.random.key(0), I, H)
-    xs = jax.random.normal(jax.random.key(1), (T, B, I), jnp.float64)
-    targets = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
+    xs = normal(jax.random.key(1), (T, B, I))
+    targets = normal(jax.random.key(2), (T, B, H))
 
-    def ours(params):
-        return omega(cell, params, xs, lambda s: _loss(s, targets), form="released")
+    @jax.jit
+    def values_and_gradients(params, xs, targets):
+        """The released Ω and the code's formula, their gradients, and the paper's Ω."""
 
-    want = _explicit_released(cell, params, xs, targets)
+        def ours(params):
+            return omega(cell, params, xs, lambda s: _loss(s, targets), form="released")
+
+        def explicit(params):
+            return _explicit_released(cell, params, xs, targets)
+
+        paper = omega(cell, params, xs, lambda s: _loss(s, targets))
+        return [jax.value_and_grad(f)(params) for f in (ours, explicit)], paper
+
+    ((value, got), (want, want_grad)), paper = host(values_and_gradients(params, xs, targets))
     assert float(want) > 1e-3
-    np.testing.assert_allclose(ours(params), want, rtol=1e-10)
-    assert not np.isclose(
-        float(ours(params)), float(omega(cell, params, xs, lambda s: _loss(s, targets)))
-    )
-    got = jax.grad(ours)(params)
-    np.testing.assert_allclose(
-        got.r, jax.grad(lambda p: _explicit_released(cell, p, xs, targets))(params).r, rtol=1e-9
-    )
-    assert float(jnp.abs(got.r).max()) > 1e-6
+    np.testing.assert_allclose(value, want, rtol=1e-10)
+    assert not np.isclose(float(value), float(paper))
+    np.testing.assert_allclose(got.r, want_grad.r, rtol=1e-9)
+    assert float(np.abs(got.r).max()) > 1e-6
     np.testing.assert_array_equal(got.w, 0.0)  # the code adds α ∂Ω/∂W_hh to W_hh alone
     np.testing.assert_array_equal(got.b, 0.0)
     with pytest.raises(ValueError, match=r"Ω form must be one of \['paper', 'released'\]"):
@@ -115,19 +127,26 @@ def test_omega_released_form_equals_pascanu_code_and_reaches_r_only(x64):
 def test_omega_skips_the_steps_past_a_sequence_length(x64):
     cell = lstm_jax.rnn()
     params = random_params(cell, jax.random.key(0), I, H)
-    xs = jax.random.normal(jax.random.key(1), (T, B, I), jnp.float64)
-    targets = jax.random.normal(jax.random.key(2), (T, B, H), jnp.float64)
-    lengths = jnp.array([T, T - 3])
-    valid = (jnp.arange(T)[:, None] < lengths[None, :])[..., None]
-    batch = omega(cell, params, xs, lambda s: _loss(s * valid, targets * valid), lengths)
-    first = omega(cell, params, xs[:, :1], lambda s: _loss(s, targets[:, :1]))
-    short = omega(cell, params, xs[: T - 3, 1:], lambda s: _loss(s, targets[: T - 3, 1:]))
+    xs = normal(jax.random.key(1), (T, B, I))
+    targets = normal(jax.random.key(2), (T, B, H))
+
+    @jax.jit
+    def batch_and_rows(params, xs, targets):
+        """Ω of the padded batch, and of its two rows on their own."""
+        lengths = jnp.array([T, T - 3])
+        valid = (jnp.arange(T)[:, None] < lengths[None, :])[..., None]
+        batch = omega(cell, params, xs, lambda s: _loss(s * valid, targets * valid), lengths)
+        first = omega(cell, params, xs[:, :1], lambda s: _loss(s, targets[:, :1]))
+        short = omega(cell, params, xs[: T - 3, 1:], lambda s: _loss(s, targets[: T - 3, 1:]))
+        return batch, first, short
+
+    batch, first, short = batch_and_rows(params, xs, targets)
     np.testing.assert_allclose(2 * batch, first + short, rtol=1e-10)
 
 
 def test_omega_needs_an_array_carry():
     cell = lstm_jax.lstm()
-    params = cell.init(jax.random.key(0), I, H)
+    params = random_params(cell, jax.random.key(0), I, H, jnp.float32)
     with pytest.raises(TypeError, match=r"Ω needs a cell whose carry is one array .*LSTMCarry"):
         omega(cell, params, jnp.zeros((T, B, I)), jnp.sum)
 
@@ -139,11 +158,15 @@ def test_trainer_adds_alpha_omega_to_the_loss(x64):
 
     from lstm_jax.training import model
     from lstm_jax.training.config import load
-    from lstm_jax.training.trainer import build, init_state
+    from lstm_jax.training.experiment import build, init_state
 
-    overrides = ("training.omega=2.0", "optimizer.clip_norm=null", "optimizer.learning_rate=0.05")
+    overrides = (
+        "training.omega.weight=2.0",
+        "optimizer.clip_norm=null",
+        "optimizer.learning_rate=0.05",
+    )
     cfg = load(ROOT / "configs" / "exploding_gradients.yaml", "tiny", overrides)
-    assert cfg.training.omega_form == "released"
+    assert cfg.training.omega.form is OmegaForm.RELEASED
     exp = build(cfg)
     state = init_state(exp)
     state = state._replace(params=jax.tree.map(lambda a: a.astype(jnp.float64), state.params))
@@ -174,14 +197,18 @@ def test_omega_configuration_errors():
     from conftest import ROOT
 
     from lstm_jax.training.config import ConfigError, load
-    from lstm_jax.training.trainer import build
+    from lstm_jax.training.experiment import build
 
     path = ROOT / "configs" / "exploding_gradients.yaml"
     with pytest.raises(ConfigError, match=r"training.omega needs a cell whose carry is one array"):
-        build(load(path, "tiny", ("training.omega=1.0", "model.cell=lstm", "model.options={}")))
+        build(
+            load(path, "tiny", ("training.omega.weight=1.0", "model.cell=lstm", "model.options={}"))
+        )
     with pytest.raises(ConfigError, match=r"training.omega needs model.gradient=full"):
-        build(load(path, "tiny", ("training.omega=1.0", "model.gradient=truncated")))
-    with pytest.raises(ConfigError, match=r"training.omega must be >= 0"):
-        build(load(path, "tiny", ("training.omega=-1.0",)))
-    with pytest.raises(ConfigError, match=r"training.omega_form: Ω form must be one of"):
-        build(load(path, "tiny", ("training.omega_form=eq9",)))
+        build(load(path, "tiny", ("training.omega.weight=1.0", "model.gradient=truncated")))
+    with pytest.raises(ConfigError, match=r"training.omega.weight must be >= 0"):
+        load(path, "tiny", ("training.omega.weight=-1.0",))  # refused at load time
+    with pytest.raises(ConfigError, match=r"training.omega.form must be one of \['paper', "):
+        load(path, "tiny", ("training.omega.form=eq9",))
+    with pytest.raises(ConfigError, match=r"training.omega is a section now.*omega.weight"):
+        load(path, "tiny", ("training.omega=1.0",))  # the key of earlier configs

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FAMILIES, FAMILY_IDS, random_carry, random_params
+from helpers import FAMILIES, FAMILY_IDS, assert_close, host, normal, random_carry, random_params
 from reference import run
 
 import lstm_jax
@@ -22,7 +22,7 @@ def _row(tree, b):
 
 
 def _close(a, b, tol=1e-12):
-    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=tol, atol=tol), a, b)
+    assert_close(a, b, rtol=tol, atol=tol)
 
 
 def _setup(cell, seed=0):
@@ -30,7 +30,7 @@ def _setup(cell, seed=0):
     return (
         random_params(cell, k_p, I, H),
         random_carry(cell, k_c, (B,), H),
-        jax.random.normal(k_x, (T, B, I), jnp.float64),
+        normal(k_x, (T, B, I)),
     )
 
 
@@ -41,6 +41,7 @@ def test_lengths_and_reverse_match_per_sequence_loops(x64, kind, cell, reverse):
     final, ys = lstm_jax.unroll(
         cell, params, xs, carry, lengths=jnp.asarray(LENGTHS), reverse=reverse
     )
+    params, carry, xs, final, ys = host((params, carry, xs, final, ys))  # rows read on the host
     for b, n in enumerate(LENGTHS):
         seq = np.asarray(xs[:n, b])
         want_ys = np.zeros((T, H))
@@ -56,8 +57,12 @@ def test_lengths_and_reverse_match_per_sequence_loops(x64, kind, cell, reverse):
 @pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
 def test_reverse_without_lengths_is_a_flipped_run(x64, kind, cell):
     params, carry, xs = _setup(cell, 1)
-    final, ys = lstm_jax.unroll(cell, params, xs, carry, reverse=True)
-    final_f, ys_f = lstm_jax.unroll(cell, params, xs[::-1], carry)
+    (final, ys), (final_f, ys_f) = jax.jit(
+        lambda p, x, c: (
+            lstm_jax.unroll(cell, p, x, c, reverse=True),
+            lstm_jax.unroll(cell, p, x[::-1], c),
+        )
+    )(params, xs, carry)
     _close(final, final_f)
     _close(ys, ys_f[::-1])
 
@@ -67,10 +72,10 @@ def test_batch_major_layout(x64, kind, cell):
     params, carry, xs = _setup(cell, 2)
     want = lstm_jax.unroll(cell, params, xs, carry, lengths=jnp.asarray(LENGTHS))
     final, ys = lstm_jax.unroll(
-        cell, params, jnp.swapaxes(xs, 0, 1), carry, lengths=jnp.asarray(LENGTHS), time_major=False
+        cell, params, np.swapaxes(xs, 0, 1), carry, lengths=jnp.asarray(LENGTHS), time_major=False
     )
     assert ys.shape == (B, T, H)
-    _close((final, jnp.swapaxes(ys, 0, 1)), want)
+    _close((final, np.swapaxes(ys, 0, 1)), want)
 
 
 @pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
@@ -82,6 +87,9 @@ def test_bidirectional_matches_two_reference_loops(x64, kind, cell):
         cell, (params_fw, params_bw), xs, (carry_fw, carry_bw), lengths=lengths
     )
     assert ys.shape == (T, B, 2 * H)
+    params_fw, carry_fw, params_bw, carry_bw, xs, c_fw, c_bw, ys = host(
+        (params_fw, carry_fw, params_bw, carry_bw, xs, c_fw, c_bw, ys)
+    )
     for b, n in enumerate(LENGTHS):
         if n == 0:
             np.testing.assert_array_equal(ys[:, b], 0.0)
@@ -103,10 +111,11 @@ def test_stacked_matches_layer_by_layer_reference(x64, kind, cell, bidirectional
     params = lstm_jax.init_stacked(
         cell, jax.random.key(5), I, H, num_layers, bidirectional=bidirectional, dtype=jnp.float64
     )
-    xs = jax.random.normal(jax.random.key(6), (T, B, I), jnp.float64)
+    xs = normal(jax.random.key(6), (T, B, I))
     finals, ys = lstm_jax.stacked(cell, params, xs, bidirectional=bidirectional)
     assert len(finals) == num_layers and ys.shape == (T, B, H * (2 if bidirectional else 1))
-    zero = cell.initial_carry((), H, jnp.float64)
+    params, xs, ys = host((params, xs, ys))
+    zero = host(cell.initial_carry((), H, jnp.float64))
     for b in range(B):
         inputs = np.asarray(xs[:, b])
         for layer_params in params:
@@ -120,23 +129,34 @@ def test_stacked_matches_layer_by_layer_reference(x64, kind, cell, bidirectional
 
 
 @pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
-@pytest.mark.parametrize("mode", ["full", "truncated"])
-def test_unroll_and_remat_change_nothing(x64, kind, cell, mode):
+def test_unroll_and_remat_change_nothing(x64, kind, cell):
+    """In both gradient modes (one compiled program: they share the forward pass)."""
     params, carry, xs = _setup(cell, 7)
 
-    def loss(params, **kw):
+    def loss(params, mode, **kw):
         final, ys = lstm_jax.unroll(cell, params, xs, carry, gradient=mode, **kw)
         return jnp.sum(ys**2) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final))
 
-    want = jax.value_and_grad(lambda p: loss(p, impl="scan"))(params)
     # the default path (fused for cells with a derivation: its remat checkpoints segments of
     # ⌈√T⌉ = 3 steps, here 2 and a remainder of 1) and the scan's own remat
-    for kw in (
+    options = (
+        {"impl": "scan"},
         {"remat": True},
         {"scan_unroll": 3},
         {"scan_unroll": T, "remat": True, "impl": "scan"},
-    ):
-        _close(jax.value_and_grad(lambda p, kw=kw: loss(p, **kw))(params), want)
+    )
+    results = jax.jit(
+        lambda params: {
+            mode: [
+                jax.value_and_grad(lambda p, mode=mode, kw=kw: loss(p, mode, **kw))(params)
+                for kw in options
+            ]
+            for mode in ("full", "truncated")
+        }
+    )(params)
+    for mode, (want, *others) in results.items():
+        for kw, got in zip(options[1:], others, strict=True):
+            assert_close(got, want, rtol=1e-12, atol=1e-12, what=f"{mode}, {kw}")
 
 
 @pytest.mark.parametrize("impl", ["scan", "fused"])
@@ -152,10 +172,11 @@ def test_gradient_modes_accept_strings_and_enum(x64, impl):
 
         return jax.grad(loss)(params)
 
-    full, truncated = grad(lstm_jax.Gradient.FULL), grad(lstm_jax.Gradient.TRUNCATED)
-    _close(grad("full"), full, 0.0)
-    _close(grad("TRUNCATED"), truncated, 0.0)
-    assert float(jnp.abs(full.r - truncated.r).max()) > 1e-3
+    modes = (lstm_jax.Gradient.FULL, lstm_jax.Gradient.TRUNCATED, "full", "TRUNCATED")
+    full, truncated, full_named, truncated_named = jax.jit(lambda: [grad(mode) for mode in modes])()
+    _close(full_named, full, 0.0)
+    _close(truncated_named, truncated, 0.0)
+    assert float(np.abs(full.r - truncated.r).max()) > 1e-3
 
 
 @pytest.mark.parametrize(("kind", "cell"), CASES, ids=IDS)
@@ -165,7 +186,9 @@ def test_resets_restart_each_segment_from_zeros(x64, kind, cell):
     resets = np.zeros((T, B), bool)
     resets[3, 0] = resets[5, 1] = resets[0, 2] = True
     final, ys = lstm_jax.unroll(cell, params, xs, carry, resets=jnp.asarray(resets))
-    zero = cell.initial_carry((), H, jnp.float64)
+    zero = host(cell.initial_carry((), H, jnp.float64))
+    params_, carry_, xs_ = params, carry, xs
+    params, carry, xs, final, ys = host((params, carry, xs, final, ys))
     for b in range(B):
         start = [t for t in range(T) if resets[t, b]]
         cut = start[0] if start else 0
@@ -176,12 +199,14 @@ def test_resets_restart_each_segment_from_zeros(x64, kind, cell):
         np.testing.assert_allclose(ys[cut:, b], tail, rtol=1e-12, atol=1e-12)
         _close(tuple(jax.tree.leaves(_row(final, b))), want)
     # no gradient crosses a reset: the loss after the reset does not reach earlier inputs
-    grad = jax.grad(
-        lambda xs: jnp.sum(
-            lstm_jax.unroll(cell, params, xs, carry, resets=jnp.asarray(resets))[1][3:, 0]
+    grad = jax.jit(
+        jax.grad(
+            lambda xs: jnp.sum(
+                lstm_jax.unroll(cell, params_, xs, carry_, resets=jnp.asarray(resets))[1][3:, 0]
+            )
         )
-    )(xs)
-    np.testing.assert_array_equal(grad[:3, 0], 0.0)
+    )(xs_)
+    np.testing.assert_array_equal(np.asarray(grad)[:3, 0], 0.0)
     with pytest.raises(TypeError, match="resets must be a boolean array"):
         lstm_jax.unroll(cell, params, xs, resets=jnp.zeros((T, B)))
     with pytest.raises(ValueError, match=r"resets must have the shape .*\(7, 4\).*got \(4, 7\)"):
