@@ -28,6 +28,21 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
         os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false"
     ).strip()
 
+# One persistent compilation cache for the whole suite: both xdist workers and every subprocess
+# a test launches (the CLI, the experiment scripts, the spawned sweep workers) reuse a program
+# another one compiled (the same tiny configs are trained in-process and through the CLI).
+# Keyed by the program and the compiler's flags, so a hit is the program a miss would build.
+# In the run's own temporary directory unless the user names one: a clean clone starts empty.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(
+        Path(tempfile.gettempdir())
+        / f"lstm_jax_test_cache_{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+    )
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 # The suite's experiment runs write their records into temporary directories: they may run
 # from a checkout with uncommitted changes (`training.provenance.record_provenance`).
 os.environ.setdefault("LSTM_JAX_ALLOW_DIRTY", "1")

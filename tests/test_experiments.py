@@ -44,6 +44,7 @@ def _check_command(script: str, out: Path) -> subprocess.CompletedProcess:
     return _run(script, "--check", "--out", str(out))
 
 
+@pytest.mark.slow  # re-trains configs that test_train.py trains; run with -m slow
 def test_vanishing_gradients(tmp_path):
     """All five setups, one seed, 4 steps, probed every 2 (a second seed is the same code)."""
     results = _script(
@@ -68,6 +69,7 @@ def test_vanishing_gradients(tmp_path):
         assert (tmp_path / "out" / png).is_file()
 
 
+@pytest.mark.slow  # re-trains configs that test_train.py trains; run with -m slow
 def test_exploding_gradients(tmp_path):
     """One seed of every initialisation x method (and our extra rows) at one length; every run
     logs its gradient norms. (The sweep's --check is tested in test_adding_1997.)"""
@@ -112,6 +114,7 @@ def _check_report(results: dict, tasks: set[str], settings: list[str], seeds: in
         assert all(r["status"] in ("solved", "budget") and r["evals"] for r in task["runs"])
 
 
+@pytest.mark.slow  # re-trains configs that test_train.py trains; run with -m slow
 def test_truncated_vs_full(tmp_path):
     results = _script(
         "experiments/truncated_vs_full/truncated_vs_full.py",
@@ -166,6 +169,7 @@ def test_adding_1997(tmp_path):
     assert done.returncode == 1 and "final_eval" in done.stdout and "differs" in done.stdout
 
 
+@pytest.mark.slow  # re-trains configs that test_train.py trains; run with -m slow
 def test_continual_reber(tmp_path):
     """The paper suite and the pilots (tiny, one seed each), then `failures.py` over their runs.
     (The modern suite is the same code on `configs/continual_reber.yaml`, whose tiny variant

@@ -132,15 +132,15 @@ def test_stateful_task_carries_state_across_batches(tmp_path):
 def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     args = [
         "--set",
-        "training.steps=160",
+        "training.steps=60",
         "--set",
-        "training.checkpoint_every=20",
+        "training.checkpoint_every=10",
         "--set",
         "model.hidden_size=16",
         "--set",
         "training.batch_size=16",
         "--set",
-        "training.eval_every=50",
+        "training.eval_every=25",
         "--no-progress",
     ]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
@@ -164,7 +164,7 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         saved = checkpoint.steps(killed)
-        if saved and saved[-1] >= 40:
+        if saved and saved[-1] >= 20:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
@@ -172,7 +172,7 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     assert not (killed / "summary.json").exists()  # it really died mid-run
     killed_at = checkpoint.read_meta(killed)["step"]
-    assert 40 <= killed_at < 160
+    assert 20 <= killed_at < 60
 
     resumed = run_cli(
         "run",
