@@ -36,7 +36,7 @@ from lstm_jax.training.host_memory import keep_freed_host_memory
 from lstm_jax.training.learners import TrainState
 from lstm_jax.training.provenance import provenance
 from lstm_jax.training.resume import resume as resume_run
-from lstm_jax.training.run_log import METRICS, RunLog
+from lstm_jax.training.run_log import METRICS, RunLog, records
 from lstm_jax.training.schema import Config
 from lstm_jax.training.sharding import pad_time, shard_batch, shard_state
 from lstm_jax.training.stopping import rule_for
@@ -113,7 +113,7 @@ def _train(
         state, loop, (wall_s, cpu_s) = resume_run(exp, state, out, trim=writer)
         clock = _Clock(wall_s, cpu_s)
         if rule is not None:
-            rule.replay(r for r in _records(out) if r["step"] <= loop.step)
+            rule.replay(r for r in records(out / METRICS) if r["step"] <= loop.step)
     distributed.barrier("checked")  # every process has read the directory before any writes
     source = provenance()  # now: the code that trains, even if the checkout changes meanwhile
     loop.stop = loop.solved_at is not None and training.stopping.when_solved
@@ -236,12 +236,6 @@ def _progress_meta(loop: Loop, clock: _Clock) -> dict[str, Any]:
         "wall_s": wall_s,  # training time so far, every invocation up to this checkpoint
         "cpu_s": cpu_s,  # CPU time so far, every thread of the process
     }
-
-
-def _records(out: Path) -> list[dict[str, Any]]:
-    from lstm_jax.training import run_log
-
-    return run_log.records(out / METRICS)
 
 
 def _plot(out: Path) -> None:
