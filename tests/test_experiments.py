@@ -3,12 +3,16 @@ the minutes of the real runs, whose outputs are committed beside the scripts).""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
-import subprocess
 import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -20,9 +24,37 @@ from lstm_jax.training import load_run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(path: str, *args: str) -> subprocess.CompletedProcess:
-    """Runs the script `path` with `args` in the repository root, its output captured."""
-    return subprocess.run([sys.executable, path, *args], cwd=ROOT, capture_output=True, text=True)
+class Done(NamedTuple):
+    """What `python path args` would leave: its exit code and output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run(path: str, *args: str) -> Done:
+    """Runs the script `path` with `args` as `python path args` from the repository root would,
+    but in this process: its `main` under that argv and working directory, output captured.
+    (A subprocess spends seconds importing JAX and compiling what this worker has compiled.)
+    Its folder leads `sys.path` while it runs, as under python (scripts import the one beside
+    them); the process-wide setting a script changes, `jax_enable_x64`, is restored afterwards."""
+    x64, argv, folder = jax.config.jax_enable_x64, sys.argv, str((ROOT / path).parent)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    sys.argv, sys.path = [path, *args], [folder, *sys.path]
+    try:
+        with contextlib.chdir(ROOT), redirect_stdout(stdout), redirect_stderr(stderr):
+            _module(path).main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    except Exception:  # a script that crashes: its traceback is the message, as from python
+        stderr.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.argv = argv
+        sys.path.remove(folder)
+        jax.config.update("jax_enable_x64", x64)
+    return Done(code, stdout.getvalue(), stderr.getvalue())
 
 
 def _script(path: str, tmp_path: Path, *args: str) -> dict:
@@ -40,7 +72,7 @@ def _module(path: str) -> ModuleType:
     return module
 
 
-def _check_command(script: str, out: Path) -> subprocess.CompletedProcess:
+def _check_command(script: str, out: Path) -> Done:
     return _run(script, "--check", "--out", str(out))
 
 

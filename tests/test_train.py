@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, chorales_cache, files_under, records, run_cli
+from conftest import ROOT, chorales_cache, files_under, records
 
 from lstm_jax.training import checkpoint, cli
 from lstm_jax.training.config import ConfigError, load
@@ -129,7 +129,8 @@ def test_stateful_task_carries_state_across_batches(tmp_path):
     jax.tree.map(close, saved.learner_state, after_two.learner_state)
 
 
-def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
+def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)  # the config by its path in the repository, as the CLI user gives it
     args = [
         "--set",
         "training.steps=60",
@@ -144,20 +145,9 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
         "--no-progress",
     ]
     killed, whole = tmp_path / "killed", tmp_path / "whole"
+    run = ["run", "configs/quickstart.yaml", "--variant", "tiny"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lstm_jax",
-            "run",
-            "configs/quickstart.yaml",
-            "--variant",
-            "tiny",
-            "--out",
-            str(killed),
-            *args,
-        ],
-        cwd=ROOT,
+        [sys.executable, "-m", "lstm_jax", *run, "--out", str(killed), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -174,37 +164,27 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tmp_path):
     killed_at = checkpoint.read_meta(killed)["step"]
     assert 20 <= killed_at < 60
 
-    resumed = run_cli(
-        "run",
-        "configs/quickstart.yaml",
-        "--variant",
-        "tiny",
-        "--out",
-        str(killed),
-        "--resume",
-        *args,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    straight = run_cli(
-        "run", "configs/quickstart.yaml", "--variant", "tiny", "--out", str(whole), *args
-    )
-    assert straight.returncode == 0, straight.stderr
+    # The resumed, uninterrupted and changed runs in this process (`cli.main`, the program
+    # `python -m lstm_jax` runs): only the killed run needs a process of its own.
+    assert cli.main([*run, "--out", str(killed), "--resume", *args]) == 0, capsys.readouterr()
+    assert cli.main([*run, "--out", str(whole), *args]) == 0, capsys.readouterr()
     assert (killed / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
 
-    changed = run_cli(
-        "run",
-        "configs/quickstart.yaml",
-        "--variant",
-        "tiny",
+    capsys.readouterr()
+    changed = [
+        *run,
         "--out",
         str(killed),
         "--resume",
         *args,
         "--set",
         "optimizer.learning_rate=0.1",
+    ]
+    assert cli.main(changed) == cli.EXIT_BAD_INPUT
+    assert (
+        "config differs (optimizer.learning_rate: 0.005 in the run, 0.1 now)"
+        in capsys.readouterr().err
     )
-    assert changed.returncode == cli.EXIT_BAD_INPUT
-    assert "config differs (optimizer.learning_rate: 0.005 in the run, 0.1 now)" in changed.stderr
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -234,49 +214,54 @@ DATA_PARALLEL = textwrap.dedent(
     from lstm_jax.training.config import load
     from lstm_jax.training.experiment import build, init_state
     from lstm_jax.training.sharding import shard_batch, shard_state
-    cfg = load(sys.argv[1], "tiny", ("training.batch_size=8",))
-    exp = build(cfg)
-    assert exp.mesh is not None and exp.mesh.size == 4
-    state = init_state(exp)
-    batch = exp.task.batch(0, 0, 8)
-    sharded_batch = shard_batch(exp, batch)
-    s4, stats4 = exp.train_step(shard_state(exp, state), sharded_batch)
-    one = exp._replace(mesh=None)
-    s1, stats1 = one.train_step(shard_state(one, state), shard_batch(one, batch))
-    gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-              for a, b in zip(jax.tree.leaves(s4.params), jax.tree.leaves(s1.params)))
-    print(json.dumps({
-        "devices": jax.device_count(),
-        "input_shards": len(sharded_batch.inputs.sharding.device_set),
-        "shard_shape": list(sharded_batch.inputs.addressable_shards[0].data.shape),
-        "params_replicated": all(
-            l.sharding.is_fully_replicated for l in jax.tree.leaves(s4.params)
-        ),
-        "loss4": float(stats4["loss"]), "loss1": float(stats1["loss"]),
-        "grad_norm4": float(stats4["grad_norm"]), "grad_norm1": float(stats1["grad_norm"]),
-        "max_param_gap": gap,
-    }))
+    for path in sys.argv[1:]:
+        cfg = load(path, "tiny", ("training.batch_size=8",))
+        exp = build(cfg)
+        assert exp.mesh is not None and exp.mesh.size == 4
+        state = init_state(exp)
+        batch = exp.task.batch(0, 0, 8)
+        sharded_batch = shard_batch(exp, batch)
+        s4, stats4 = exp.train_step(shard_state(exp, state), sharded_batch)
+        one = exp._replace(mesh=None)
+        s1, stats1 = one.train_step(shard_state(one, state), shard_batch(one, batch))
+        gap = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                  for a, b in zip(jax.tree.leaves(s4.params), jax.tree.leaves(s1.params)))
+        print(json.dumps({
+            "devices": jax.device_count(),
+            "input_shards": len(sharded_batch.inputs.sharding.device_set),
+            "shard_shape": list(sharded_batch.inputs.addressable_shards[0].data.shape),
+            "params_replicated": all(
+                l.sharding.is_fully_replicated for l in jax.tree.leaves(s4.params)
+            ),
+            "loss4": float(stats4["loss"]), "loss1": float(stats1["loss"]),
+            "grad_norm4": float(stats4["grad_norm"]), "grad_norm1": float(stats1["grad_norm"]),
+            "max_param_gap": gap,
+        }))
     """
 )
 
 
-@pytest.mark.parametrize("config", ["quickstart", "embedded_reber"])
-def test_data_parallel_step_equals_single_device_step(config):
+def test_data_parallel_step_equals_single_device_step():
+    """On 4 host devices (one process for both configs: a process starts in seconds), one
+    sharded step of the quickstart and embedded Reber configs equals the single-device step."""
+    configs = [str(ROOT / "configs" / f"{name}.yaml") for name in ("quickstart", "embedded_reber")]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     done = subprocess.run(
-        [sys.executable, "-c", DATA_PARALLEL, str(ROOT / "configs" / f"{config}.yaml")],
+        [sys.executable, "-c", DATA_PARALLEL, *configs],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    r = json.loads(done.stdout.strip().splitlines()[-1])
-    assert r["devices"] == 4 and r["input_shards"] == 4 and r["shard_shape"][1] == 2
-    assert r["params_replicated"]
-    assert abs(r["loss4"] - r["loss1"]) <= 1e-6 * abs(r["loss1"])
-    assert abs(r["grad_norm4"] - r["grad_norm1"]) <= 1e-5 * abs(r["grad_norm1"])
-    assert r["max_param_gap"] < 1e-6
+    results = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
+    for r in results:
+        assert r["devices"] == 4 and r["input_shards"] == 4 and r["shard_shape"][1] == 2
+        assert r["params_replicated"]
+        assert abs(r["loss4"] - r["loss1"]) <= 1e-6 * abs(r["loss1"])
+        assert abs(r["grad_norm4"] - r["grad_norm1"]) <= 1e-5 * abs(r["grad_norm1"])
+        assert r["max_param_gap"] < 1e-6
+    assert results[0]["loss1"] != results[1]["loss1"]  # two configs, two different steps
 
 
 def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
@@ -284,7 +269,7 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
     status, step and test metrics; its checkpoint is not rewritten."""
     cfg = _tiny(
         "quickstart",
-        "training.steps=400",
+        "training.steps=40",
         "training.eval_every=20",
         "optimizer.learning_rate=0.02",
         "training.eval_size=32",
@@ -308,7 +293,7 @@ def test_resuming_a_finished_run_keeps_its_outcome(tmp_path):
     # A changed size is reported as the config difference, not as a checkpoint shape error.
     bigger = _tiny(
         "quickstart",
-        "training.steps=400",
+        "training.steps=40",
         "training.eval_every=20",
         "optimizer.learning_rate=0.02",
         "training.eval_size=32",
