@@ -27,6 +27,14 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false"
     ).strip()
+# XLA:CPU splits each program's LLVM module into parts compiled on a thread pool; for the
+# suite's small programs on 2 busy cores the split costs more than it saves (one part:
+# test_fused.py + test_windowed.py 99 -> 84 CPU-s). Code generation only: the same machine code
+# per function, so the same results.
+if "xla_cpu_parallel_codegen_split_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_parallel_codegen_split_count=1"
+    ).strip()
 
 # One persistent compilation cache for the whole suite: both xdist workers and every subprocess
 # a test launches (the CLI, the experiment scripts, the spawned sweep workers) reuse a program
